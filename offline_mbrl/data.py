@@ -183,7 +183,9 @@ def _read_metadata(res: Resolution) -> dict:
     try:
         return json.loads((res.path / "data" / "metadata.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"dataset '{res.dataset_id}' has unreadable metadata.json ({exc}); remove it and recreate it")
+        raise UserError(
+            f"dataset '{res.dataset_id}' has unreadable metadata.json ({exc}); remove it and recreate it"
+        ) from None
 
 
 def _flatten_minari(res: Resolution) -> dict[str, np.ndarray]:
@@ -196,11 +198,14 @@ def _flatten_minari(res: Resolution) -> dict[str, np.ndarray]:
     except Exception as exc:  # h5py, json and Minari all raise their own types for damaged files
         raise UserError(
             f"dataset '{res.dataset_id}' at {res.path} is corrupted or partial ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); remove it and make, import or download it again"
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
+            "remove it and make, import or download it again"
         ) from None
     if not episodes:
         raise UserError(f"dataset '{res.dataset_id}' has no episodes")
-    if not isinstance(episodes[0].observations, np.ndarray) or not isinstance(episodes[0].actions, np.ndarray):
+    if not isinstance(episodes[0].observations, np.ndarray) or not isinstance(
+        episodes[0].actions, np.ndarray
+    ):
         raise UserError(
             f"dataset '{res.dataset_id}' has structured (dict or tuple) observations or actions; "
             "the suite reads flat Box spaces only"
@@ -222,7 +227,9 @@ def _flatten_minari(res: Resolution) -> dict[str, np.ndarray]:
         term.append(ep.terminations.astype(bool))
         truncated = ep.truncations.astype(bool) & ~ep.terminations.astype(bool)
         if not truncated[-1] and not ep.terminations[-1]:
-            truncated[-1] = True  # an episode cut by the end of collection: bootstrap through it, as a time-out
+            truncated[-1] = (
+                True  # an episode cut by the end of collection: bootstrap through it, as a time-out
+            )
         timeout.append(truncated)
         lengths.append(n)
         returns.append(float(np.sum(ep.rewards, dtype=np.float64)))
@@ -258,16 +265,22 @@ def env_spec_from_metadata(res: Resolution, metadata: dict, arrays: dict[str, np
     if family is not None:
         gym_id = family.gym_id  # D4RL's mujoco-py ids (Hopper-v2) are evaluated on the Gymnasium v5 task
     if gym_id is None:
-        raise UserError(f"dataset '{res.dataset_id}' names no environment in its metadata; cannot evaluate on it")
+        raise UserError(
+            f"dataset '{res.dataset_id}' names no environment in its metadata; cannot evaluate on it"
+        )
     try:
         env = gym.make(gym_id)
     except gym.error.Error as exc:
-        raise UserError(f"dataset '{res.dataset_id}' names environment '{gym_id}', which Gymnasium cannot make ({exc})")
+        raise UserError(
+            f"dataset '{res.dataset_id}' names environment '{gym_id}', which Gymnasium cannot make ({exc})"
+        ) from None
     obs_space, act_space = env.observation_space, env.action_space
     max_steps = env.spec.max_episode_steps if env.spec else None
     env.close()
     if not isinstance(act_space, gym.spaces.Box) or not isinstance(obs_space, gym.spaces.Box):
-        raise UserError(f"environment '{gym_id}' has non-Box spaces; the suite supports continuous control only")
+        raise UserError(
+            f"environment '{gym_id}' has non-Box spaces; the suite supports continuous control only"
+        )
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
     if arrays["obs"].shape[1] != obs_dim or arrays["act"].shape[1] != act_dim:
         raise UserError(

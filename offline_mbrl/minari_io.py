@@ -87,7 +87,9 @@ def publish_dataset(
     staging = temp_dir_beside(datasets_root)
     try:
         with _minari_root(staging), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Minari warns about author/email fields we leave empty on purpose
+            warnings.simplefilter(
+                "ignore"
+            )  # Minari warns about author/email fields we leave empty on purpose
             create_dataset_from_buffers(
                 dataset_id=dataset_id,
                 buffer=[ep.buffer(i) for i, ep in enumerate(episodes)],

@@ -68,7 +68,9 @@ def parse_short_name(name: str) -> ShortName | None:
 
 def provenance_of(dataset_id: str) -> str:
     namespace = dataset_id.split("/", 1)[0]
-    return {IMPORT_NAMESPACE: "imported D4RL", MADE_NAMESPACE: "made by offline-mbrl"}.get(namespace, "Minari")
+    return {IMPORT_NAMESPACE: "imported D4RL", MADE_NAMESPACE: "made by offline-mbrl"}.get(
+        namespace, "Minari"
+    )
 
 
 def imported_id(short: ShortName, version: int) -> str:
@@ -96,7 +98,11 @@ def resolve(name: str) -> Resolution:
     short = parse_short_name(name)
     if short is None:
         close = difflib.get_close_matches(name, all_short_names(), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `offline-mbrl datasets list` shows them all"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else "; `offline-mbrl datasets list` shows them all"
+        )
         raise UserError(f"unknown dataset name '{name}'{hint}")
     versions = _imported_versions(short)
     if short.version is not None and short.version in versions:
@@ -118,5 +124,6 @@ def missing_dataset_message(res: Resolution) -> str:
     d4rl_version = res.short.version if res.short.version not in (None, 0) else 2
     return (
         f"dataset '{res.name}' is not present: make it with `offline-mbrl datasets make {base}`, "
-        f"or import D4RL's file with `offline-mbrl datasets import-d4rl FILE.hdf5 --name {base}-v{d4rl_version}`"
+        "or import D4RL's file with "
+        f"`offline-mbrl datasets import-d4rl FILE.hdf5 --name {base}-v{d4rl_version}`"
     )
