@@ -104,6 +104,53 @@ def datasets_import_d4rl(
         )
 
 
+@datasets_app.command("train-behaviour")
+def datasets_train_behaviour(
+    env: Annotated[str, typer.Argument(help="environment short name, e.g. hopper or pendulum")],
+    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    steps: Annotated[int | None, typer.Option(help="environment steps (default: the env's preset)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default datasets/behaviour/ENV)")] = None,
+) -> None:
+    """Train PPO behaviour policies and write the expert, medium and replay checkpoints with manifests."""
+    from offline_mbrl.datasets.behaviour import run_train_behaviour, save_summary
+    from offline_mbrl.paths import assets_dir
+
+    out_dir = out or assets_dir() / "behaviour" / env
+    command = " ".join(["offline-mbrl", "datasets", "train-behaviour", env, "--seed", str(seed)])
+    command += f" --steps {steps}" if steps else ""
+    summary = run_train_behaviour(env, seed, steps, out_dir, command)
+    save_summary(out_dir / "training_curve.json", summary)
+    for tier in ("random", "medium", "expert"):
+        s = summary[tier]
+        at = f" at {s['training_steps']:,} steps" if "training_steps" in s else ""
+        console.print(f"{tier:>7}: return {s['mean_return']:.1f} +- {s['std_return']:.1f}{at}")
+    r = summary["replay"]
+    console.print(
+        f" replay: {r['checkpoints']} checkpoints, {r['collected_steps']:,} steps collected up to medium"
+    )
+    console.print(f"written to {out_dir}")
+
+
+@datasets_app.command("make")
+def datasets_make(
+    name: Annotated[str, typer.Argument(help="ENV-TIER, e.g. hopper-medium or pendulum-medium-replay")],
+    size: Annotated[
+        int | None, typer.Option(help="transitions (default 1M; 2M medium-expert; replay: as trained)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="collection seed: same seed, same dataset")] = 0,
+    family: Annotated[str | None, typer.Option(help="collect across the members of this MDP family")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing dataset")] = False,
+) -> None:
+    """Collect offline-mbrl/ENV/TIER-v0 from the committed behaviour policies."""
+    from offline_mbrl.datasets.make import make_dataset
+
+    s = make_dataset(name, size=size, seed=seed, overwrite=overwrite, family=family)
+    console.print(
+        f"made {s.dataset_id}: {s.transitions:,} transitions, {s.episodes:,} episodes, "
+        f"mean return {s.mean_return:.1f}, in {s.seconds:.0f} s at {s.path}"
+    )
+
+
 def main() -> None:
     try:
         app()

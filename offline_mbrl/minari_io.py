@@ -78,6 +78,7 @@ def publish_dataset(
     description: str,
     code_permalink: str,
     overwrite: bool = False,
+    extra_metadata: dict | None = None,
 ) -> Path:
     """Write `episodes` as the Minari dataset `dataset_id`, all or nothing. Returns its folder."""
     final = Path(get_dataset_path(dataset_id))
@@ -90,7 +91,7 @@ def publish_dataset(
             warnings.simplefilter(
                 "ignore"
             )  # Minari warns about author/email fields we leave empty on purpose
-            create_dataset_from_buffers(
+            dataset = create_dataset_from_buffers(
                 dataset_id=dataset_id,
                 buffer=[ep.buffer(i) for i, ep in enumerate(episodes)],
                 eval_env=eval_env,
@@ -104,6 +105,8 @@ def publish_dataset(
                 ref_max_score=ref_max,
                 data_format="hdf5",
             )
+            if extra_metadata:
+                dataset.storage.update_metadata(extra_metadata)
         namespace = dataset_id.split("/")[0]
         if "/" in dataset_id and namespace not in list_local_namespaces():
             with contextlib.suppress(ValueError):  # another process created it meanwhile

@@ -1,0 +1,1 @@
+"""Making the suite's own datasets: behaviour policies, dataset tiers, MDP families."""

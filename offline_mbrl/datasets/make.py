@@ -1,0 +1,288 @@
+"""`datasets make`: collect the suite's own D4RL-style datasets from the committed behaviour policies.
+
+Tiers, as in D4RL: random (uniform actions), medium and expert (the checkpoint's stochastic actions),
+medium-replay (every training checkpoint up to medium, each collecting as many steps as it collected in
+training, scaled to the requested size), medium-expert (the medium and expert datasets concatenated:
+both halves are collected with exactly the seeds the medium and expert tiers use).
+
+Collection is vectorised (16 environments stepped together, one batched policy call per step) and
+deterministic: the seed fixes every environment reset and every action sample, so one seed gives the
+same dataset bit for bit on the same machine. Episodes are kept in the order they finish; the last one
+is cut (marked as a time-out) to reach exactly the requested size. With `--family`, the vector slots
+cycle through the family's members, so the dataset mixes the dynamics of all K members.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from offline_mbrl.datasets.families import MDPFamily, apply_params, load_family
+from offline_mbrl.datasets.policy import GaussianPolicy, load_policy_file
+from offline_mbrl.envs import FAMILIES, TIERS, d4rl_reference_scores
+from offline_mbrl.errors import UserError
+from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
+from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
+from offline_mbrl.paths import assets_dir, project_root
+
+NUM_ENVS = 16
+DEFAULT_SIZE = 1_000_000
+TIER_SEED_OFFSET = {"random": 0, "medium": 1, "expert": 2, "medium-replay": 3}
+
+
+@dataclass(frozen=True)
+class MakeSummary:
+    dataset_id: str
+    path: Path
+    transitions: int
+    episodes: int
+    mean_return: float
+    seconds: float
+
+
+class _Uniform:
+    """The random tier's policy: uniform actions within the bounds (seeded through numpy)."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, seed: int):
+        self.low, self.high, self.rng = low, high, np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high, size=(obs.shape[0], self.low.shape[0])).astype(
+            np.float32
+        )
+
+
+class _Stochastic:
+    def __init__(self, policy: GaussianPolicy, seed: int):
+        self.policy, self.gen = policy, torch.Generator().manual_seed(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs, self.gen).astype(np.float32)
+
+
+def collect(
+    gym_id: str,
+    act_fn,
+    n_transitions: int,
+    seed: int,
+    family: MDPFamily | None = None,
+    progress=None,
+) -> list[Episode]:
+    """Run `act_fn` in NUM_ENVS environments until exactly `n_transitions` steps of whole episodes."""
+    members = family.member_params() if family else None
+
+    def make(i: int):
+        def thunk():
+            env = gym.make(gym_id)
+            if members:
+                apply_params(env, members[i % len(members)])
+            return env
+
+        return thunk
+
+    envs = gym.vector.SyncVectorEnv(
+        [make(i) for i in range(NUM_ENVS)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    obs, _ = envs.reset(seed=[seed * 10_007 + i for i in range(NUM_ENVS)])
+    steps: list[list[tuple]] = [[] for _ in range(NUM_ENVS)]
+    first_obs = [o for o in obs]
+    episodes: list[Episode] = []
+    total = 0
+    task = progress.add_task("collect", total=n_transitions) if progress else None
+    while total < n_transitions:
+        act = act_fn(obs)
+        next_obs, rew, term, trunc, info = envs.step(act)
+        for i in range(NUM_ENVS):
+            done = term[i] or trunc[i]
+            nxt = info["final_obs"][i] if done else next_obs[i]
+            steps[i].append((nxt, act[i], rew[i], term[i], trunc[i] and not term[i]))
+            if done:
+                ep = steps[i]
+                episodes.append(
+                    Episode(
+                        obs=np.stack([first_obs[i], *(s[0] for s in ep)]).astype(np.float32),
+                        act=np.stack([s[1] for s in ep]).astype(np.float32),
+                        rew=np.asarray([s[2] for s in ep], dtype=np.float32),
+                        term=np.asarray([s[3] for s in ep], dtype=bool),
+                        trunc=np.asarray([s[4] for s in ep], dtype=bool),
+                    )
+                )
+                total += len(ep)
+                if progress:
+                    progress.update(task, completed=min(total, n_transitions))
+                steps[i], first_obs[i] = [], next_obs[i]
+        obs = next_obs
+    envs.close()
+    excess = total - n_transitions
+    if excess:
+        last = episodes[-1]
+        keep = len(last.rew) - excess
+        trunc = last.trunc[:keep].copy()
+        term = last.term[:keep].copy()
+        trunc[-1] = not term[-1]
+        episodes[-1] = Episode(last.obs[: keep + 1], last.act[:keep], last.rew[:keep], term, trunc)
+    return episodes
+
+
+def _behaviour_dir(env: str) -> Path:
+    return assets_dir() / "behaviour" / env
+
+
+def _manifest(env: str, tier: str) -> dict:
+    path = _behaviour_dir(env) / f"{tier}.json"
+    if not path.is_file():
+        raise UserError(
+            f"behaviour manifest {path} is missing; "
+            f"train it with `offline-mbrl datasets train-behaviour {env}`"
+        )
+    return json.loads(path.read_text())
+
+
+def _reference_scores(env: str) -> tuple[float, float, str]:
+    ref = d4rl_reference_scores().get(env)
+    if ref is not None:
+        return ref.ref_min, ref.ref_max, ref.source
+    random, expert = _manifest(env, "random"), _manifest(env, "expert")
+    return random["mean_return"], expert["mean_return"], "offline-mbrl's uniform-random and expert policies"
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root()), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _tier_sources(env: str, tier: str, size: int, seed: int) -> list[tuple[object, int, int, str]]:
+    """(act_fn factory input, transitions, seed, label) for each part of a tier's data."""
+    gym_seed = seed * 100
+    if tier == "random":
+        return [("random", size, gym_seed + TIER_SEED_OFFSET["random"], "uniform random actions")]
+    if tier in ("medium", "expert"):
+        return [(tier, size, gym_seed + TIER_SEED_OFFSET[tier], f"{tier} checkpoint")]
+    if tier == "medium-expert":
+        half = size // 2
+        return [
+            ("medium", half, gym_seed + TIER_SEED_OFFSET["medium"], "medium checkpoint"),
+            ("expert", size - half, gym_seed + TIER_SEED_OFFSET["expert"], "expert checkpoint"),
+        ]
+    replay = load_policy_file(_behaviour_dir(env) / "replay.pt")
+    collected = np.array([c["collected"] for c in replay], dtype=np.float64)
+    shares = np.floor(collected / collected.sum() * size).astype(int)
+    shares[-1] += size - shares.sum()
+    base = gym_seed + TIER_SEED_OFFSET["medium-replay"]
+    return [
+        (("replay", k), int(n), base + 1000 * k, f"training checkpoint at {c['steps']:,} steps")
+        for k, (c, n) in enumerate(zip(replay, shares, strict=True))
+        if n > 0
+    ]
+
+
+def default_size(env: str, tier: str) -> int:
+    if tier == "medium-expert":
+        return 2 * DEFAULT_SIZE
+    if tier == "medium-replay":
+        return int(_manifest(env, "replay")["collected_steps"])
+    return DEFAULT_SIZE
+
+
+def make_dataset(
+    name: str, size: int | None = None, seed: int = 0, overwrite: bool = False, family: str | None = None
+) -> MakeSummary:
+    short = parse_short_name(name)
+    if short is None or short.version not in (None, 0):
+        envs = ", ".join(FAMILIES)
+        raise UserError(
+            f"cannot make '{name}': use ENV-TIER with ENV in {envs} and TIER in {', '.join(TIERS)}"
+        )
+    env, tier = short.env, short.tier
+    fam = load_family(family) if family else None
+    if fam is not None and fam.env_id != FAMILIES[env].gym_id:
+        raise UserError(f"family '{fam.name}' is for {fam.env_id}, not {FAMILIES[env].gym_id}")
+    suffix = f"-{fam.name}" if fam else ""
+    dataset_id = f"{MADE_NAMESPACE}/{env}/{tier}{suffix}-v0"
+    if dataset_exists(dataset_id) and not overwrite:
+        raise UserError(f"dataset '{dataset_id}' already exists; pass --overwrite to replace it")
+    if size is not None and size <= 0:
+        raise UserError(f"--size must be positive, got {size}")
+    size = size or default_size(env, tier)
+    gym_id = FAMILIES[env].gym_id
+    sources = _tier_sources(env, tier, size, seed)
+    start = time.time()
+    probe = gym.make(gym_id)
+    low, high = probe.action_space.low, probe.action_space.high
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    replay = None
+    episodes: list[Episode] = []
+    torch.set_num_threads(1)
+    columns = (TextColumn(f"make {dataset_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        for source, n, part_seed, _label in sources:
+            if source == "random":
+                act_fn = _Uniform(low, high, part_seed)
+            elif isinstance(source, tuple):
+                replay = replay or load_policy_file(_behaviour_dir(env) / "replay.pt")
+                act_fn = _Stochastic(GaussianPolicy.from_checkpoint(replay[source[1]]["state"]), part_seed)
+            else:
+                ckpt = load_policy_file(_behaviour_dir(env) / f"{source}.pt")
+                act_fn = _Stochastic(GaussianPolicy.from_checkpoint(ckpt), part_seed)
+            episodes += collect(gym_id, act_fn, n, part_seed, fam, progress)
+    returns = np.array([float(np.sum(e.rew, dtype=np.float64)) for e in episodes])
+    ref_min, ref_max, ref_source = _reference_scores(env)
+    behaviour = {
+        t: {k: _manifest(env, t).get(k) for k in ("mean_return", "std_return", "training_steps", "command")}
+        for t in ("medium", "expert")
+        if (_behaviour_dir(env) / f"{t}.json").is_file()
+    }
+    policy_note = {
+        "random": "uniform random actions",
+        "medium": f"PPO medium checkpoint (mean return {behaviour.get('medium', {}).get('mean_return')})",
+        "expert": f"PPO expert checkpoint (mean return {behaviour.get('expert', {}).get('mean_return')})",
+        "medium-replay": f"every PPO training checkpoint up to medium ({len(sources)} policies)",
+        "medium-expert": "PPO medium and expert checkpoints, concatenated",
+    }[tier]
+    extra = {
+        "offline_mbrl": {
+            "tier": tier,
+            "size": size,
+            "seed": seed,
+            "sources": [{"label": lab, "transitions": n, "seed": s} for _, n, s, lab in sources],
+            "behaviour_policies": behaviour,
+            "reference_source": ref_source,
+            "family": None if fam is None else {"name": fam.name, "members": fam.member_params()},
+            "dataset_mean_return": float(returns.mean()),
+        }
+    }
+    path = publish_dataset(
+        dataset_id,
+        episodes,
+        eval_env=gym_id,
+        observation_space=obs_space,
+        action_space=act_space,
+        ref_min=ref_min,
+        ref_max=ref_max,
+        algorithm_name=policy_note,
+        description=(
+            f"offline-mbrl {env}-{tier}{suffix}: {size:,} transitions from {policy_note} "
+            f"on {gym_id}, seed {seed}"
+        ),
+        code_permalink=f"offline_mbrl.datasets.make @ {_code_version()}",
+        overwrite=overwrite,
+        extra_metadata=extra,
+    )
+    return MakeSummary(dataset_id, path, size, len(episodes), float(returns.mean()), time.time() - start)
