@@ -151,6 +151,33 @@ def datasets_make(
     )
 
 
+@datasets_app.command("families")
+def datasets_families(
+    name: Annotated[str | None, typer.Argument(help="a family name or .toml path; omit to list all")] = None,
+) -> None:
+    """List the MDP families, or show one family's distribution and its fixed members."""
+    from offline_mbrl.datasets.families import list_families, load_family
+
+    if name is None:
+        table = Table(title="MDP families (datasets/families/*.toml)")
+        for col in ("family", "environment", "members", "parameters"):
+            table.add_column(col)
+        for fam in map(load_family, list_families()):
+            table.add_row(fam.name, fam.env_id, str(fam.members), ", ".join(sorted(fam.parameters)))
+        console.print(table)
+        return
+    fam = load_family(name)
+    console.print(f"[bold]{fam.name}[/] on {fam.env_id}, seed {fam.seed}: {fam.description}")
+    members = fam.member_params()
+    table = Table(title=f"{len(members)} members")
+    table.add_column("member")
+    for p in sorted(fam.parameters):
+        table.add_column(p)
+    for k, params in enumerate(members):
+        table.add_row(str(k), *(f"{params[p]:.4g}" for p in sorted(fam.parameters)))
+    console.print(table)
+
+
 def main() -> None:
     try:
         app()

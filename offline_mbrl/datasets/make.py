@@ -121,15 +121,23 @@ def collect(
                 steps[i], first_obs[i] = [], next_obs[i]
         obs = next_obs
     envs.close()
-    excess = total - n_transitions
-    if excess:
-        last = episodes[-1]
-        keep = len(last.rew) - excess
-        trunc = last.trunc[:keep].copy()
-        term = last.term[:keep].copy()
-        trunc[-1] = not term[-1]
-        episodes[-1] = Episode(last.obs[: keep + 1], last.act[:keep], last.rew[:keep], term, trunc)
-    return episodes
+    return _trim(episodes, n_transitions)
+
+
+def _trim(episodes: list[Episode], n_transitions: int) -> list[Episode]:
+    """Keep whole episodes in finishing order and cut the one that crosses `n_transitions` (a time-out)."""
+    kept, total = [], 0
+    for ep in episodes:
+        keep = min(len(ep.rew), n_transitions - total)
+        if keep < len(ep.rew):
+            term, trunc = ep.term[:keep].copy(), ep.trunc[:keep].copy()
+            trunc[-1] = not term[-1]
+            ep = Episode(ep.obs[: keep + 1], ep.act[:keep], ep.rew[:keep], term, trunc)
+        kept.append(ep)
+        total += keep
+        if total == n_transitions:
+            break
+    return kept
 
 
 def _behaviour_dir(env: str) -> Path:
