@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from minari.storage import get_dataset_path
