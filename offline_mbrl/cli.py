@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="List, inspect, import and make datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+dynamics_app = typer.Typer(help="Fit and inspect the cached dynamics ensembles.", no_args_is_help=True)
+app.add_typer(dynamics_app, name="dynamics")
+cache_app = typer.Typer(help="List and clear cached artefacts (dynamics models).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 # Wide when piped (logs, CI), so tables do not fold into unreadable columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
 
@@ -176,6 +180,125 @@ def datasets_families(
     for k, params in enumerate(members):
         table.add_row(str(k), *(f"{params[p]:.4g}" for p in sorted(fam.parameters)))
     console.print(table)
+
+
+@app.command("train")
+def train_cmd(
+    algo: Annotated[str, typer.Option(help="algorithm: mbpo, mopo, ravl, bc")],
+    dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
+    seed: Annotated[
+        int, typer.Option(help="run seed (also the dynamics seed unless dynamics_seed is set)")
+    ] = 0,
+    steps: Annotated[int | None, typer.Option(help="gradient steps (default: the paper's 3M)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config key: --set algo.horizon=3")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="'paper': the per-task D4RL settings")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="start from a config JSON (a run's or a sweep export)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    resume: Annotated[
+        bool, typer.Option(help="continue an interrupted run from its last checkpoint")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="start over even if the run exists")] = False,
+    results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
+) -> None:
+    """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}."""
+    from offline_mbrl.launch import build_config, execute
+    from offline_mbrl.run import run_dir_for
+
+    cfg = build_config(algo, dataset, seed, steps, device, set_ or [], preset, config)
+    final = execute(cfg, results, resume=resume, force=force)
+    score = final["normalized_score"]
+    shown = (
+        f"normalised score {score:.1f}"
+        if score is not None
+        else f"return {final['return_mean']:.1f} (no references)"
+    )
+    console.print(
+        f"{algo} on {dataset} seed {seed}: {shown} over {len(final['returns'])} episodes, "
+        f"{final['steps']:,} steps in {final['wall_time']:.0f} s -> {run_dir_for(cfg, results)}"
+    )
+
+
+@app.command("config")
+def config_cmd(
+    algo: Annotated[str, typer.Option(help="algorithm")],
+    dataset: Annotated[str, typer.Option(help="dataset")] = "hopper-medium",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
+    preset: Annotated[str | None, typer.Option(help="'paper'")] = None,
+) -> None:
+    """Print the fully resolved config (every key `--set` accepts) as JSON."""
+    import json
+
+    from offline_mbrl.config import to_dict
+    from offline_mbrl.launch import build_config
+
+    cfg = build_config(algo, dataset, overrides=set_ or [], preset=preset)
+    console.print_json(json.dumps(to_dict(cfg)))
+
+
+@dynamics_app.command("fit")
+def dynamics_fit(
+    dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
+    seed: Annotated[int, typer.Option(help="dynamics seed")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: --set members=5")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+) -> None:
+    """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors."""
+    import dataclasses
+
+    from offline_mbrl.config import apply_overrides
+    from offline_mbrl.data import load_dataset
+    from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
+
+    cfg = apply_overrides(dataclasses.replace(DynamicsConfig(), seed=seed), set_ or [])
+    ds = load_dataset(dataset, device=device)
+    _, report, key = load_or_fit(ds, cfg, device=device)
+    table = Table(title=f"dynamics {key} on {ds.dataset_id}")
+    table.add_column("member")
+    table.add_column("holdout MSE")
+    table.add_column("holdout NLL")
+    table.add_column("elite")
+    elites = set(report["elites"])
+    for i, (mse, nll) in enumerate(zip(report["holdout_mse"], report["holdout_nll"], strict=True)):
+        table.add_row(str(i), f"{mse:.5f}", f"{nll:.3f}", "yes" if i in elites else "")
+    console.print(table)
+    console.print(
+        f"elite mean MSE {report['elite_mse']:.5f}; mean-delta baseline MSE {report['baseline_mse']:.5f}; "
+        f"{report['epochs']} epochs, {report['wall_time']:.0f} s"
+    )
+
+
+@cache_app.command("ls")
+def cache_ls() -> None:
+    """List the cached dynamics models."""
+    from offline_mbrl.dynamics import list_cached
+
+    table = Table(title="cached dynamics")
+    for col in ("key", "dataset", "epochs", "elite MSE", "MB", "created"):
+        table.add_column(col)
+    for e in list_cached():
+        table.add_row(
+            e["key"],
+            e["dataset_id"],
+            str(e["epochs"]),
+            f"{e['elite_mse']:.5f}",
+            f"{e['size_mb']:.1f}",
+            e["created"],
+        )
+    console.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    dataset: Annotated[str | None, typer.Option(help="only the entries of this dataset id")] = None,
+) -> None:
+    """Remove cached dynamics models (all, or one dataset's)."""
+    from offline_mbrl.dynamics import clear_cache
+
+    console.print(f"removed {clear_cache(dataset)} cached dynamics model(s)")
 
 
 def main() -> None:

@@ -8,7 +8,12 @@ import gymnasium as gym
 import minari
 import numpy as np
 import pytest
+import torch
 from minari.data_collector import EpisodeBuffer
+
+# Tiny networks run fastest on one thread, and a second thread competing with another process on a
+# 2-core machine makes each step tens of times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

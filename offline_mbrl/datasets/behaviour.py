@@ -209,8 +209,8 @@ def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
 def evaluate_policy(env_id: str, policy: GaussianPolicy, episodes: int, seed: int) -> np.ndarray:
     """Returns of `episodes` episodes with stochastic actions (how the datasets are collected)."""
     envs = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(env_id) for _ in range(episodes)], autoreset_mode=gym.vector.AutoresetMode.DISABLED
-    )
+        [lambda: gym.make(env_id) for _ in range(episodes)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )  # finished environments restart and are masked out: a disabled autoreset refuses to step them
     obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])
     gen = torch.Generator().manual_seed(seed)
     returns, alive = np.zeros(episodes), np.ones(episodes, dtype=bool)

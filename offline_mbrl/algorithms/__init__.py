@@ -1,0 +1,33 @@
+"""The algorithm registry: an explicit dict, no import magic. Each algorithm's idea is in its own file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from offline_mbrl.algorithms import bc, mbpo, mopo, ravl
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    name: str
+    config_type: type
+    train: Callable  # (TrainConfig, OfflineDataset, DynamicsEnsemble | None, Run) -> (Policy, policy_state)
+    paper: str
+    uses_dynamics: bool = True
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # D4RL task -> {dotted key: value}
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {
+    "mbpo": AlgorithmSpec("mbpo", mbpo.MBPOConfig, mbpo.train, "Janner et al., NeurIPS 2019 (MBPO)"),
+    "mopo": AlgorithmSpec(
+        "mopo",
+        mopo.MOPOConfig,
+        mopo.train,
+        "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
+        presets=mopo.PAPER_PRESETS,
+    ),
+    "ravl": AlgorithmSpec("ravl", ravl.RAVLConfig, ravl.train, "Sims et al., NeurIPS 2024 (RAVL)"),
+    "bc": AlgorithmSpec("bc", bc.BCConfig, bc.train, "behaviour cloning", uses_dynamics=False),
+}

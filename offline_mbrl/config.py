@@ -1,0 +1,176 @@
+"""Configs: frozen dataclasses, `--set key=value` overrides by dotted path, JSON round trip, stable hash.
+
+One vocabulary: a field's dotted path (`algo.penalty_coef`, `dynamics.members`, `algo.sac.critics`) is the
+CLI override, the sweep search-space key, the results column and the report column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from offline_mbrl.cache import stable_hash
+from offline_mbrl.errors import UserError
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_hash(cfg: Any) -> str:
+    return stable_hash(to_dict(cfg))
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are an error."""
+    hints = _field_types(cls)
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise UserError(f"unknown config key(s) {', '.join(sorted(unknown))} for {cls.__name__}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        kwargs[name] = (
+            from_dict(tp, value)
+            if _is_dataclass_type(tp) and isinstance(value, dict)
+            else _coerce(tp, value, name)
+        )
+    return cls(**kwargs)
+
+
+def flat_keys(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted path of a config (class or instance) and its type.
+
+    For an instance, nested configs are read from the values, so a field typed loosely (the algorithm's
+    own config under `algo`) still exposes its keys.
+    """
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    out: dict[str, Any] = {}
+    for name, tp in _field_types(cls).items():
+        path = f"{prefix}{name}"
+        value = None if isinstance(cfg, type) else getattr(cfg, name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(flat_keys(value, path + "."))
+        elif _is_dataclass_type(tp):
+            out.update(flat_keys(tp, path + "."))
+        else:
+            out[path] = tp
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Convert `value` (a string from the CLI, or a JSON value) to the field type `tp`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except UserError as exc:
+                errors.append(str(exc))
+        raise UserError(f"{key}: cannot read {value!r} as {_type_name(tp)}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise UserError(f"{key}: {value!r} is not one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        inner = args[0] if args else str
+        return tuple(_coerce(inner, v.strip() if isinstance(v, str) else v, key) for v in items if v != "")
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, str):
+                return int(float(value)) if "e" in value.lower() else int(value)
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}: {value!r} is not a valid {_type_name(tp)}") from None
+    return value
+
+
+def set_path(cfg: T, key: str, value: Any) -> T:
+    """Return a copy of `cfg` with the dotted `key` set (value coerced to the field's type)."""
+    return set_paths(cfg, {key: value})
+
+
+def set_paths(cfg: T, items: dict[str, Any], _prefix: str = "") -> T:
+    """Set several dotted keys at once: one `replace` per config level, so a config that validates
+    itself (the dynamics config checks hidden sizes against weight decays) sees all changes together."""
+    valid = flat_keys(cfg)
+    for key in items:
+        if key not in valid:
+            raise UserError(f"unknown config key '{_prefix}{key}'; valid keys: {', '.join(sorted(valid))}")
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    for key, value in items.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = _coerce(valid[key], value, _prefix + key)
+    for head, sub in nested.items():
+        direct[head] = set_paths(getattr(cfg, head), sub, f"{_prefix}{head}.")
+    return dataclasses.replace(cfg, **direct)
+
+
+def apply_overrides(cfg: T, overrides: list[str]) -> T:
+    """Apply `key=value` strings (a later one for the same key wins)."""
+    items: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects key=value, got '{item}'")
+        items[key.strip()] = value.strip()
+    return set_paths(cfg, items)
+
+
+def get_path(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"config file {path} is not valid JSON ({exc})") from None

@@ -1,0 +1,473 @@
+"""The probabilistic dynamics ensemble of MBPO/MOPO practice: fit once per dataset, cached by content.
+
+Each of `members` MLPs (4 x 200 SiLU, one batched layer for all members) maps z-scored `[obs, act]` to
+the mean and log-variance of `[Δobs, reward]`; `next_obs = obs + Δobs`. Log-variances are soft-clamped
+between learnable bounds. Each member trains on its own bootstrap resample of the training split with
+the Gaussian NLL (no constant), a small loss on the bounds and per-layer L2 weight decay; training stops
+once no member's holdout MSE improved by more than 1% for `patience` epochs, and every member gets back
+its best weights. The `elites` members with the lowest holdout MSE are the ones sampled from.
+Every figure is a `DynamicsConfig` field (Lu et al. 2022 tuned them), defaults from algorithms.md.
+
+Deviations from the reference code (OfflineRL-Kit / mbpo), each deliberate:
+- `max_logvar` / `min_logvar` are shared by the members (as in the references) and, as there, are not
+  part of the per-member best snapshot: they keep their final values.
+- The epoch's batches come from a per-member shuffle of its bootstrap indices drawn from a seeded
+  `torch.Generator` on the data's device; the init runs under `torch.random.fork_rng`, so fitting or
+  loading never touches the global RNG and one seed gives identical weights on a CPU.
+- `steps_per_epoch` (None: one pass over the training split, the last batch partial) lets an epoch be
+  longer or shorter than a pass; longer epochs chain fresh shuffles.
+- `Prediction.sample` first picks one uniformly random elite per transition, then samples only that
+  member's Gaussian: the same distribution as sampling all members and picking, E times cheaper.
+- The report's holdout NLL is the proper per-dimension Gaussian NLL in nats (with 1/2 and log 2π),
+  for readability; the training loss is the constant-free form above.
+- The cache serialises concurrent fits of one key with an `fcntl` lock (POSIX only; elsewhere the
+  atomic directory publish alone still leaves one valid entry, at the cost of a duplicate fit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from offline_mbrl.cache import atomic_path, cache_root, stable_hash
+from offline_mbrl.errors import UserError
+from offline_mbrl.nets import EnsembleMLP
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from offline_mbrl.data import OfflineDataset
+
+FORMAT_VERSION = 1
+ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+_EVAL_CHUNK = 8192  # holdout rows per forward pass, to bound memory for a large max_holdout
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    members: int = 7
+    elites: int = 5
+    hidden: tuple[int, ...] = (200, 200, 200, 200)
+    activation: str = "silu"
+    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # hidden layers, then output
+    lr: float = 1e-3
+    batch_size: int = 256
+    holdout_ratio: float = 0.2
+    max_holdout: int = 1000
+    patience: int = 5  # epochs in a row in which no member improved
+    improvement: float = 0.01  # relative holdout-MSE gain that counts as an improvement
+    max_epochs: int | None = None
+    min_epochs: int = 0
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+    logvar_loss_coef: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # JSON round trips give lists; tuples keep the config hashable and its cache key unchanged.
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "weight_decay", tuple(float(w) for w in self.weight_decay))
+        problems = []
+        if not 1 <= self.elites <= self.members:
+            problems.append(f"elites ({self.elites}) must be between 1 and members ({self.members})")
+        if len(self.weight_decay) != len(self.hidden) + 1:
+            problems.append(
+                f"weight_decay needs one value per layer ({len(self.hidden) + 1}), "
+                f"got {len(self.weight_decay)}"
+            )
+        if self.activation not in ACTIVATIONS:
+            problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            problems.append("max_epochs must be at least 1 (or None)")
+        if not 0 < self.holdout_ratio < 1 or self.max_holdout < 1:
+            problems.append("holdout_ratio must be in (0, 1) and max_holdout at least 1")
+        if (
+            self.batch_size < 1
+            or self.patience < 1
+            or (self.steps_per_epoch is not None and self.steps_per_epoch < 1)
+        ):
+            problems.append("batch_size, patience and steps_per_epoch must be positive")
+        if problems:
+            raise UserError("invalid dynamics config: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Every member's Gaussian over `[next_obs, reward]` in environment units, and the elite indices."""
+
+    mean: torch.Tensor  # (E, B, obs_dim + 1)
+    std: torch.Tensor  # (E, B, obs_dim + 1)
+    elites: torch.Tensor  # (K,) long, best member first
+
+    def sample(
+        self, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One draw per transition from a uniformly random elite.
+
+        Returns `next_obs (B, obs_dim), rew (B,), member (B,)`, all on the device, without a host sync.
+        """
+        batch = self.mean.shape[1]
+        device = self.mean.device
+        pick = torch.randint(len(self.elites), (batch,), device=device, generator=generator)
+        member = self.elites[pick]  # (B,)
+        rows = torch.arange(batch, device=device)
+        mean, std = self.mean[member, rows], self.std[member, rows]  # (B, obs_dim + 1)
+        noise = torch.randn(mean.shape, device=device, dtype=mean.dtype, generator=generator)
+        draw = mean + std * noise
+        return draw[:, :-1], draw[:, -1], member
+
+
+class DynamicsEnsemble(nn.Module):
+    """`members` Gaussian MLPs over `[Δobs, reward]` given `[obs, act]`, with their input normaliser."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DynamicsConfig):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        in_dim, out_dim = obs_dim + act_dim, obs_dim + 1
+        self.net = EnsembleMLP(cfg.members, in_dim, cfg.hidden, 2 * out_dim, ACTIVATIONS[cfg.activation])
+        self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
+        self.register_buffer("input_mean", torch.zeros(in_dim))
+        self.register_buffer("input_std", torch.ones(in_dim))
+        self.register_buffer("elites", torch.arange(cfg.elites))
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw `[obs, act]` `(B, in)` or `(E, B, in)` -> mean and soft-clamped log-variance `(E, B, out)`."""
+        out = self.net((inputs - self.input_mean) / self.input_std)
+        mean, logvar = out.chunk(2, dim=-1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> Prediction:
+        """Differentiable; call it under `torch.no_grad()` in rollouts."""
+        mean, logvar = self(torch.cat([obs, act], dim=-1))  # (E, B, obs_dim + 1)
+        mean = torch.cat([mean[..., : self.obs_dim] + obs, mean[..., self.obs_dim :]], dim=-1)
+        return Prediction(mean=mean, std=(0.5 * logvar).exp(), elites=self.elites)
+
+
+def _build(obs_dim: int, act_dim: int, cfg: DynamicsConfig) -> DynamicsEnsemble:
+    # The init is drawn on the CPU from cfg.seed, so it is the same on every device.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return DynamicsEnsemble(obs_dim, act_dim, cfg)
+
+
+def member_losses(model: DynamicsEnsemble, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each member's NLL on its own batch plus its L2 weight decay, `(E,)`: entry i sees member i only."""
+    mean, logvar = model(inputs)  # (E, B, out)
+    nll = ((mean - targets).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+    decay = sum(
+        wd * 0.5 * layer.weight.square().sum(dim=(1, 2))
+        for wd, layer in zip(model.cfg.weight_decay, model.net.layers, strict=True)
+    )
+    return nll + decay
+
+
+def training_loss(model: DynamicsEnsemble, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    bounds = model.cfg.logvar_loss_coef * (model.max_logvar.sum() - model.min_logvar.sum())
+    return member_losses(model, inputs, targets).sum() + bounds
+
+
+@torch.no_grad()
+def holdout_scores(
+    model: DynamicsEnsemble, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member MSE of the mean and per-dimension Gaussian NLL (nats) on shared data, each `(E,)`."""
+    sq_sum = torch.zeros(model.cfg.members, device=inputs.device)
+    nll_sum = torch.zeros(model.cfg.members, device=inputs.device)
+    for start in range(0, len(inputs), _EVAL_CHUNK):
+        mean, logvar = model(inputs[start : start + _EVAL_CHUNK])  # (E, b, out)
+        err = (mean - targets[start : start + _EVAL_CHUNK]).square()
+        sq_sum += err.sum(dim=(1, 2))
+        nll_sum += (0.5 * (err * torch.exp(-logvar) + logvar + math.log(2 * math.pi))).sum(dim=(1, 2))
+    count = targets.numel()
+    return sq_sum / count, nll_sum / count
+
+
+def holdout_split(
+    n: int, cfg: DynamicsConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random `(train_idx, holdout_idx)` with holdout = min(holdout_ratio * n, max_holdout) transitions."""
+    n_hold = min(int(cfg.holdout_ratio * n), cfg.max_holdout)
+    if n_hold < 1 or n - n_hold < 1:
+        raise UserError(f"{n} transitions are too few to fit dynamics with a holdout split")
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    return perm[n_hold:], perm[:n_hold]
+
+
+def _epoch_order(boot: torch.Tensor, steps: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Each member's bootstrap rows, reshuffled, chained to cover `steps` batches: `(E, >= steps*batch)`."""
+    members, n = boot.shape
+    passes = math.ceil(steps * batch / n)
+    keys = torch.rand(members, passes, n, generator=generator, device=boot.device)
+    order = keys.argsort(dim=-1).flatten(1)  # (E, passes * n) positions into each member's resample
+    return boot.gather(1, order)
+
+
+def fit_dynamics(
+    dataset: OfflineDataset, cfg: DynamicsConfig, progress: bool = True
+) -> tuple[DynamicsEnsemble, dict]:
+    """Train an ensemble on the dataset's device; return it with a JSON-ready report."""
+    started = time.perf_counter()
+    data = dataset.data
+    device = data.obs.device
+    inputs = torch.cat([data.obs, data.act], dim=-1).float()  # (N, obs_dim + act_dim)
+    delta = data.next_obs - data.obs
+    targets = torch.cat([delta, data.rew.reshape(-1, 1)], dim=-1).float()  # (N, obs_dim + 1)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    train_idx, hold_idx = holdout_split(len(inputs), cfg, generator)
+    x_train, y_train = inputs[train_idx], targets[train_idx]
+    x_hold, y_hold = inputs[hold_idx], targets[hold_idx]
+    n_train = len(train_idx)
+
+    model = _build(data.obs.shape[1], data.act.shape[1], cfg).to(device)
+    std = x_train.std(0, correction=0)  # population std, as the references' scaler
+    model.input_mean.copy_(x_train.mean(0))
+    model.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))  # a constant input stays as is
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    boot = torch.randint(n_train, (cfg.members, n_train), generator=generator, device=device)  # (E, n_train)
+    steps = cfg.steps_per_epoch or math.ceil(n_train / cfg.batch_size)
+    snapshot = [p.detach().clone() for p in model.net.parameters()]  # each (E, ...)
+    best = torch.full((cfg.members,), math.inf, device=device)
+    best_epoch = torch.zeros(cfg.members, dtype=torch.long, device=device)
+    history: list[list[float]] = []
+    epoch, since_improved = 0, 0
+    with _progress_bar(progress, cfg.max_epochs) as advance:
+        while True:
+            epoch += 1
+            order = _epoch_order(boot, steps, cfg.batch_size, generator)
+            for step in range(steps):
+                rows = order[:, step * cfg.batch_size : (step + 1) * cfg.batch_size]  # (E, b)
+                loss = training_loss(model, x_train[rows], y_train[rows])  # inputs (E, b, in)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            mse, _ = holdout_scores(model, x_hold, y_hold)
+            improved = mse < best * (1.0 - cfg.improvement)  # relative gain over the best > `improvement`
+            best = torch.where(improved, mse, best)
+            best_epoch = torch.where(improved, epoch, best_epoch)
+            with torch.no_grad():
+                for saved, param in zip(snapshot, model.net.parameters(), strict=True):
+                    mask = improved.view(-1, *([1] * (param.dim() - 1)))
+                    saved.copy_(torch.where(mask, param, saved))
+            host = torch.cat([mse, improved.any().float().reshape(1)]).tolist()  # the epoch's one host sync
+            history.append(host[:-1])
+            since_improved = 0 if host[-1] else since_improved + 1
+            advance(epoch, min(host[:-1]))
+            if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
+                stopped = "max_epochs"
+                break
+            if since_improved >= cfg.patience and epoch >= cfg.min_epochs:
+                stopped = "patience"
+                break
+
+    with torch.no_grad():
+        for saved, param in zip(snapshot, model.net.parameters(), strict=True):
+            param.copy_(saved)
+    mse, nll = holdout_scores(model, x_hold, y_hold)
+    elites = mse.argsort()[: cfg.elites]
+    model.elites.copy_(elites)
+    baseline = (y_hold - y_train.mean(0)).square().mean()
+    mse_l, nll_l, elites_l = mse.tolist(), nll.tolist(), elites.tolist()
+    report = {
+        "holdout_mse": mse_l,
+        "holdout_nll": nll_l,
+        "elites": elites_l,
+        "elite_mse": sum(mse_l[i] for i in elites_l) / len(elites_l),
+        "baseline_mse": baseline.item(),  # predicting the mean training target [Δobs, reward]
+        "epochs": epoch,
+        "best_epoch": best_epoch.tolist(),
+        "stopped": stopped,
+        "history": history,  # per epoch, each member's holdout MSE before the restore
+        "n_train": n_train,
+        "n_holdout": len(hold_idx),
+        "wall_time": time.perf_counter() - started,  # seconds
+    }
+    return model, report
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int | None) -> Iterator:
+    if not enabled:
+        yield lambda epoch, mse: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("dynamics"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns) as bar:
+        task = bar.add_task("fit", total=total, info="")
+
+        def advance(epoch: int, mse: float) -> None:
+            bar.update(task, completed=epoch, info=f"epoch {epoch}  best member holdout MSE {mse:.4g}")
+
+        yield advance
+
+
+def save(model: DynamicsEnsemble, path: Path | str) -> None:
+    """Write the model (weights, normaliser, elites, config) to one file, atomically."""
+    payload = {
+        "format": FORMAT_VERSION,
+        "obs_dim": model.obs_dim,
+        "act_dim": model.act_dim,
+        "config": dataclasses.asdict(model.cfg),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: Path | str, device: torch.device | str | None = None) -> DynamicsEnsemble:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"format {payload.get('format')} is not {FORMAT_VERSION}")
+        model = _build(payload["obs_dim"], payload["act_dim"], DynamicsConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:  # torch, pickle and zipfile raise many types for a damaged file
+        raise UserError(f"cannot read dynamics model {path} ({type(exc).__name__}: {exc})") from None
+    return model.to(device) if device is not None else model
+
+
+# ---- the content-keyed cache: cache_root()/dynamics/<key>/{model.pt, report.json} -------------------------
+
+
+def dynamics_key(fingerprint_key: str, cfg: DynamicsConfig) -> str:
+    """What determines a fitted ensemble: dataset content, dynamics config (with its seed), format version."""
+    return stable_hash(
+        {"dataset": fingerprint_key, "dynamics": dataclasses.asdict(cfg), "format": FORMAT_VERSION}
+    )
+
+
+def _cache_dir() -> Path:
+    path = cache_root() / "dynamics"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_or_fit(
+    dataset: OfflineDataset,
+    cfg: DynamicsConfig,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> tuple[DynamicsEnsemble, dict, str]:
+    """The cached ensemble for (dataset content, cfg), fitting and publishing it on a miss."""
+    if device is not None:
+        dataset = dataset.to(device)
+    key = dynamics_key(dataset.fingerprint.key, cfg)
+    entry = _cache_dir() / key
+    if not entry.exists():
+        with _key_lock(key, progress):
+            if not entry.exists():  # another process may have published it while we waited
+                model, report = fit_dynamics(dataset, cfg, progress)
+                # Through JSON, so the caller gets exactly what a later load returns (lists, not tuples).
+                report = json.loads(json.dumps({**report, **_provenance(dataset, cfg, key)}))
+                with atomic_path(entry) as tmp:
+                    tmp.mkdir()
+                    save(model, tmp / "model.pt")
+                    (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+                return model, report, key
+    model, report = _load_entry(entry, dataset.data.obs.device)
+    if (model.obs_dim, model.act_dim, model.cfg) != (
+        dataset.data.obs.shape[1],
+        dataset.data.act.shape[1],
+        cfg,
+    ):
+        raise _damaged(entry, "its model does not match the dataset and config of its key")
+    return model, report, key
+
+
+def _provenance(dataset: OfflineDataset, cfg: DynamicsConfig, key: str) -> dict:
+    return {
+        "key": key,
+        "dataset_id": dataset.fingerprint.dataset_id,
+        "dataset_name": dataset.name,
+        "fingerprint": dataset.fingerprint.key,
+        "config": dataclasses.asdict(cfg),
+        "format": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+@contextlib.contextmanager
+def _key_lock(key: str, verbose: bool) -> Iterator[None]:
+    """Hold an exclusive lock on this key, so a second process waits for the first fit and then loads it."""
+    if fcntl is None:  # pragma: no cover - non-POSIX
+        yield
+        return
+    # The lock file stays: deleting it would let a third process lock a new inode while the first still fits.
+    with open(_cache_dir() / f".{key}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if verbose:
+                print(f"waiting for another process fitting dynamics {key} ...", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _damaged(entry: Path, why: str) -> UserError:
+    return UserError(
+        f"dynamics cache entry {entry} is damaged ({why}); run `offline-mbrl cache clear` and retry"
+    )
+
+
+def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsEnsemble, dict]:
+    try:
+        report = json.loads((entry / "report.json").read_text())
+        model = load(entry / "model.pt", device)
+    except (OSError, ValueError, UserError) as exc:
+        raise _damaged(entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return model, report
+
+
+def list_cached() -> list[dict]:
+    """One row per entry: key, dataset, epochs, elite MSE, size on disk, created; damaged ones flagged."""
+    rows = []
+    for entry in sorted(_cache_dir().iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):  # locks and in-flight publishes
+            continue
+        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        row = {"key": entry.name, "size_mb": size / 2**20, "damaged": False}
+        try:
+            report = json.loads((entry / "report.json").read_text())
+            row |= {k: report[k] for k in ("dataset_id", "dataset_name", "epochs", "elite_mse", "created")}
+        except (OSError, ValueError, KeyError, TypeError):
+            row |= dict.fromkeys(("dataset_id", "dataset_name", "epochs", "created")) | {
+                "elite_mse": math.nan
+            }
+            row["damaged"] = True
+        rows.append(row)
+    return rows
+
+
+def clear_cache(dataset: str | None = None) -> int:
+    """Remove every entry, or one dataset's (id or name; damaged entries always go); return the count."""
+    removed = 0
+    for row in list_cached():
+        if dataset is None or row["damaged"] or dataset in (row["dataset_id"], row["dataset_name"]):
+            entry = _cache_dir() / row["key"]
+            trash = entry.parent / f".{entry.name}.removed-{uuid.uuid4().hex[:8]}"
+            entry.rename(trash)  # readers see the whole entry or none of it
+            shutil.rmtree(trash, ignore_errors=True)
+            removed += 1
+    return removed

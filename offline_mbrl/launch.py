@@ -1,0 +1,104 @@
+"""From user input to a finished run: build the resolved config, fetch data and dynamics, train, evaluate.
+
+`build_config` turns `--algo/--dataset/--set/--preset/--config` into one resolved `TrainConfig`;
+`execute` runs it and returns the contents of `final.json`. The sweep layer calls the same two
+functions, so a sweep trial and a `train` command are the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from offline_mbrl.algorithms import ALGORITHMS
+from offline_mbrl.config import apply_overrides, from_dict, load_json, set_path
+from offline_mbrl.data import load_dataset
+from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
+from offline_mbrl.errors import UserError
+from offline_mbrl.names import parse_short_name
+from offline_mbrl.run import Run, TrainConfig, run_dir_for, seed_everything
+from offline_mbrl.termination import termination_fn
+
+
+def build_config(
+    algo: str,
+    dataset: str,
+    seed: int = 0,
+    steps: int | None = None,
+    device: str = "cpu",
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+    config_file: Path | None = None,
+) -> TrainConfig:
+    if algo not in ALGORITHMS:
+        raise UserError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGORITHMS)}")
+    spec = ALGORITHMS[algo]
+    cfg = TrainConfig(algorithm=algo, dataset=dataset, algo=spec.config_type(), seed=seed, device=device)
+    if config_file is not None:
+        raw = load_json(config_file)
+        raw = raw.get("config", raw)  # accepts a run's config.json or a sweep's exported best config
+        if raw.get("algorithm", algo) != algo:
+            raise UserError(f"{config_file} is a config for '{raw['algorithm']}', not '{algo}'")
+        algo_cfg = from_dict(spec.config_type, raw.get("algo", {}))
+        dyn = from_dict(DynamicsConfig, raw.get("dynamics", {}))
+        top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics", "algorithm", "dataset", "seed")}
+        cfg = dataclasses.replace(
+            from_dict(TrainConfig, {"algorithm": algo, "dataset": dataset, "algo": None, **top}),
+            algo=algo_cfg,
+            dynamics=dyn,
+            seed=seed,
+            device=device,
+        )
+    if preset is not None:
+        if preset != "paper":
+            raise UserError(f"unknown preset '{preset}'; the only preset is 'paper'")
+        short = parse_short_name(dataset)
+        task = f"{short.env}-{short.tier}" if short else None
+        if task not in spec.presets:
+            known = ", ".join(spec.presets) or "none"
+            raise UserError(
+                f"no paper preset of {algo} for dataset '{dataset}' (tasks with presets: {known})"
+            )
+        for key, value in spec.presets[task].items():
+            cfg = set_path(cfg, key, value)
+    cfg = apply_overrides(cfg, overrides or [])
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, steps=steps)
+    if cfg.steps <= 0:
+        raise UserError(f"steps must be positive, got {cfg.steps}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    return cfg.resolved()
+
+
+def execute(
+    cfg: TrainConfig,
+    results_root: Path = Path("results"),
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train and evaluate one run; returns final.json's contents. A finished run is reused, not redone."""
+    import json
+
+    out = run_dir_for(cfg, results_root)
+    final_file = out / "final.json"
+    if final_file.exists() and not force:
+        return json.loads(final_file.read_text())
+    if (out / "metrics.jsonl").exists() and not (resume or force):
+        raise UserError(
+            f"an unfinished run exists at {out}: pass --resume to continue it or --force to start over"
+        )
+    spec = ALGORITHMS[cfg.algorithm]
+    seed_everything(cfg.seed)
+    dataset = load_dataset(cfg.dataset, device=cfg.device)
+    dynamics, key = None, None
+    if spec.uses_dynamics:
+        termination_fn(dataset.spec.family, dataset.spec.gym_id)  # fail before a long fit if none exists
+        dynamics, _, key = load_or_fit(dataset, cfg.dynamics, device=cfg.device, progress=progress)
+        seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
+    run = Run(cfg, dataset, out, key, resume=resume, progress=progress)
+    policy, policy_state = spec.train(cfg, dataset, dynamics, run)
+    return run.finish(policy, policy_state)

@@ -1,0 +1,279 @@
+"""A training run: its config, output folder, metric log, evaluation cadence, checkpoints and resume.
+
+An algorithm writes `for step in run.loop(state, policy): ...` and calls `run.log(metrics)` with tensors;
+the run does the rest. Metrics are summed on the device and read back once per `log_every` steps (one
+host sync), which is also where divergence is detected: a non-finite or exploding loss stops the run
+with a one-line message, and the last checkpoint (always written right after a healthy flush) is kept.
+
+Files (one row per run, read by sweeps and reports): `config.json` (resolved config, dataset fingerprint,
+dynamics cache key, code version), `metrics.jsonl` (the training curve), `final.json` (every episode
+return of the final evaluation, normalised score, steps, wall time, device), `checkpoint.pt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from offline_mbrl.cache import atomic_path, write_json_atomic
+from offline_mbrl.config import config_hash, to_dict
+from offline_mbrl.data import OfflineDataset
+from offline_mbrl.dynamics import DynamicsConfig
+from offline_mbrl.errors import UserError
+from offline_mbrl.evaluation import EvalResult, Policy, evaluate
+from offline_mbrl.paths import project_root
+
+EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
+
+
+class DivergedError(UserError):
+    """Training produced non-finite or exploding values."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    algorithm: str
+    dataset: str
+    algo: Any  # the algorithm's own frozen config dataclass
+    seed: int = 0
+    steps: int = 3_000_000
+    device: str = "cpu"
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    final_eval_episodes: int = 10
+    log_every: int = 1_000
+    checkpoint_every: int = 50_000
+    dynamics_seed: int | None = None  # None: the run's seed
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+
+    def resolved(self) -> TrainConfig:
+        seed = self.seed if self.dynamics_seed is None else self.dynamics_seed
+        return dataclasses.replace(
+            self, dynamics_seed=seed, dynamics=dataclasses.replace(self.dynamics, seed=seed)
+        )
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root()), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_dir_for(cfg: TrainConfig, results_root: Path) -> Path:
+    dataset = cfg.dataset.replace("/", "_")
+    return results_root / cfg.algorithm / dataset / f"seed{cfg.seed}-{config_hash(cfg)[:10]}"
+
+
+class Run:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dataset: OfflineDataset,
+        out_dir: Path,
+        dynamics_key: str | None,
+        resume: bool = False,
+        progress: bool = True,
+    ):
+        self.cfg, self.dataset, self.dir = cfg, dataset, out_dir
+        self.device = torch.device(cfg.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.progress_enabled = progress
+        self.dynamics_key = dynamics_key
+        self.start_step = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self._resume = resume
+        self._started = time.time()
+        self._elapsed_before = 0.0
+        self.last_eval: EvalResult | None = None
+        if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
+            raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            out_dir / "config.json",
+            {
+                "config": to_dict(cfg),
+                "dataset_id": dataset.dataset_id,
+                "dataset_fingerprint": dataclasses.asdict(dataset.fingerprint),
+                "dynamics_key": dynamics_key,
+                "code_version": code_version(),
+            },
+        )
+
+    # --- metrics -------------------------------------------------------------------------------------
+    def log(self, metrics: dict[str, torch.Tensor]) -> None:
+        """Accumulate metrics on the device (no host sync); each key is averaged over its own calls."""
+        for k, v in metrics.items():
+            v = v.detach().float()
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+            self._counts[k] = self._counts.get(k, 0) + 1
+
+    def _flush(self, step: int, extra: dict[str, float] | None = None) -> dict[str, float]:
+        keys = list(self._sums)
+        values = torch.stack([self._sums[k] for k in keys]).tolist() if keys else []  # the one host sync
+        row = {k: v / self._counts[k] for k, v in zip(keys, values, strict=True)}
+        bad = {k: v for k, v in row.items() if not math.isfinite(v) or abs(v) > EXPLODING}
+        if bad:
+            k, v = next(iter(bad.items()))
+            ckpt = self.dir / "checkpoint.pt"
+            kept = f"; last good checkpoint kept at {ckpt}" if ckpt.exists() else ""
+            raise DivergedError(f"training diverged near step {step}: {k} = {v:.4g}{kept}")
+        row = {"step": step, **row, **(extra or {}), "wall_time": round(self.wall_time, 2)}
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._sums, self._counts = {}, {}
+        return row
+
+    @property
+    def wall_time(self) -> float:
+        return self._elapsed_before + time.time() - self._started
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def _save(self, step: int, state: dict[str, Any]) -> None:
+        payload = {
+            "step": step,
+            "state": {k: _snapshot(v) for k, v in state.items()},
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "metrics_lines": sum(1 for _ in open(self.dir / "metrics.jsonl"))
+            if (self.dir / "metrics.jsonl").exists()
+            else 0,
+            "wall_time": self.wall_time,
+        }
+        with atomic_path(self.dir / "checkpoint.pt") as tmp:
+            torch.save(payload, tmp)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        path = self.dir / "checkpoint.pt"
+        if not path.exists():
+            return
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a damaged file raises one of several types
+            raise UserError(
+                f"checkpoint {path} cannot be read ({type(exc).__name__}); rerun without --resume"
+            ) from None
+        for k, v in state.items():
+            (v.restore if hasattr(v, "restore") else v.load_state_dict)(payload["state"][k])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        np.random.set_state(payload["numpy_rng"])
+        random.setstate(payload["python_rng"])
+        self.start_step = payload["step"]
+        self._elapsed_before = payload["wall_time"]
+        metrics = self.dir / "metrics.jsonl"
+        if metrics.exists():  # drop rows logged after the checkpoint: they will be logged again
+            lines = metrics.read_text().splitlines(keepends=True)[: payload["metrics_lines"]]
+            with atomic_path(metrics) as tmp:
+                tmp.write_text("".join(lines))
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def evaluate(self, policy: Policy, episodes: int) -> EvalResult:
+        return evaluate(policy, self.dataset.spec, episodes, seed=10_000 + self.cfg.seed * 100)
+
+    def loop(self, state: dict[str, Any], policy: Callable[[], Policy]) -> Iterator[int]:
+        """Yield the step indices still to run; log, evaluate and checkpoint on the configured cadence."""
+        cfg = self.cfg
+        if self._resume:
+            self._restore(state)
+        else:
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        columns = (
+            TextColumn(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, disable=not self.progress_enabled) as bar:
+            task = bar.add_task("train", total=cfg.steps, completed=self.start_step, info="")
+            for step in range(self.start_step, cfg.steps):
+                yield step
+                done = step + 1
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    extra = None
+                    if done % cfg.eval_every == 0 and done != cfg.steps:
+                        self.last_eval = self.evaluate(policy(), cfg.eval_episodes)
+                        extra = {
+                            "eval/score": self.last_eval.score,
+                            "eval/return": float(self.last_eval.returns.mean()),
+                        }
+                    self._flush(done, extra)
+                    if done % cfg.checkpoint_every == 0 and done != cfg.steps:
+                        self._save(done, state)
+                    info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
+                    bar.update(task, completed=done, info=info)
+
+    def finish(self, policy: Policy, policy_state: dict | None = None) -> dict:
+        """Final evaluation; writes final.json (and the policy's weights, for later family evaluation)."""
+        if policy_state is not None:
+            with atomic_path(self.dir / "policy.pt") as tmp:
+                torch.save(policy_state, tmp)
+        result = self.evaluate(policy, self.cfg.final_eval_episodes)
+        final = {
+            "algorithm": self.cfg.algorithm,
+            "dataset": self.cfg.dataset,
+            "dataset_id": self.dataset.dataset_id,
+            "dataset_fingerprint": self.dataset.fingerprint.key,
+            "seed": self.cfg.seed,
+            "dynamics_seed": self.cfg.dynamics_seed,
+            "steps": self.cfg.steps,
+            "returns": result.returns.tolist(),
+            "lengths": result.lengths.tolist(),
+            "normalized_scores": None if result.normalized is None else result.normalized.tolist(),
+            "normalized_score": None if result.normalized is None else float(result.normalized.mean()),
+            "return_mean": float(result.returns.mean()),
+            "score_note": self.dataset.spec.ref_source,
+            "wall_time": round(self.wall_time, 2),
+            "device": _device_name(self.device),
+        }
+        write_json_atomic(self.dir / "final.json", final)
+        (self.dir / "checkpoint.pt").unlink(missing_ok=True)
+        return final
+
+
+def _snapshot(obj: Any) -> dict:
+    """A component's resumable state: `checkpoint()` if it has one (SAC: with optimisers), else state_dict."""
+    return obj.checkpoint() if hasattr(obj, "checkpoint") else obj.state_dict()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

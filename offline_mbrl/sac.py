@@ -1,0 +1,294 @@
+"""Soft actor-critic with an N-critic ensemble: the one actor-critic learner every algorithm shares.
+
+The critics are one `EnsembleMLP`, so MOPO's 2 critics and RAVL's 10 or 50 run as one batched network.
+Algorithms add their idea through plain callables instead of subclasses:
+
+- `critic_reg(critics, obs, act)`: a term added to the critic loss with weight `reg_coef`; RAVL passes
+  `edac_diversity` (EDAC's ensemble-gradient diversity).
+- `target_penalty(batch, next_act)`: a `(B,)` penalty subtracted from the reward inside the target; MOBILE
+  passes its Bellman-uncertainty penalty. With `deterministic_backup` (no entropy term in the target) and
+  `target_min` (MOBILE's reference clamps the target at 0) this gives MOBILE's critic update.
+- `actor_lr_cosine_steps`: MOPO's cosine-annealed actor learning rate.
+
+One update, in the order of the RAVL reference (EDAC): α, actor, critic, target networks.
+
+Deviations from the reference code, all deliberate:
+
+- α and the actor share one policy sample at `obs` (the EDAC code draws two); the gradients have the same
+  expectation and one actor forward is saved. The actor loss uses the α just updated, as the reference does.
+- The actor backward accumulates gradients into the actor's parameters only (`inputs=`), so the critics'
+  weight gradients are never computed for the actor loss instead of being computed and thrown away.
+- Log-probabilities are densities of the environment-unit action: the affine map from [-1, 1] to the action
+  box adds `-Σ log|scale|`. On the [-1, 1] MuJoCo boxes this is zero and everything equals the references;
+  on a wider box (Pendulum, [-2, 2]) the entropy compared with the target entropy is in environment units.
+- MOPO's reference (OfflineRL-Kit) steps its cosine schedule once per epoch; here the learning rate is
+  annealed every update, `lr · ½(1 + cos(π t / T))`, held at 0 after T updates.
+- `edac_diversity` sums the off-diagonal cosines as `‖Σ_i g_i‖² − Σ_i ‖g_i‖²` (the same number as the
+  reference's masked N×N Gram matrix) so its memory grows with N, not N².
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from offline_mbrl.data import Batch
+from offline_mbrl.nets import EnsembleMLP, mlp
+
+CriticReg = Callable[["CriticEnsemble", Tensor, Tensor], Tensor]
+TargetPenalty = Callable[[Batch, Tensor], Tensor]
+
+_LOG_2 = math.log(2.0)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_EDAC_EPS = 1e-10  # keeps a zero action-gradient from dividing by zero, as in the EDAC code
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    critics: int = 2
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    auto_alpha: bool = True
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None: -act_dim
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    edac_init: bool = False  # hidden biases 0.1; output layers U(±1e-3) actor, U(±3e-3) critics
+    actor_lr_cosine_steps: int | None = None  # anneal the actor lr to 0 over this many updates
+    deterministic_backup: bool = False  # no entropy term in the critic target (MOBILE)
+    target_min: float | None = None  # clamp the critic target from below (MOBILE's reference: 0)
+
+
+class TanhGaussianActor(nn.Module):
+    """Gaussian in an unbounded space, squashed by tanh into [-1, 1], then mapped onto the action box."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        act_low: Sequence[float] | Tensor,
+        act_high: Sequence[float] | Tensor,
+        hidden: Sequence[int] = (256, 256),
+        log_std_min: float = -5.0,
+        log_std_max: float = 2.0,
+    ):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 2 * act_dim)  # mean and log-std heads as one output layer
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        low = torch.as_tensor(act_low, dtype=torch.float32).reshape(act_dim)
+        high = torch.as_tensor(act_high, dtype=torch.float32).reshape(act_dim)
+        scale = (high - low) / 2
+        self.register_buffer("act_scale", scale)
+        self.register_buffer("act_bias", (high + low) / 2)
+        self.register_buffer("log_scale_sum", scale.abs().log().sum())
+
+    def forward(
+        self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Reparameterised action in environment units `(..., A)` and its log-density `(...,)`."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)  # (..., A) each
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        if deterministic:
+            eps = torch.zeros_like(mean)
+        else:
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        u = mean + log_std.exp() * eps
+        # log(1 - tanh(u)^2) written without tanh, stable for large |u|
+        log_det_tanh = 2.0 * (_LOG_2 - u - nn.functional.softplus(-2.0 * u))
+        log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI - log_det_tanh).sum(-1) - self.log_scale_sum
+        return self.act_bias + self.act_scale * torch.tanh(u), log_prob
+
+
+class CriticEnsemble(nn.Module):
+    """N independent Q-networks on `[obs, act]`, evaluated as one batched MLP."""
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.members = members
+        self.net = EnsembleMLP(members, obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        """`obs (B, o)`, `act (B, a)` shared by all members or `(N, B, a)` one per member -> `(N, B)`."""
+        if act.dim() == 3:
+            obs = obs.unsqueeze(0).expand(act.shape[0], -1, -1)  # (N, B, o)
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+def edac_diversity(critics: CriticEnsemble, obs: Tensor, act: Tensor) -> Tensor:
+    """EDAC's diversity term: mean over the batch of Σ_{i≠j} cos(∇_a Q_i, ∇_a Q_j), divided by N − 1.
+
+    Differentiable with respect to the critics' parameters (the action-gradients keep their graph).
+    """
+    n = critics.members
+    if n < 2:
+        raise ValueError("edac_diversity needs at least 2 critics")
+    # one copy of the actions per member so that one backward gives every member's own action-gradient
+    act_n = act.detach().unsqueeze(0).repeat(n, 1, 1).requires_grad_(True)  # (N, B, a)
+    q = critics(obs, act_n)  # (N, B)
+    (grad,) = torch.autograd.grad(q.sum(), act_n, create_graph=True)  # (N, B, a)
+    unit = grad / (grad.norm(dim=-1, keepdim=True) + _EDAC_EPS)  # (N, B, a)
+    all_pairs = unit.sum(0).pow(2).sum(-1)  # (B,) Σ_{i,j} <u_i, u_j>
+    diagonal = unit.pow(2).sum(dim=(0, 2))  # (B,) Σ_i ‖u_i‖²
+    return (all_pairs - diagonal).mean() / (n - 1)
+
+
+def _edac_init(hidden: Sequence[nn.Module], output: nn.Module, bound: float) -> None:
+    for layer in hidden:
+        nn.init.constant_(layer.bias, 0.1)
+    nn.init.uniform_(output.weight, -bound, bound)
+    nn.init.uniform_(output.bias, -bound, bound)
+
+
+class SAC(nn.Module):
+    """Actor, N critics, their targets and α, with their optimisers. `update` is one gradient step."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        act_low: Sequence[float] | Tensor,
+        act_high: Sequence[float] | Tensor,
+        cfg: SACConfig,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+        self.actor = TanhGaussianActor(
+            obs_dim, act_dim, act_low, act_high, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max
+        )
+        self.critics = CriticEnsemble(obs_dim, act_dim, cfg.critics, cfg.critic_hidden)
+        if cfg.edac_init:
+            linears = [m for m in self.actor.net if isinstance(m, nn.Linear)]
+            _edac_init(linears[:-1], linears[-1], 1e-3)
+            _edac_init(self.critics.net.layers[:-1], self.critics.net.layers[-1], 3e-3)
+        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)), requires_grad=cfg.auto_alpha)
+        self.to(device)
+
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critics.parameters())
+        self._target_params = list(self.target_critics.parameters())
+        self.actor_optim = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr)
+        self.critic_optim = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr)
+        self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr) if cfg.auto_alpha else None
+        self.updates = 0  # completed updates: the position of the actor-lr schedule
+
+    @torch.no_grad()
+    def act(
+        self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return self.actor(obs, deterministic, generator)[0]
+
+    def actor_lr(self) -> float:
+        steps = self.cfg.actor_lr_cosine_steps
+        if steps is None:
+            return self.cfg.actor_lr
+        return self.cfg.actor_lr * 0.5 * (1.0 + math.cos(math.pi * min(self.updates, steps) / steps))
+
+    def update(
+        self,
+        batch: Batch,
+        critic_reg: CriticReg | None = None,
+        reg_coef: float = 0.0,
+        target_penalty: TargetPenalty | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """One step of α, actor, critics and targets; returns detached 0-dim metrics (no host sync).
+
+        Metrics: critic_loss, actor_loss, alpha, entropy, q_mean, q_min_mean, target_mean, actor_lr, plus
+        alpha_loss with auto-α, critic_reg and target_penalty (its batch mean) when those are given.
+        Random draws, in order: the policy actions at `batch.obs`, then the next actions at `batch.next_obs`
+        (from `generator`, or torch's default generator when None).
+        """
+        cfg = self.cfg
+        metrics: dict[str, Tensor] = {}
+
+        act_pi, log_pi = self.actor(batch.obs, generator=generator)  # (B, a), (B,)
+        if self.alpha_optim is not None:
+            alpha_loss = -(self.log_alpha * (log_pi.detach() + self.target_entropy)).mean()
+            self.alpha_optim.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optim.step()
+            metrics["alpha_loss"] = alpha_loss.detach()
+        alpha = self.log_alpha.detach().exp()
+
+        lr = self.actor_lr()
+        for group in self.actor_optim.param_groups:
+            group["lr"] = lr
+        q_pi = self.critics(batch.obs, act_pi).min(0).values  # (B,)
+        actor_loss = (alpha * log_pi - q_pi).mean()
+        self.actor_optim.zero_grad(set_to_none=True)
+        torch.autograd.backward(actor_loss, inputs=self._actor_params)
+        self.actor_optim.step()
+
+        with torch.no_grad():
+            next_act, next_log_pi = self.actor(batch.next_obs, generator=generator)  # (B, a), (B,)
+            next_v = self.target_critics(batch.next_obs, next_act).min(0).values  # (B,)
+            if not cfg.deterministic_backup:
+                next_v = next_v - alpha * next_log_pi
+            rew = batch.rew
+            if target_penalty is not None:
+                penalty = target_penalty(batch, next_act)  # (B,)
+                rew = rew - penalty
+                metrics["target_penalty"] = penalty.mean()
+            y = rew + cfg.gamma * (1.0 - batch.term) * next_v  # (B,)
+            if cfg.target_min is not None:
+                y = y.clamp(min=cfg.target_min)
+        q = self.critics(batch.obs, batch.act)  # (N, B)
+        critic_loss = (q - y).pow(2).mean(1).sum()
+        loss = critic_loss
+        if critic_reg is not None:
+            reg = critic_reg(self.critics, batch.obs, batch.act)
+            loss = loss + reg_coef * reg
+            metrics["critic_reg"] = reg.detach()
+        self.critic_optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optim.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
+        self.updates += 1
+
+        q = q.detach()
+        metrics.update(
+            critic_loss=critic_loss.detach(),
+            actor_loss=actor_loss.detach(),
+            alpha=alpha,
+            entropy=-log_pi.detach().mean(),
+            q_mean=q.mean(),
+            q_min_mean=q.min(0).values.mean(),
+            target_mean=y.mean(),
+            actor_lr=torch.tensor(lr, device=y.device),
+        )
+        return metrics
+
+    def checkpoint(self) -> dict:
+        """A snapshot (copied tensors) of everything a resumed training needs to continue exactly."""
+        return copy.deepcopy(
+            {
+                "modules": self.state_dict(),
+                "actor_optim": self.actor_optim.state_dict(),
+                "critic_optim": self.critic_optim.state_dict(),
+                "alpha_optim": None if self.alpha_optim is None else self.alpha_optim.state_dict(),
+                "updates": self.updates,
+            }
+        )
+
+    def restore(self, ckpt: dict) -> None:
+        self.load_state_dict(ckpt["modules"])
+        self.actor_optim.load_state_dict(ckpt["actor_optim"])
+        self.critic_optim.load_state_dict(ckpt["critic_optim"])
+        if self.alpha_optim is not None:
+            self.alpha_optim.load_state_dict(ckpt["alpha_optim"])
+        self.updates = ckpt["updates"]

@@ -1,0 +1,77 @@
+"""Configs: dotted overrides with type checking, JSON round trip, stable hashing, presets."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline_mbrl.config import apply_overrides, config_hash, flat_keys, from_dict, to_dict
+from offline_mbrl.errors import UserError
+from offline_mbrl.launch import build_config
+from offline_mbrl.run import TrainConfig
+
+
+def test_overrides_set_nested_keys_with_types():
+    cfg = build_config(
+        "mopo",
+        "hopper-medium",
+        overrides=[
+            "algo.penalty=llv",
+            "algo.penalty_coef=2.5",
+            "algo.sac.critics=4",
+            "dynamics.hidden=64,64",
+            "dynamics.weight_decay=1e-5,2e-5,3e-5",
+            "eval_every=5000",
+        ],
+    )
+    assert cfg.algo.penalty == "llv" and cfg.algo.penalty_coef == 2.5
+    assert cfg.algo.sac.critics == 4 and cfg.dynamics.hidden == (64, 64) and cfg.eval_every == 5000
+
+
+def test_bad_keys_values_and_types_are_one_line_errors():
+    with pytest.raises(UserError, match="unknown config key 'algo.nope'; valid keys: .*algo.penalty"):
+        build_config("mopo", "hopper-medium", overrides=["algo.nope=1"])
+    with pytest.raises(UserError, match="algo.sac.critics: 'many' is not a valid int"):
+        build_config("ravl", "hopper-medium", overrides=["algo.sac.critics=many"])
+    with pytest.raises(UserError, match="not one of max_aleatoric"):
+        build_config("mopo", "hopper-medium", overrides=["algo.penalty=bogus"])
+    with pytest.raises(UserError, match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, bc"):
+        build_config("mopp", "hopper-medium")
+    with pytest.raises(UserError, match="expects key=value"):
+        build_config("mopo", "hopper-medium", overrides=["algo.penalty"])
+
+
+def test_json_round_trip_and_hash_stability():
+    cfg = build_config("ravl", "pendulum-medium-replay", seed=3, overrides=["algo.eta=0.5"])
+    data = to_dict(cfg)
+    algo_type = type(cfg.algo)
+    back = from_dict(TrainConfig, {**data, "algo": None})
+    back = back.__class__(**{**back.__dict__, "algo": from_dict(algo_type, data["algo"])})
+    assert back == cfg and config_hash(back) == config_hash(cfg)
+    assert config_hash(cfg) != config_hash(apply_overrides(cfg, ["algo.eta=0.6"]))
+
+
+def test_dynamics_seed_follows_run_seed_unless_set():
+    assert build_config("mbpo", "hopper-medium", seed=4).dynamics.seed == 4
+    assert build_config("mbpo", "hopper-medium", seed=4, overrides=["dynamics_seed=1"]).dynamics.seed == 1
+
+
+def test_paper_preset_applies_the_per_task_table():
+    cfg = build_config("mopo", "hopper-medium-replay", preset="paper")
+    assert (cfg.algo.horizon, cfg.algo.penalty_coef) == (5, 2.5)
+    cfg = build_config("mopo", "walker2d-medium-expert", preset="paper")
+    assert (cfg.algo.horizon, cfg.algo.penalty_coef) == (1, 2.5)
+    with pytest.raises(UserError, match="no paper preset of mopo for dataset 'pendulum-medium'"):
+        build_config("mopo", "pendulum-medium", preset="paper")
+
+
+def test_every_key_is_listed():
+    keys = flat_keys(build_config("ravl", "hopper-medium"))
+    for key in (
+        "algo.eta",
+        "algo.sac.critics",
+        "algo.horizon",
+        "algo.real_ratio",
+        "dynamics.members",
+        "seed",
+    ):
+        assert key in keys

@@ -1,0 +1,105 @@
+"""The batched rollout (alive masks, hooks, returns), the FIFO model buffer and real/model mixing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from offline_mbrl.data import Batch
+from offline_mbrl.dynamics import Prediction
+from offline_mbrl.rollout import ModelBuffer, mix, rollout, with_extras
+
+
+class LineWorld:
+    """A hand-built 'ensemble' with known outputs: next = obs + act, reward = obs[0], tiny noise."""
+
+    def predict(self, obs, act):
+        nxt = obs + act
+        mean = torch.cat([nxt, obs[:, :1]], dim=1).expand(3, -1, -1)  # (E=3, B, obs_dim + 1)
+        return Prediction(mean=mean, std=torch.full_like(mean, 1e-12), elites=torch.tensor([0, 2]))
+
+
+def step_right(obs):
+    return torch.ones_like(obs)
+
+
+def beyond(limit):
+    return lambda obs, act, next_obs: next_obs[:, 0] >= limit
+
+
+def test_alive_mask_freezes_terminated_rows_and_counts_returns():
+    start = torch.tensor([[0.0], [2.0], [10.0]])
+    ro = rollout(LineWorld(), step_right, start, horizon=4, terminated=beyond(4.0))
+    assert ro.obs.shape == (4, 3, 1) and ro.rew.shape == (4, 3) and ro.alive.shape == (4, 3)
+    # row 0 walks 0→1→2→3→4 and terminates on its 4th step; row 1 terminates on its 2nd (3→4); row 2 at once
+    assert ro.alive[:, 0].tolist() == [True, True, True, True]
+    assert ro.alive[:, 1].tolist() == [True, True, False, False]
+    assert ro.alive[:, 2].tolist() == [True, False, False, False]
+    assert ro.term[:, 0].tolist() == [False, False, False, True]
+    assert ro.lengths().tolist() == [4, 2, 1]
+    assert torch.allclose(ro.returns(), torch.tensor([0.0 + 1 + 2 + 3, 2.0 + 3, 10.0]))
+    assert ro.obs[2:, 2].flatten().tolist() == [10.0, 10.0]  # frozen after termination
+    batch, extras = ro.transitions()
+    assert len(batch) == 7 and extras == {}
+    assert batch.term.sum().item() == 3
+
+
+def test_hook_changes_reward_and_stopping_and_records_extras():
+    def hook(step):
+        stop = step.next_obs[:, 0] >= 2.0
+        return with_extras(replace(step, rew=step.rew - 0.5, term=step.term | stop), raw_reward=step.rew)
+
+    ro = rollout(
+        LineWorld(), step_right, torch.zeros(2, 1), horizon=5, terminated=beyond(100.0), step_hook=hook
+    )
+    assert ro.lengths().tolist() == [2, 2]
+    assert ro.extras["raw_reward"].shape == (5, 2)
+    assert torch.allclose(ro.rew[:2, 0], ro.extras["raw_reward"][:2, 0] - 0.5)
+
+
+def test_rollout_samples_only_elites_and_is_seeded():
+    class Spread(LineWorld):
+        def predict(self, obs, act):
+            mean = torch.stack([obs + k for k in (0.0, 100.0, 200.0)])  # member k adds 100 k
+            mean = torch.cat([mean, torch.zeros_like(mean[..., :1])], dim=-1)
+            return Prediction(mean=mean, std=torch.full_like(mean, 1e-12), elites=torch.tensor([0, 2]))
+
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    a = rollout(Spread(), torch.zeros_like, torch.zeros(500, 1), 1, beyond(1e9), generator=g1)
+    b = rollout(Spread(), torch.zeros_like, torch.zeros(500, 1), 1, beyond(1e9), generator=g2)
+    assert torch.equal(a.next_obs, b.next_obs)
+    values = set(a.next_obs.round().flatten().tolist())
+    assert values == {0.0, 200.0}  # member 1 is not an elite and never sampled
+
+
+def batch_of(values):
+    v = torch.tensor(values, dtype=torch.float32)
+    return Batch(v[:, None], v[:, None], v, v[:, None], torch.zeros_like(v))
+
+
+def test_fifo_buffer_drops_the_oldest():
+    buf = ModelBuffer(5, 1, 1, "cpu")
+    buf.add(batch_of([1, 2, 3]))
+    buf.add(batch_of([4, 5, 6, 7]))
+    assert len(buf) == 5
+    assert sorted(buf.rew.tolist()) == [3, 4, 5, 6, 7]  # 1 and 2, the oldest, were overwritten
+    buf.add(batch_of(list(range(10, 22))))  # more than the capacity: only the newest 5 survive
+    assert sorted(buf.rew.tolist()) == [17, 18, 19, 20, 21]
+    sample = buf.sample(100, torch.Generator().manual_seed(0))
+    assert set(sample.rew.tolist()) <= {17.0, 18.0, 19.0, 20.0, 21.0}
+
+
+def test_buffer_state_round_trip():
+    buf = ModelBuffer(4, 1, 1, "cpu")
+    buf.add(batch_of([1, 2, 3]))
+    other = ModelBuffer(4, 1, 1, "cpu")
+    other.load_state_dict(buf.state_dict())
+    other.add(batch_of([9, 8]))
+    buf.add(batch_of([9, 8]))
+    assert torch.equal(other.rew, buf.rew) and other.ptr == buf.ptr and len(other) == len(buf) == 4
+
+
+def test_mix_concatenates_real_then_model():
+    m = mix(batch_of([1, 2]), batch_of([3, 4, 5]))
+    assert m.rew.tolist() == [1, 2, 3, 4, 5] and m.obs.shape == (5, 1)
