@@ -85,7 +85,7 @@ def train_model_based(
             )
         real = dataset.sample(n_real, gen)
         model = buffer.sample(a.batch_size - n_real, gen)
-        run.log(sac.update(mix(real, model), critic_reg=critic_reg, reg_coef=reg_coef))
+        run.log(sac.update(mix(real, model), critic_reg=critic_reg, reg_coef=reg_coef, generator=gen))
     return policy(), {"actor": sac.actor.state_dict(), "sac": sac.state_dict()}
 
 

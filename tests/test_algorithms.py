@@ -1,0 +1,127 @@
+"""One contract battery over the algorithm registry: every algorithm trains end to end on a tiny dataset
+and writes the run files; resume after a kill reaches the same result; divergence stops cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from offline_mbrl.algorithms import ALGORITHMS
+from offline_mbrl.errors import UserError
+from offline_mbrl.launch import build_config, execute
+from offline_mbrl.run import DivergedError, Run, run_dir_for
+
+from .conftest import synthetic_episode, write_minari
+
+TINY = [
+    "eval_every=30",
+    "log_every=10",
+    "checkpoint_every=30",
+    "eval_episodes=2",
+    "final_eval_episodes=2",
+    "dynamics.hidden=16,16",
+    "dynamics.weight_decay=1e-5,1e-5,1e-5",
+    "dynamics.max_epochs=2",
+]
+MODEL_BASED = [
+    "algo.rollout_batch=32",
+    "algo.rollout_every=20",
+    "algo.horizon=2",
+    "algo.sac.actor_hidden=32,32",
+    "algo.sac.critic_hidden=32,32",
+]
+PER_ALGO = {
+    "mbpo": MODEL_BASED,
+    "mopo": MODEL_BASED,
+    "ravl": [*MODEL_BASED, "algo.sac.critics=3"],
+    "bc": ["algo.hidden=32,32"],
+}
+
+
+@pytest.fixture
+def tiny_pendulum():
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
+    for obs, *_ in episodes:
+        obs[:, :2] = obs[:, :2] / np.linalg.norm(
+            obs[:, :2], axis=1, keepdims=True
+        )  # (cos, sin) on the circle
+    write_minari("test/pendulum/tiny-v0", "Pendulum-v1", episodes)
+    return "test/pendulum/tiny-v0"
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendulum, tmp_path):
+    cfg = build_config(algo, tiny_pendulum, seed=1, steps=60, overrides=[*TINY, *PER_ALGO[algo]])
+    final = execute(cfg, tmp_path, progress=False)
+    run_dir = run_dir_for(cfg, tmp_path)
+    assert (run_dir / "final.json").exists() and (run_dir / "policy.pt").exists()
+    assert not (run_dir / "checkpoint.pt").exists()  # removed once the run is complete
+    assert len(final["returns"]) == 2 and final["steps"] == 60 and final["seed"] == 1
+    # the tiny dataset carries no reference returns, and Pendulum has no D4RL ones: raw returns, and why
+    assert final["normalized_score"] is None and "no reference returns" in final["score_note"]
+    assert len(final["lengths"]) == 2 and all(length == 200 for length in final["lengths"])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (
+        config["config"]["algorithm"] == algo and config["dataset_fingerprint"]["dataset_id"] == tiny_pendulum
+    )
+    assert (config["dynamics_key"] is not None) == ALGORITHMS[algo].uses_dynamics
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
+    assert "eval/score" in rows[2] and all(np.isfinite(v) for r in rows for v in r.values())
+    if algo == "mopo":
+        assert "rollout/penalty" in rows[0] and "rollout/raw_reward" in rows[0]
+        assert rows[0]["rollout/reward"] < rows[0]["rollout/raw_reward"]  # the penalty lowers the reward
+    if algo == "ravl":
+        assert "critic_reg" in rows[0]
+    # a finished run is reused, not redone
+    assert execute(cfg, tmp_path, progress=False) == final
+
+
+def test_resume_after_a_kill_reaches_the_same_result(tiny_pendulum, tmp_path, monkeypatch):
+    cfg = build_config("mopo", tiny_pendulum, seed=2, steps=60, overrides=[*TINY, *MODEL_BASED])
+    straight = execute(cfg, tmp_path / "a", progress=False)
+
+    original = Run._flush
+
+    def killed_at_50(self, step, extra=None):
+        if step == 50:
+            raise KeyboardInterrupt
+        return original(self, step, extra)
+
+    monkeypatch.setattr(Run, "_flush", killed_at_50)
+    with pytest.raises(KeyboardInterrupt):
+        execute(cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(Run, "_flush", original)
+    with pytest.raises(UserError, match="pass --resume to continue it"):
+        execute(cfg, tmp_path / "b", progress=False)
+    resumed = execute(cfg, tmp_path / "b", resume=True, progress=False)
+    assert resumed["returns"] == straight["returns"]
+    a = torch.load(run_dir_for(cfg, tmp_path / "a") / "policy.pt")
+    b = torch.load(run_dir_for(cfg, tmp_path / "b") / "policy.pt")
+    assert all(torch.equal(a["actor"][k], b["actor"][k]) for k in a["actor"])
+    rows_a = (run_dir_for(cfg, tmp_path / "a") / "metrics.jsonl").read_text().splitlines()
+    rows_b = (run_dir_for(cfg, tmp_path / "b") / "metrics.jsonl").read_text().splitlines()
+    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "wall_time"} for r in rows]  # noqa: E731
+    assert strip(rows_a) == strip(rows_b)
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 50, "trunc") for _ in range(2)]
+    episodes[0][1][:] = np.nan  # actions the policy is cloned from
+    write_minari("test/pendulum/nan-v0", "Pendulum-v1", episodes)
+    cfg = build_config("bc", "test/pendulum/nan-v0", steps=60, overrides=[*TINY, *PER_ALGO["bc"]])
+    with pytest.raises(DivergedError, match=r"training diverged near step 10: bc/loss = nan"):
+        execute(cfg, tmp_path, progress=False)
+
+
+def test_unknown_termination_is_reported_before_fitting(tmp_path):
+    rng = np.random.default_rng(0)
+    write_minari("test/mcc/x-v0", "MountainCarContinuous-v0", [synthetic_episode(rng, 2, 1, 20, "trunc")])
+    cfg = build_config("mopo", "test/mcc/x-v0", steps=10, overrides=TINY)
+    with pytest.raises(UserError, match="no termination function for environment MountainCarContinuous-v0"):
+        execute(cfg, tmp_path, progress=False)
