@@ -79,8 +79,13 @@ def execute(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
+    on_eval=None,
 ) -> dict:
-    """Train and evaluate one run; returns final.json's contents. A finished run is reused, not redone."""
+    """Train and evaluate one run; returns final.json's contents. A finished run is reused, not redone.
+
+    `on_eval(step, EvalResult)` is called after each periodic evaluation (a sweep reports it to its
+    pruner and may raise `optuna.TrialPruned` to stop the run there).
+    """
     import json
 
     out = run_dir_for(cfg, results_root)
@@ -99,6 +104,6 @@ def execute(
         termination_fn(dataset.spec.family, dataset.spec.gym_id)  # fail before a long fit if none exists
         dynamics, _, key = load_or_fit(dataset, cfg.dynamics, device=cfg.device, progress=progress)
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
-    run = Run(cfg, dataset, out, key, resume=resume, progress=progress)
+    run = Run(cfg, dataset, out, key, resume=resume, progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)

@@ -106,8 +106,10 @@ class Run:
         dynamics_key: str | None,
         resume: bool = False,
         progress: bool = True,
+        on_eval: Callable[[int, EvalResult], None] | None = None,
     ):
         self.cfg, self.dataset, self.dir = cfg, dataset, out_dir
+        self.on_eval = on_eval  # e.g. a sweep's pruner: may raise to stop the run
         self.device = torch.device(cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.progress_enabled = progress
@@ -235,6 +237,8 @@ class Run:
                             "eval/return": float(self.last_eval.returns.mean()),
                         }
                     self._flush(done, extra)
+                    if extra is not None and self.on_eval is not None:
+                        self.on_eval(done, self.last_eval)
                     if done % cfg.checkpoint_every == 0 and done != cfg.steps:
                         self._save(done, state)
                     info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
