@@ -107,3 +107,29 @@ def execute(
     run = Run(cfg, dataset, out, key, resume=resume, progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)
+
+
+def load_run(run_dir: Path, device: str = "cpu"):
+    """A finished run's policy, resolved config and dataset: `(policy, cfg, dataset)`.
+
+    Used to evaluate a trained policy again, e.g. on every member of an MDP family.
+    """
+    import json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "final.json").exists() or not (run_dir / "policy.pt").exists():
+        raise UserError(f"{run_dir} is not a finished run (needs final.json and policy.pt)")
+    raw = json.loads((run_dir / "config.json").read_text())["config"]
+    spec = ALGORITHMS.get(raw["algorithm"])
+    if spec is None:
+        raise UserError(f"{run_dir} was trained with unknown algorithm '{raw['algorithm']}'")
+    algo_cfg = from_dict(spec.config_type, raw["algo"])
+    top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics")}
+    cfg = dataclasses.replace(
+        from_dict(TrainConfig, {**top, "algo": None}),
+        algo=algo_cfg,
+        dynamics=from_dict(DynamicsConfig, raw["dynamics"]),
+    )
+    dataset = load_dataset(cfg.dataset, device=device)
+    state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
+    return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset

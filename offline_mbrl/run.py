@@ -92,6 +92,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def eval_seed(seed: int) -> int:
+    """Environment seeds of a run's evaluations: fixed per run seed, so evaluations are comparable."""
+    return 10_000 + seed * 100
+
+
 def run_dir_for(cfg: TrainConfig, results_root: Path) -> Path:
     dataset = cfg.dataset.replace("/", "_")
     return results_root / cfg.algorithm / dataset / f"seed{cfg.seed}-{config_hash(cfg)[:10]}"
@@ -206,7 +211,7 @@ class Run:
 
     # --- the loop ------------------------------------------------------------------------------------
     def evaluate(self, policy: Policy, episodes: int) -> EvalResult:
-        return evaluate(policy, self.dataset.spec, episodes, seed=10_000 + self.cfg.seed * 100)
+        return evaluate(policy, self.dataset.spec, episodes, seed=eval_seed(self.cfg.seed))
 
     def loop(self, state: dict[str, Any], policy: Callable[[], Policy]) -> Iterator[int]:
         """Yield the step indices still to run; log, evaluate and checkpoint on the configured cadence."""

@@ -11,8 +11,9 @@ import torch
 
 from offline_mbrl.algorithms import ALGORITHMS
 from offline_mbrl.errors import UserError
-from offline_mbrl.launch import build_config, execute
-from offline_mbrl.run import DivergedError, Run, run_dir_for
+from offline_mbrl.evaluation import evaluate
+from offline_mbrl.launch import build_config, execute, load_run
+from offline_mbrl.run import DivergedError, Run, eval_seed, run_dir_for
 
 from .conftest import synthetic_episode, write_minari
 
@@ -79,6 +80,11 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
         assert "critic_reg" in rows[0]
     # a finished run is reused, not redone
     assert execute(cfg, tmp_path, progress=False) == final
+    # its saved policy, reloaded, acts exactly as the one that was evaluated
+    policy, loaded_cfg, dataset = load_run(run_dir)
+    assert loaded_cfg == cfg
+    again = evaluate(policy, dataset.spec, 2, seed=eval_seed(cfg.seed))
+    assert again.returns.tolist() == final["returns"]
 
 
 def test_resume_after_a_kill_reaches_the_same_result(tiny_pendulum, tmp_path, monkeypatch):

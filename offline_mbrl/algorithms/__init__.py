@@ -14,20 +14,28 @@ class AlgorithmSpec:
     name: str
     config_type: type
     train: Callable  # (TrainConfig, OfflineDataset, DynamicsEnsemble | None, Run) -> (Policy, policy_state)
+    load_policy: Callable  # (TrainConfig, EnvSpec, policy_state, device) -> Policy, for a finished run
     paper: str
     uses_dynamics: bool = True
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # D4RL task -> {dotted key: value}
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "mbpo": AlgorithmSpec("mbpo", mbpo.MBPOConfig, mbpo.train, "Janner et al., NeurIPS 2019 (MBPO)"),
+    "mbpo": AlgorithmSpec(
+        "mbpo", mbpo.MBPOConfig, mbpo.train, mbpo.load_policy, "Janner et al., NeurIPS 2019 (MBPO)"
+    ),
     "mopo": AlgorithmSpec(
         "mopo",
         mopo.MOPOConfig,
         mopo.train,
+        mbpo.load_policy,
         "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
         presets=mopo.PAPER_PRESETS,
     ),
-    "ravl": AlgorithmSpec("ravl", ravl.RAVLConfig, ravl.train, "Sims et al., NeurIPS 2024 (RAVL)"),
-    "bc": AlgorithmSpec("bc", bc.BCConfig, bc.train, "behaviour cloning", uses_dynamics=False),
+    "ravl": AlgorithmSpec(
+        "ravl", ravl.RAVLConfig, ravl.train, mbpo.load_policy, "Sims et al., NeurIPS 2024 (RAVL)"
+    ),
+    "bc": AlgorithmSpec(
+        "bc", bc.BCConfig, bc.train, bc.load_policy, "behaviour cloning", uses_dynamics=False
+    ),
 }

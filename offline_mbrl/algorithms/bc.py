@@ -23,34 +23,49 @@ class BCConfig:
     batch_size: int = 256
 
 
+class BCPolicy(torch.nn.Module):
+    """Observation normaliser + MLP + tanh mapped onto the action box."""
+
+    def __init__(self, spec, cfg: BCConfig, obs_mean: torch.Tensor, obs_std: torch.Tensor):
+        super().__init__()
+        self.net = mlp(spec.obs_dim, cfg.hidden, spec.act_dim)
+        self.register_buffer("obs_mean", obs_mean.clone())
+        self.register_buffer("obs_std", obs_std.clone())
+        self.register_buffer("low", torch.tensor(spec.act_low))
+        self.register_buffer("high", torch.tensor(spec.act_high))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        unit = torch.tanh(self.net((obs - self.obs_mean) / self.obs_std))
+        return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+
+
+def load_policy(cfg: TrainConfig, spec, state: dict, device) -> ActorPolicy:
+    model = BCPolicy(spec, cfg.algo, state["obs_mean"], state["obs_std"]).to(device)
+    model.load_state_dict(state)
+    return ActorPolicy(model, device)
+
+
 def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics, run: Run):
-    a, spec, device = cfg.algo, dataset.spec, run.device
+    a, device = cfg.algo, run.device
     torch.manual_seed(cfg.seed)
-    net = mlp(spec.obs_dim, a.hidden, spec.act_dim).to(device)
-    low = torch.tensor(spec.act_low, device=device)
-    high = torch.tensor(spec.act_high, device=device)
     obs_mean, obs_std = dataset.data.obs.mean(0), dataset.data.obs.std(0) + 1e-3
-
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        unit = torch.tanh(net((obs - obs_mean) / obs_std))
-        return low + (unit + 1.0) * 0.5 * (high - low)
-
-    optim = torch.optim.Adam(net.parameters(), lr=a.lr)
+    model = BCPolicy(dataset.spec, a, obs_mean, obs_std).to(device)
+    optim = torch.optim.Adam(model.parameters(), lr=a.lr)
 
     class State:  # what a checkpoint must hold to resume exactly
         def state_dict(self):
-            return {"net": net.state_dict(), "optim": optim.state_dict()}
+            return {"model": model.state_dict(), "optim": optim.state_dict()}
 
         def load_state_dict(self, s):
-            net.load_state_dict(s["net"])
+            model.load_state_dict(s["model"])
             optim.load_state_dict(s["optim"])
 
-    policy = ActorPolicy(act, device)
+    policy = ActorPolicy(model, device)
     for _ in run.loop({"bc": State()}, lambda: policy):
         batch = dataset.sample(a.batch_size, run.generator)
-        loss = (act(batch.obs) - batch.act).square().mean()
+        loss = (model(batch.obs) - batch.act).square().mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         run.log({"bc/loss": loss})
-    return policy, {"net": net.state_dict(), "obs_mean": obs_mean, "obs_std": obs_std}
+    return policy, model.state_dict()

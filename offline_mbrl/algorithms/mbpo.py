@@ -26,7 +26,7 @@ from offline_mbrl.dynamics import DynamicsEnsemble
 from offline_mbrl.policies import ActorPolicy
 from offline_mbrl.rollout import ModelBuffer, StepHook, mix, rollout
 from offline_mbrl.run import Run, TrainConfig
-from offline_mbrl.sac import SAC, SACConfig
+from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor
 from offline_mbrl.termination import termination_fn
 
 
@@ -86,7 +86,18 @@ def train_model_based(
         real = dataset.sample(n_real, gen)
         model = buffer.sample(a.batch_size - n_real, gen)
         run.log(sac.update(mix(real, model), critic_reg=critic_reg, reg_coef=reg_coef, generator=gen))
-    return policy(), {"actor": sac.actor.state_dict(), "sac": sac.state_dict()}
+    return policy(), {"actor": sac.actor.state_dict()}
+
+
+def load_policy(cfg: TrainConfig, spec, state: dict, device) -> ActorPolicy:
+    """Rebuild the deterministic actor of a finished SAC-based run from its `policy.pt`."""
+    s = cfg.algo.sac
+    actor = TanhGaussianActor(
+        spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, s.actor_hidden, s.log_std_min, s.log_std_max
+    )
+    actor.load_state_dict(state["actor"])
+    actor.to(device).eval()
+    return ActorPolicy(lambda o: actor(o, deterministic=True)[0], device)
 
 
 def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble, run: Run):
