@@ -59,8 +59,8 @@ PRESETS: dict[str, dict] = {
     "pendulum": {"gamma": 0.9, "lr": 1e-3, "steps": 400_000, "checkpoint_every": 4_096, "eval_episodes": 20},
     "inverted-double-pendulum": {"steps": 1_000_000},
     "hopper": {"steps": 3_000_000},
-    "walker2d": {"steps": 3_000_000},
-    "halfcheetah": {"steps": 3_000_000},
+    "walker2d": {"steps": 2_000_000},
+    "halfcheetah": {"steps": 2_000_000},
 }
 
 

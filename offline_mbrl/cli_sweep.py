@@ -1,0 +1,178 @@
+"""`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`), `sweep show STUDY`, `sweep export STUDY`.
+
+A thin layer over `offline_mbrl.sweep`. The group's own options run a sweep when no subcommand follows;
+`cli.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and `python -m offline_mbrl.cli_sweep`
+runs it alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from offline_mbrl.errors import UserError
+
+sweep_app = typer.Typer(
+    help="Optuna hyperparameter sweeps: run or continue a study; show or export one.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console() if sys.stdout.isatty() else Console(width=200)
+
+
+@sweep_app.callback()
+def sweep_run(
+    ctx: typer.Context,
+    algo: Annotated[str | None, typer.Option(help="algorithm: mbpo, mopo, ravl, ...")] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="dataset; repeat for several (the objective averages them)")
+    ] = None,
+    trials: Annotated[int, typer.Option(help="the study's total number of trials (all workers together)")] = 20,
+    seeds: Annotated[int, typer.Option(help="seeds per trial and dataset: 0..K-1")] = 1,
+    steps: Annotated[int | None, typer.Option(help="gradient steps per run (default: the config's)")] = None,
+    sampler: Annotated[str, typer.Option(help="tpe, gp (Bayesian optimisation), random, cmaes")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="median, hyperband, none")] = "median",
+    objective: Annotated[str, typer.Option(help="mean or iqm of the runs' final normalised scores")] = "mean",
+    study: Annotated[str | None, typer.Option(help="study name (default ALGO-DATASET[+DATASET][-SPACE])")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="postgresql://USER:PASS@HOST:PORT/DB, sqlite:///F.db or a journal file")
+    ] = None,
+    space: Annotated[str | None, typer.Option(help="search space: a name in sweeps/ or a TOML file")] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes on this machine")] = 1,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="fix a config key on every trial")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    results: Annotated[Path, typer.Option(help="results root for the trials' runs")] = Path("results"),
+    heartbeat: Annotated[int, typer.Option(help="seconds between heartbeats; stale after two")] = 60,
+) -> None:
+    """Run (or continue) a sweep: `offline-mbrl sweep --algo ravl --dataset hopper-medium --trials 50`.
+
+    Rerunning the same command continues the study; the same command on another machine (with a shared
+    --storage) adds workers. `sweep show STUDY` and `sweep export STUDY` inspect it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if algo is None and not dataset:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    if algo is None or not dataset:
+        raise UserError("a sweep needs --algo and --dataset (or a subcommand: show STUDY, export STUDY)")
+    import optuna
+
+    from offline_mbrl.sweep import SweepSpec, run_sweep
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = SweepSpec(
+        algo=algo,
+        datasets=tuple(dataset),
+        trials=trials,
+        seeds=seeds,
+        steps=steps,
+        sampler=sampler,
+        pruner=pruner,
+        objective=objective,
+        study=study,
+        storage=storage,
+        space=space,
+        overrides=tuple(set_ or ()),
+        device=device,
+        results=str(results),
+        heartbeat=heartbeat,
+    )
+    sweep = run_sweep(spec, workers=workers, console=console)
+    done, _ = sweep.tally()
+    console.print(f"study {spec.study_name()} in {sweep.where}: {done} of {trials} trials")
+    storage_flag = f" --storage {storage}" if storage else ""
+    console.print(f"see it with `offline-mbrl sweep show {spec.study_name()}{storage_flag}`")
+
+
+@sweep_app.command("show")
+def sweep_show(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: Annotated[str | None, typer.Option(help="storage URL (default: the local journal)")] = None,
+) -> None:
+    """The study's settings, best config, every trial, and parameter importances."""
+    from offline_mbrl.sweep import describe, load_study
+
+    info = describe(load_study(study, storage))
+    attrs = info["attrs"]
+    console.print(
+        f"[bold]{info['name']}[/]: {attrs.get('algorithm')} on {', '.join(attrs.get('datasets', []))}, "
+        f"objective {attrs.get('objective')} over {attrs.get('seeds')} seed(s), {attrs.get('steps')} steps, "
+        f"space {attrs.get('space_file')}"
+    )
+    best = info["best"]
+    if best is None:
+        console.print("no completed trial yet")
+    else:
+        console.print(f"best: trial {best.number}, value {best.value:.2f}")
+        flags = " ".join(f"--set {o}" for o in best.user_attrs.get("overrides", []))
+        console.print(
+            f"  offline-mbrl train --algo {attrs['algorithm']} --dataset {attrs['datasets'][0]} "
+            f"--steps {attrs['steps']} {flags}"
+        )
+    rows = info["rows"]
+    params = list(dict.fromkeys(k for r in rows for k in r if k not in _FIXED_COLUMNS))
+    table = Table(title=f"{len(rows)} trials")
+    for col in ("#", "state", "value", *params, "seconds", "reason"):
+        table.add_column(col)
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:.2f}"
+        cells = [_cell(r.get(p)) for p in params]
+        secs = "" if r["duration_s"] is None else f"{r['duration_s']:.0f}"
+        table.add_row(str(r["number"]), r["state"].lower(), value, *cells, secs, r["reason"])
+    console.print(table)
+    table = Table(title="parameter importances (fANOVA)")
+    table.add_column("parameter")
+    table.add_column("importance")
+    for name, value in info["importances"].items():
+        table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+_FIXED_COLUMNS = {"number", "state", "value", "reason", "duration_s", "overrides", "scores", "runs"}
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@sweep_app.command("export")
+def sweep_export(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: Annotated[str | None, typer.Option(help="storage URL (default: the local journal)")] = None,
+    results: Annotated[Path, typer.Option(help="results root; files go to RESULTS/sweeps/STUDY/")] = Path(
+        "results"
+    ),
+) -> None:
+    """Write the trials as CSV and parquet, and the best config as a file `train --config` accepts."""
+    from offline_mbrl.sweep import export, load_study
+
+    paths = export(load_study(study, storage), results)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+    if "best_config" not in paths:
+        console.print("no completed trial yet: no best config written")
+    else:
+        console.print(f"train it: offline-mbrl train --algo ALGO --dataset DATASET --config {paths['best_config']}")
+
+
+def main() -> None:
+    try:
+        sweep_app(prog_name="offline-mbrl sweep")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

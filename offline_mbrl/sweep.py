@@ -1,0 +1,447 @@
+"""Optuna sweeps: a study of `train` runs over a search space, in a local file or a shared PostgreSQL.
+
+A trial is one `train` run per (seed, dataset), each built by `launch.build_config` from the trial's
+`--set` overrides and run by `launch.execute`: its runs land in results/ like any other, a finished run
+is reused and never redone, and the dynamics cache is shared (one fit per dataset, dynamics settings and
+seed, whatever the number of trials). The objective is the mean (or IQM) over those runs of the final
+evaluation's normalised score (the raw return where a dataset has no reference returns). Periodic
+evaluations are reported to the pruner at step `run_index * steps + step`, so trials compare at equal
+positions. A trial that diverges or raises is recorded FAIL with its reason and the sweep goes on.
+
+`--trials N` is the study's total, not each worker's: every worker (the processes of `--workers`, or the
+same command on other machines) claims trials until N count (complete, pruned, or failed by their own
+config), counting and creating each trial under one lock so that N is exact. Workers record heartbeats;
+a trial stopped by Ctrl-C, or whose worker was killed, is retried with the same parameters, reusing its
+finished runs. Storage, locks and heartbeats are in `sweep_storage`; the space format in `sweep_space`.
+
+The study records what its values mean (algorithm, datasets, objective, steps, seeds, the space's
+fingerprint); a command that disagrees is refused, so values of different objectives never mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from offline_mbrl.cache import atomic_path, write_json_atomic
+from offline_mbrl.config import to_dict
+from offline_mbrl.errors import UserError
+from offline_mbrl.launch import build_config, execute
+from offline_mbrl.names import missing_dataset_message, resolve
+from offline_mbrl.run import TrainConfig, run_dir_for
+from offline_mbrl.sweep_space import Space, find_space, load_space, validate
+from offline_mbrl.sweep_storage import Heartbeat, file_lock, counts, fail_stale, open_storage, retry_stale
+
+SAMPLERS = ("tpe", "gp", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+OBJECTIVES = ("mean", "iqm")
+IDENTITY = ("algorithm", "datasets", "objective", "steps", "seeds", "space")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything a worker needs: plain values, so a worker process gets it as JSON."""
+
+    algo: str
+    datasets: tuple[str, ...]
+    trials: int = 20
+    seeds: int = 1
+    steps: int | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    objective: str = "mean"
+    study: str | None = None
+    storage: str | None = None
+    space: str | None = None
+    overrides: tuple[str, ...] = ()  # `--set` on every trial; part of the study's identity
+    device: str = "cpu"
+    results: str = "results"
+    heartbeat: int = 60  # seconds; a trial is stale after two intervals without one
+    startup_trials: int | None = None  # random trials before a model-based sampler (None: Optuna's default)
+    seed: int | None = None  # the sampler's seed; None lets parallel workers propose different trials
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        name = f"{self.algo}-{'+'.join(self.datasets)}"
+        if self.space and Path(self.space).stem != self.algo:
+            name += f"-{Path(self.space).stem}"
+        return re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+
+
+def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    startup = {} if spec.startup_trials is None else {"n_startup_trials": spec.startup_trials}
+    if spec.sampler == "gp":  # Bayesian optimisation: a Gaussian process with log-EI (torch, scipy)
+        return optuna.samplers.GPSampler(seed=spec.seed, **startup)
+    if spec.sampler == "cmaes":
+        import importlib.util
+
+        if importlib.util.find_spec("cmaes") is None:
+            raise UserError("the cmaes sampler needs the cmaes package: pip install cmaes")
+        return optuna.samplers.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False, **startup)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    # constant_liar: parallel workers see each other's running trials and do not propose the same point
+    return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, constant_liar=True, **startup)
+
+
+def make_pruner(name: str, steps: int, runs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=steps // 4)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, steps // 10), max_resource=steps * runs)
+    return optuna.pruners.NopPruner()
+
+
+def aggregate(scores: list[float], objective: str) -> float:
+    """Mean, or the interquartile mean (rliable's IQM: the mean of the middle 50%)."""
+    if objective == "iqm":
+        from scipy.stats import trim_mean
+
+        return float(trim_mean(scores, 0.25))
+    return float(np.mean(scores))
+
+
+def _check(spec: SweepSpec) -> None:
+    for value, allowed, what in (
+        (spec.sampler, SAMPLERS, "sampler"),
+        (spec.pruner, PRUNERS, "pruner"),
+        (spec.objective, OBJECTIVES, "objective"),
+    ):
+        if value not in allowed:
+            raise UserError(f"unknown {what} '{value}'; choose from {', '.join(allowed)}")
+    if not spec.datasets or min(spec.trials, spec.seeds, spec.heartbeat) < 1:
+        raise UserError("a sweep needs at least one --dataset, and --trials, --seeds, heartbeat >= 1")
+    for name in spec.datasets:
+        res = resolve(name)
+        if not res.present:
+            raise UserError(missing_dataset_message(res))
+
+
+class Sweep:
+    """One worker's view of a study: validated space, opened (or created) study, the claim loop."""
+
+    def __init__(self, spec: SweepSpec, pruner: optuna.pruners.BasePruner | None = None):
+        _check(spec)
+        self.spec = spec
+        self.space: Space = load_space(find_space(spec.space, spec.algo))
+        self.base: TrainConfig = validate(self.space, spec.algo, spec.datasets[0], spec.steps, [*spec.overrides])
+        self.jobs = [(seed, ds) for seed in range(spec.seeds) for ds in spec.datasets]
+        self.storage, self.lock, self.where = open_storage(spec.study_name(), spec.storage, spec.heartbeat)
+        pruner = pruner or make_pruner(spec.pruner, self.base.steps, len(self.jobs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.create_study(
+                study_name=spec.study_name(),
+                storage=self.storage,
+                direction="maximize",
+                sampler=make_sampler(spec),
+                pruner=pruner,
+                load_if_exists=True,
+            )
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        spec = self.spec
+        identity = {
+            "algorithm": spec.algo,
+            "datasets": list(spec.datasets),
+            "objective": spec.objective,
+            "steps": self.base.steps,
+            "seeds": spec.seeds,
+            "space": self.space.fingerprint([*spec.overrides]),
+        }
+        have = self.study.user_attrs
+        if "algorithm" not in have:
+            info = {"space_file": str(self.space.path), "set": list(spec.overrides), "heartbeat": spec.heartbeat}
+            for key, value in {**identity, **info}.items():
+                self.study.set_user_attr(key, value)
+            return
+        diff = [f"{k} {have.get(k)!r} (asked: {v!r})" for k, v in identity.items() if have.get(k) != v]
+        if diff:
+            raise UserError(
+                f"study '{spec.study_name()}' in {self.where} was created with {'; '.join(diff)}: its values "
+                "would not be comparable; rerun with its settings or pick another --study"
+            )
+
+    def tally(self) -> tuple[int, int]:
+        trials = self.study.get_trials(deepcopy=False)
+        return sum(map(counts, trials)), sum(t.state == TrialState.RUNNING for t in trials)
+
+    def work(self, after_trial=None) -> int:
+        """Claim and run trials until the study has `trials` that count; returns how many this worker ran."""
+        ran = 0
+        while (trial := self._claim()) is not None:
+            self._run(trial)
+            ran += 1
+            if after_trial is not None:
+                after_trial()
+        return ran
+
+    def _claim(self) -> optuna.Trial | None:
+        while True:
+            with self.lock():
+                fail_stale(self.study)
+                done, running = self.tally()
+                if done + running < self.spec.trials:
+                    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize"
+                        warnings.simplefilter("ignore")
+                        return self.study.ask()
+            if done >= self.spec.trials:
+                return None
+            # The last trials run elsewhere; wait, in case their workers die and they need a retry.
+            time.sleep(min(self.spec.heartbeat, 10))
+
+    def _run(self, trial: optuna.Trial) -> None:
+        state, value, interrupted = TrialState.COMPLETE, None, False
+        with Heartbeat(self.storage, trial._trial_id, self.spec.heartbeat):
+            try:
+                value = self._objective(trial)
+            except optuna.TrialPruned as exc:
+                state = TrialState.PRUNED
+                trial.set_user_attr("prune_reason", str(exc))
+            except KeyboardInterrupt:
+                state, interrupted = TrialState.FAIL, True
+                trial.set_user_attr("fail_reason", "interrupted (retried with the same parameters)")
+                trial.set_user_attr("retried", True)
+            except Exception as exc:  # noqa: BLE001 - any failure of one trial is recorded, the sweep goes on
+                state = TrialState.FAIL
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                why = first if isinstance(exc, UserError) else f"{type(exc).__name__}: {first}"
+                trial.set_user_attr("fail_reason", why[:500])
+                if not isinstance(exc, UserError):
+                    trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+        try:
+            self.study.tell(trial, value, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale meanwhile
+            print(f"warning: trial {trial.number} was marked stale by another worker", file=sys.stderr)
+        if interrupted:
+            frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
+            retry_stale(self.study, frozen)
+            raise KeyboardInterrupt
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        values = {p.key: p.suggest(trial) for p in self.space.params}
+        overrides = [*self.space.overrides(values, self.base), *self.spec.overrides]
+        trial.set_user_attr("overrides", overrides)
+        steps, results = self.base.steps, Path(self.spec.results)
+        scores, runs = [], []
+        for i, (seed, dataset) in enumerate(self.jobs):
+            cfg = build_config(self.spec.algo, dataset, seed, self.spec.steps, self.spec.device, overrides)
+            where = f"{dataset} seed {seed}"
+
+            def on_eval(step, result, offset=i * steps, where=where):
+                _report(trial, result.score, offset + step, f"{where} step {step}")
+
+            final = _execute_once(cfg, results, on_eval)
+            score = final["normalized_score"]
+            scores.append(final["return_mean"] if score is None else score)
+            runs.append(str(run_dir_for(cfg, results)))
+            trial.set_user_attr("scores", scores)
+            trial.set_user_attr("runs", runs)
+            if i + 1 < len(self.jobs):  # evaluations stop before a run's last step: no position is reused
+                _report(trial, scores[-1], (i + 1) * steps, f"{where} final")
+        return aggregate(scores, self.spec.objective)
+
+
+def _report(trial: optuna.Trial, score: float, position: int, where: str) -> None:
+    trial.report(score, position)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"pruned at {where} (score {score:.2f})")
+
+
+def _execute_once(cfg: TrainConfig, results: Path, on_eval) -> dict:
+    """`execute`, with one process per run directory (two trials may propose the same config)."""
+    out = run_dir_for(cfg, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.parent / f".{out.name}.lock"):
+        unfinished = not (out / "final.json").exists()
+        resume = unfinished and (out / "checkpoint.pt").exists()  # a pruned or killed run goes on from there
+        force = unfinished and not resume and (out / "metrics.jsonl").exists()  # no checkpoint: start over
+        return execute(cfg, results, resume=resume, force=force, progress=False, on_eval=on_eval)
+
+
+def trial_line(t: FrozenTrial) -> str:
+    params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    value = f"{t.value:.2f}" if t.state == TrialState.COMPLETE else reason(t)
+    return f"trial {t.number} {t.state.name.lower()}: {value}  {params}"
+
+
+def reason(t: FrozenTrial, retried_as: dict[int, int] | None = None) -> str:
+    if t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs:
+        text = "worker lost (no heartbeat)"
+    else:
+        text = t.user_attrs.get("fail_reason") or t.user_attrs.get("prune_reason") or ""
+    if retried_as and t.number in retried_as:
+        text += f"; retried as trial {retried_as[t.number]}"
+    return text
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    workers: int = 1,
+    progress: bool = True,
+    pruner: optuna.pruners.BasePruner | None = None,
+    console: Console | None = None,
+) -> Sweep:
+    """Validate, create or continue the study, and run `workers` local worker processes (1: in this one)."""
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    sweep = Sweep(spec, pruner)
+    seen = {t.number for t in sweep.study.get_trials(deepcopy=False) if t.state.is_finished()}
+    columns = (TextColumn(f"sweep {spec.study_name()}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("trials", total=spec.trials, info="")
+
+        def update() -> None:
+            trials = sweep.study.get_trials(deepcopy=False)
+            for t in trials:
+                if t.state.is_finished() and t.number not in seen:
+                    seen.add(t.number)
+                    if progress:
+                        bar.console.print(trial_line(t))
+            best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
+            done = sum(map(counts, trials))
+            bar.update(task, completed=min(done, spec.trials), info="" if best is None else f"best {best:.2f}")
+
+        update()
+        if workers == 1:
+            sweep.work(after_trial=update)
+        else:
+            _spawn(spec, workers, update)
+        update()
+    return sweep
+
+
+def _spawn(spec: SweepSpec, workers: int, poll) -> None:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    payload = json.dumps({**dataclasses.asdict(spec), "threads": threads})
+    procs = [subprocess.Popen([sys.executable, "-m", "offline_mbrl.sweep", payload]) for _ in range(workers)]
+    try:
+        while any(p.poll() is None for p in procs):
+            poll()
+            time.sleep(1)
+    except KeyboardInterrupt:  # the terminal sent SIGINT to the workers too; they mark their trials
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
+    codes = [p.returncode for p in procs if p.returncode]
+    if codes:
+        raise UserError(f"{len(codes)} of {workers} workers failed (exit status {codes}; see above)")
+
+
+def load_study(name: str, url: str | None = None) -> optuna.Study:
+    """An existing study (for show and export); nothing is created."""
+    storage, _, where = open_storage(name, url, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        raise UserError(f"no study '{name}' in {where} (studies there: {names})") from None
+
+
+def describe(study: optuna.Study) -> dict:
+    """What `sweep show` prints: the study's settings, best trial, every trial, parameter importances."""
+    trials = study.get_trials(deepcopy=False)
+    retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importances = dict(optuna.importance.get_param_importances(study))
+    except (ValueError, RuntimeError) as exc:
+        importances = {"(not available)": str(exc)}
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            **t.params,
+            "reason": reason(t, retried_as),
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+            "overrides": " ".join(t.user_attrs.get("overrides", [])),
+            "scores": json.dumps(t.user_attrs.get("scores", [])),
+            "runs": json.dumps(t.user_attrs.get("runs", [])),
+        }
+        for t in trials
+    ]
+    return {"name": study.study_name, "attrs": study.user_attrs, "best": best, "rows": rows, "importances": importances}
+
+
+def best_config(study: optuna.Study, best: FrozenTrial) -> dict:
+    """The best trial as a file `train --config` takes (seeds stay the command's, not the sweep's)."""
+    attrs = study.user_attrs
+    overrides = best.user_attrs["overrides"]
+    cfg = build_config(attrs["algorithm"], attrs["datasets"][0], steps=attrs["steps"], overrides=overrides)
+    raw = to_dict(cfg)
+    if not any(o.startswith("dynamics_seed=") for o in overrides):
+        raw["dynamics_seed"] = None  # resolved to the run's own seed, as in any `train`
+    sweep = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params}
+    return {"config": raw, "sweep": {**sweep, "overrides": overrides, **{k: attrs.get(k) for k in IDENTITY}}}
+
+
+def export(study: optuna.Study, results: Path = Path("results")) -> dict[str, Path]:
+    """Write results/sweeps/<study>/trials.csv, trials.parquet and (with a completed trial) best_config.json."""
+    import pandas as pd
+
+    info = describe(study)
+    out = Path(results) / "sweeps" / study.study_name
+    frame = pd.DataFrame(info["rows"])
+    for col in frame.columns[frame.dtypes == object]:  # mixed-type categorical params: parquet needs one type
+        if frame[col].map(type).nunique() > 1:
+            frame[col] = frame[col].map(lambda v: None if v is None else str(v))
+    paths = {"csv": out / "trials.csv", "parquet": out / "trials.parquet"}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(paths["csv"]) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(paths["parquet"]) as tmp:
+        frame.to_parquet(tmp, index=False)
+    if info["best"] is not None:
+        paths["best_config"] = out / "best_config.json"
+        write_json_atomic(paths["best_config"], best_config(study, info["best"]))
+    return paths
+
+
+def _worker_main(payload: str) -> None:
+    """A worker process started by `run_sweep(workers > 1)`: `python -m offline_mbrl.sweep JSON`."""
+    import torch
+
+    raw = json.loads(payload)
+    torch.set_num_threads(raw.pop("threads"))
+    spec = SweepSpec(**{**raw, "datasets": tuple(raw["datasets"]), "overrides": tuple(raw["overrides"])})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        Sweep(spec).work()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    _worker_main(sys.argv[1])

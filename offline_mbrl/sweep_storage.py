@@ -1,0 +1,186 @@
+"""Where a study lives, and what keeps it consistent when workers race or die.
+
+`open_storage(study, url)` gives the Optuna storage, a claim lock and a printable location:
+
+- no URL: a journal file `sweeps/<study>/journal.log` (Optuna's JournalFileBackend: append-only, safe for
+  several processes on one machine, nothing to start);
+- a path without `://`: a journal file there;
+- `postgresql://USER:PASS@HOST:PORT/DB`: Optuna's RDBStorage, the multi-machine setup (needs psycopg2);
+- `sqlite:///FILE.db`: RDBStorage on one machine.
+
+Heartbeats: RDBStorage records them natively. Optuna's journal storage has none, so `JournalHeartbeat`
+adds one as a trial system attribute (`heartbeat`, the worker's wall clock: the journal is one machine's
+file). Either way a RUNNING trial whose last heartbeat is older than two intervals is stale:
+`fail_stale` marks it FAIL and enqueues a retry with the same parameters (at most `MAX_RETRY` times).
+
+The claim lock serialises "count the trials, then create one" across workers: a file lock next to the
+journal or SQLite file, a PostgreSQL advisory lock (released by the server if its holder dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from offline_mbrl.errors import UserError
+from offline_mbrl.paths import project_root
+
+MAX_RETRY = 2  # a trial whose worker keeps dying (out of memory?) is not retried forever
+retry_stale = RetryFailedTrialCallback(max_retry=MAX_RETRY)
+
+
+class JournalHeartbeat(JournalStorage, BaseHeartbeat):
+    """Optuna's journal file storage plus heartbeats, so a killed worker's trial is failed as RDB's is."""
+
+    def __init__(self, path: str, interval: int):
+        super().__init__(JournalFileBackend(path))
+        self._interval = interval
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(UpdateFinishedTrialError):  # finished meanwhile (or failed as stale)
+            self.set_trial_system_attr(trial_id, "heartbeat", time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return [t._trial_id for t in running if now - t.system_attrs.get("heartbeat", now) > 2 * self._interval]
+
+    def get_heartbeat_interval(self) -> int:
+        return self._interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None]:
+        return retry_stale
+
+    get_failed_trial_callback = get_heartbeat_stale_trial_callback  # the name Optuna < 4.9 calls
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def default_journal(study: str) -> Path:
+    return project_root() / "sweeps" / study / "journal.log"
+
+
+def open_storage(
+    study: str, url: str | None, heartbeat: int = 60, create: bool = True
+) -> tuple[optuna.storages.BaseStorage, Callable[[], contextlib.AbstractContextManager], str]:
+    """(storage, claim lock factory, printable location); unreachable or unsupported URLs are UserErrors."""
+    if url is None or "://" not in url:
+        path = Path(url) if url else default_journal(study)
+        if url is None and create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.exists():
+            known = sorted(p.parent.name for p in (project_root() / "sweeps").glob("*/journal.log"))
+            raise UserError(f"no study at {path} (local studies: {', '.join(known) or 'none'}; or pass --storage)")
+        if not path.parent.is_dir():
+            raise UserError(f"cannot use storage {path}: the folder {path.parent} does not exist")
+        lock = partial(file_lock, path.with_name(path.name + ".claim"))
+        return JournalHeartbeat(str(path), heartbeat), lock, str(path)
+    scheme = url.split("://", 1)[0]
+    if not (scheme.startswith("postgresql") or scheme == "sqlite"):
+        raise UserError(
+            f"unsupported storage '{shown(url)}': use postgresql://USER:PASS@HOST:PORT/DB, sqlite:///FILE.db "
+            "or a journal file path"
+        )
+    postgres = scheme.startswith("postgresql")
+    engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}} if postgres else {}
+    import sqlalchemy.exc
+
+    try:
+        storage = RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=retry_stale,
+        )
+    except ImportError as exc:
+        raise UserError(f"storage {shown(url)} needs {exc.name}: pip install psycopg2-binary") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise UserError(f"cannot reach storage {shown(url)}: {reason}") from None
+    if postgres:
+        return storage, partial(_pg_lock, storage.engine, study), shown(url)
+    db = Path(url.split(":///", 1)[-1])
+    return storage, partial(file_lock, db.with_name(db.name + ".claim")), shown(url)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:  # flock: released by the kernel if the holder dies
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _pg_lock(engine, study: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.blake2b(study.encode(), digest_size=8).digest(), "big", signed=True)
+    with engine.connect() as conn:  # the server releases a session lock when its connection drops
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail RUNNING trials without a recent heartbeat and enqueue their retries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def counts(t: FrozenTrial) -> bool:
+    """Whether a trial uses up one of the study's `--trials`: a result, or a failure of its own config.
+
+    A trial that was interrupted or whose worker died is retried instead, so it does not count."""
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not t.user_attrs.get("retried")
+
+
+class Heartbeat:
+    """Record a trial's heartbeat every `interval` seconds while it runs (Optuna's own thread only runs
+    inside `study.optimize`, which cannot claim trials under a lock)."""
+
+    def __init__(self, storage: BaseHeartbeat, trial_id: int, interval: int):
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried; two missed make the trial stale
+                self._storage.record_heartbeat(self._trial_id)
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
