@@ -121,6 +121,7 @@ class Run:
         self.dynamics_key = dynamics_key
         self.start_step = 0
         self._sums: dict[str, torch.Tensor] = {}
+        self._host_sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._resume = resume
         self._started = time.time()
@@ -141,17 +142,21 @@ class Run:
         )
 
     # --- metrics -------------------------------------------------------------------------------------
-    def log(self, metrics: dict[str, torch.Tensor]) -> None:
+    def log(self, metrics: dict[str, torch.Tensor | float]) -> None:
         """Accumulate metrics on the device (no host sync); each key is averaged over its own calls."""
         for k, v in metrics.items():
-            v = v.detach().float()
-            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+            if isinstance(v, torch.Tensor):
+                v = v.detach().float()
+                self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+            else:  # host-side numbers (a learning rate) stay on the host
+                self._host_sums[k] = self._host_sums.get(k, 0.0) + float(v)
             self._counts[k] = self._counts.get(k, 0) + 1
 
     def _flush(self, step: int, extra: dict[str, float] | None = None) -> dict[str, float]:
         keys = list(self._sums)
         values = torch.stack([self._sums[k] for k in keys]).tolist() if keys else []  # the one host sync
-        row = {k: v / self._counts[k] for k, v in zip(keys, values, strict=True)}
+        sums = {**dict(zip(keys, values, strict=True)), **self._host_sums}
+        row = {k: v / self._counts[k] for k, v in sums.items()}
         bad = {k: v for k, v in row.items() if not math.isfinite(v) or abs(v) > EXPLODING}
         if bad:
             k, v = next(iter(bad.items()))
@@ -161,7 +166,7 @@ class Run:
         row = {"step": step, **row, **(extra or {}), "wall_time": round(self.wall_time, 2)}
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-        self._sums, self._counts = {}, {}
+        self._sums, self._host_sums, self._counts = {}, {}, {}
         return row
 
     @property

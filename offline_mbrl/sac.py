@@ -203,7 +203,7 @@ class SAC(nn.Module):
         reg_coef: float = 0.0,
         target_penalty: TargetPenalty | None = None,
         generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
+    ) -> dict[str, Tensor | float]:
         """One step of α, actor, critics and targets; returns detached 0-dim metrics (no host sync).
 
         Metrics: critic_loss, actor_loss, alpha, entropy, q_mean, q_min_mean, target_mean, actor_lr, plus
@@ -212,7 +212,7 @@ class SAC(nn.Module):
         (from `generator`, or torch's default generator when None).
         """
         cfg = self.cfg
-        metrics: dict[str, Tensor] = {}
+        metrics: dict[str, Tensor | float] = {}
 
         act_pi, log_pi = self.actor(batch.obs, generator=generator)  # (B, a), (B,)
         if self.alpha_optim is not None:
@@ -269,7 +269,7 @@ class SAC(nn.Module):
             q_mean=q.mean(),
             q_min_mean=q.min(0).values.mean(),
             target_mean=y.mean(),
-            actor_lr=torch.tensor(lr, device=y.device),
+            actor_lr=lr,  # a Python float: a fresh device tensor per update would be a host-to-device copy
         )
         return metrics
 
