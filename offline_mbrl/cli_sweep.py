@@ -1,4 +1,4 @@
-"""`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`), `sweep show STUDY`, `sweep export STUDY`.
+"""`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`); `sweep show` and `sweep export` one.
 
 A thin layer over `offline_mbrl.sweep`. The group's own options run a sweep when no subcommand follows;
 `cli.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and `python -m offline_mbrl.cli_sweep`
@@ -18,7 +18,8 @@ from rich.table import Table
 from offline_mbrl.errors import UserError
 
 sweep_app = typer.Typer(
-    help="Optuna hyperparameter sweeps: run or continue a study; show or export one.",
+    help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "
+    "`sweep show STUDY` prints it; `sweep export STUDY` writes its trials and best config.",
     invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -33,13 +34,17 @@ def sweep_run(
     dataset: Annotated[
         list[str] | None, typer.Option(help="dataset; repeat for several (the objective averages them)")
     ] = None,
-    trials: Annotated[int, typer.Option(help="the study's total number of trials (all workers together)")] = 20,
+    trials: Annotated[
+        int, typer.Option(help="the study's total number of trials (all workers together)")
+    ] = 20,
     seeds: Annotated[int, typer.Option(help="seeds per trial and dataset: 0..K-1")] = 1,
     steps: Annotated[int | None, typer.Option(help="gradient steps per run (default: the config's)")] = None,
     sampler: Annotated[str, typer.Option(help="tpe, gp (Bayesian optimisation), random, cmaes")] = "tpe",
     pruner: Annotated[str, typer.Option(help="median, hyperband, none")] = "median",
     objective: Annotated[str, typer.Option(help="mean or iqm of the runs' final normalised scores")] = "mean",
-    study: Annotated[str | None, typer.Option(help="study name (default ALGO-DATASET[+DATASET][-SPACE])")] = None,
+    study: Annotated[
+        str | None, typer.Option(help="study name (default ALGO-DATASET[+DATASET][-SPACE])")
+    ] = None,
     storage: Annotated[
         str | None, typer.Option(help="postgresql://USER:PASS@HOST:PORT/DB, sqlite:///F.db or a journal file")
     ] = None,
@@ -96,7 +101,7 @@ def sweep_show(
     storage: Annotated[str | None, typer.Option(help="storage URL (default: the local journal)")] = None,
 ) -> None:
     """The study's settings, best config, every trial, and parameter importances."""
-    from offline_mbrl.sweep import describe, load_study
+    from offline_mbrl.sweep_results import describe, load_study
 
     info = describe(load_study(study, storage))
     attrs = info["attrs"]
@@ -126,7 +131,7 @@ def sweep_show(
         secs = "" if r["duration_s"] is None else f"{r['duration_s']:.0f}"
         table.add_row(str(r["number"]), r["state"].lower(), value, *cells, secs, r["reason"])
     console.print(table)
-    table = Table(title="parameter importances (fANOVA)")
+    table = Table(title="parameter importances (PED-ANOVA)")
     table.add_column("parameter")
     table.add_column("importance")
     for name, value in info["importances"].items():
@@ -134,7 +139,7 @@ def sweep_show(
     console.print(table)
 
 
-_FIXED_COLUMNS = {"number", "state", "value", "reason", "duration_s", "overrides", "scores", "runs"}
+_FIXED_COLUMNS = {"number", "state", "value", "reason", "duration_s", "worker", "overrides", "scores", "runs"}
 
 
 def _cell(v) -> str:
@@ -152,15 +157,20 @@ def sweep_export(
     ),
 ) -> None:
     """Write the trials as CSV and parquet, and the best config as a file `train --config` accepts."""
-    from offline_mbrl.sweep import export, load_study
+    from offline_mbrl.sweep_results import export, load_study
 
-    paths = export(load_study(study, storage), results)
+    loaded = load_study(study, storage)
+    paths = export(loaded, results)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
     if "best_config" not in paths:
         console.print("no completed trial yet: no best config written")
-    else:
-        console.print(f"train it: offline-mbrl train --algo ALGO --dataset DATASET --config {paths['best_config']}")
+        return
+    attrs = loaded.user_attrs
+    console.print(
+        f"train it: offline-mbrl train --algo {attrs['algorithm']} --dataset {attrs['datasets'][0]} "
+        f"--config {paths['best_config']}"
+    )
 
 
 def main() -> None:

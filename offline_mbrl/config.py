@@ -47,7 +47,7 @@ def from_dict(cls: type[T], data: dict) -> T:
         kwargs[name] = (
             from_dict(tp, value)
             if _is_dataclass_type(tp) and isinstance(value, dict)
-            else _coerce(tp, value, name)
+            else coerce(tp, value, name)
         )
     return cls(**kwargs)
 
@@ -76,7 +76,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(tp: Any, value: Any, key: str) -> Any:
+def coerce(tp: Any, value: Any, key: str) -> Any:
     """Convert `value` (a string from the CLI, or a JSON value) to the field type `tp`."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -89,7 +89,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(arg, value, key)
+                return coerce(arg, value, key)
             except UserError as exc:
                 errors.append(str(exc))
         raise UserError(f"{key}: cannot read {value!r} as {_type_name(tp)}")
@@ -100,7 +100,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
         inner = args[0] if args else str
-        return tuple(_coerce(inner, v.strip() if isinstance(v, str) else v, key) for v in items if v != "")
+        return tuple(coerce(inner, v.strip() if isinstance(v, str) else v, key) for v in items if v != "")
     try:
         if tp is bool:
             if isinstance(value, bool):
@@ -144,7 +144,7 @@ def set_paths(cfg: T, items: dict[str, Any], _prefix: str = "") -> T:
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
-            direct[head] = _coerce(valid[key], value, _prefix + key)
+            direct[head] = coerce(valid[key], value, _prefix + key)
     for head, sub in nested.items():
         direct[head] = set_paths(getattr(cfg, head), sub, f"{_prefix}{head}.")
     return dataclasses.replace(cfg, **direct)

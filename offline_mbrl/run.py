@@ -192,7 +192,8 @@ class Run:
 
     def _restore(self, state: dict[str, Any]) -> None:
         path = self.dir / "checkpoint.pt"
-        if not path.exists():
+        if not path.exists():  # killed before its first checkpoint: start over, without the old rows
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             return
         try:
             payload = torch.load(path, map_location=self.device, weights_only=False)
@@ -247,10 +248,10 @@ class Run:
                             "eval/return": float(self.last_eval.returns.mean()),
                         }
                     self._flush(done, extra)
-                    if extra is not None and self.on_eval is not None:
-                        self.on_eval(done, self.last_eval)
                     if done % cfg.checkpoint_every == 0 and done != cfg.steps:
                         self._save(done, state)
+                    if extra is not None and self.on_eval is not None:  # after the save: it may stop the run
+                        self.on_eval(done, self.last_eval)
                     info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
                     bar.update(task, completed=done, info=info)
 

@@ -12,7 +12,8 @@ positions. A trial that diverges or raises is recorded FAIL with its reason and 
 same command on other machines) claims trials until N count (complete, pruned, or failed by their own
 config), counting and creating each trial under one lock so that N is exact. Workers record heartbeats;
 a trial stopped by Ctrl-C, or whose worker was killed, is retried with the same parameters, reusing its
-finished runs. Storage, locks and heartbeats are in `sweep_storage`; the space format in `sweep_space`.
+finished runs. Storage, locks and heartbeats are in `sweep_storage`, the space format in `sweep_space`,
+show and export in `sweep_results`.
 
 The study records what its values mean (algorithm, datasets, objective, steps, seeds, the space's
 fingerprint); a command that disagrees is refused, so values of different objectives never mix.
@@ -24,6 +25,7 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -39,19 +41,17 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_mbrl.cache import atomic_path, write_json_atomic
-from offline_mbrl.config import to_dict
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import missing_dataset_message, resolve
 from offline_mbrl.run import TrainConfig, run_dir_for
+from offline_mbrl.sweep_results import reason
 from offline_mbrl.sweep_space import Space, find_space, load_space, validate
-from offline_mbrl.sweep_storage import Heartbeat, file_lock, counts, fail_stale, open_storage, retry_stale
+from offline_mbrl.sweep_storage import Heartbeat, counts, fail_stale, file_lock, open_storage, retry
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 OBJECTIVES = ("mean", "iqm")
-IDENTITY = ("algorithm", "datasets", "objective", "steps", "seeds", "space")
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,9 @@ class Sweep:
         _check(spec)
         self.spec = spec
         self.space: Space = load_space(find_space(spec.space, spec.algo))
-        self.base: TrainConfig = validate(self.space, spec.algo, spec.datasets[0], spec.steps, [*spec.overrides])
+        self.base: TrainConfig = validate(
+            self.space, spec.algo, spec.datasets[0], spec.steps, [*spec.overrides]
+        )
         self.jobs = [(seed, ds) for seed in range(spec.seeds) for ds in spec.datasets]
         self.storage, self.lock, self.where = open_storage(spec.study_name(), spec.storage, spec.heartbeat)
         pruner = pruner or make_pruner(spec.pruner, self.base.steps, len(self.jobs))
@@ -169,11 +171,15 @@ class Sweep:
         }
         have = self.study.user_attrs
         if "algorithm" not in have:
-            info = {"space_file": str(self.space.path), "set": list(spec.overrides), "heartbeat": spec.heartbeat}
+            info = {"space_file": str(self.space.path), "set": list(spec.overrides)}
             for key, value in {**identity, **info}.items():
                 self.study.set_user_attr(key, value)
             return
         diff = [f"{k} {have.get(k)!r} (asked: {v!r})" for k, v in identity.items() if have.get(k) != v]
+        if have.get("space") != identity["space"]:  # a hash says nothing: name the study's space and --set
+            diff[-1] = (
+                f"another search space or --set (its: {have.get('space_file')}, --set {have.get('set')})"
+            )
         if diff:
             raise UserError(
                 f"study '{spec.study_name()}' in {self.where} was created with {'; '.join(diff)}: its values "
@@ -202,7 +208,9 @@ class Sweep:
                 if done + running < self.spec.trials:
                     with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize"
                         warnings.simplefilter("ignore")
-                        return self.study.ask()
+                        trial = self.study.ask()
+                    self.storage.record_heartbeat(trial._trial_id)  # stale if killed before the thread starts
+                    return trial
             if done >= self.spec.trials:
                 return None
             # The last trials run elsewhere; wait, in case their workers die and they need a retry.
@@ -210,6 +218,7 @@ class Sweep:
 
     def _run(self, trial: optuna.Trial) -> None:
         state, value, interrupted = TrialState.COMPLETE, None, False
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         with Heartbeat(self.storage, trial._trial_id, self.spec.heartbeat):
             try:
                 value = self._objective(trial)
@@ -233,7 +242,7 @@ class Sweep:
             print(f"warning: trial {trial.number} was marked stale by another worker", file=sys.stderr)
         if interrupted:
             frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
-            retry_stale(self.study, frozen)
+            retry(self.study, frozen)
             raise KeyboardInterrupt
 
     def _objective(self, trial: optuna.Trial) -> float:
@@ -283,16 +292,6 @@ def trial_line(t: FrozenTrial) -> str:
     return f"trial {t.number} {t.state.name.lower()}: {value}  {params}"
 
 
-def reason(t: FrozenTrial, retried_as: dict[int, int] | None = None) -> str:
-    if t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs:
-        text = "worker lost (no heartbeat)"
-    else:
-        text = t.user_attrs.get("fail_reason") or t.user_attrs.get("prune_reason") or ""
-    if retried_as and t.number in retried_as:
-        text += f"; retried as trial {retried_as[t.number]}"
-    return text
-
-
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -309,7 +308,13 @@ def run_sweep(
         raise UserError("--workers must be at least 1")
     sweep = Sweep(spec, pruner)
     seen = {t.number for t in sweep.study.get_trials(deepcopy=False) if t.state.is_finished()}
-    columns = (TextColumn(f"sweep {spec.study_name()}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn(f"sweep {spec.study_name()}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, disable=not progress) as bar:
         task = bar.add_task("trials", total=spec.trials, info="")
 
@@ -322,7 +327,9 @@ def run_sweep(
                         bar.console.print(trial_line(t))
             best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
             done = sum(map(counts, trials))
-            bar.update(task, completed=min(done, spec.trials), info="" if best is None else f"best {best:.2f}")
+            bar.update(
+                task, completed=min(done, spec.trials), info="" if best is None else f"best {best:.2f}"
+            )
 
         update()
         if workers == 1:
@@ -335,8 +342,11 @@ def run_sweep(
 
 def _spawn(spec: SweepSpec, workers: int, poll) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    payload = json.dumps({**dataclasses.asdict(spec), "threads": threads})
-    procs = [subprocess.Popen([sys.executable, "-m", "offline_mbrl.sweep", payload]) for _ in range(workers)]
+    procs = []
+    for i in range(workers):  # a seeded sampler gets one seed per worker, or they would propose alike
+        seed = None if spec.seed is None else spec.seed + i
+        payload = json.dumps({**dataclasses.asdict(spec), "seed": seed, "threads": threads})
+        procs.append(subprocess.Popen([sys.executable, "-m", "offline_mbrl.sweep", payload]))
     try:
         while any(p.poll() is None for p in procs):
             poll()
@@ -351,79 +361,6 @@ def _spawn(spec: SweepSpec, workers: int, poll) -> None:
     codes = [p.returncode for p in procs if p.returncode]
     if codes:
         raise UserError(f"{len(codes)} of {workers} workers failed (exit status {codes}; see above)")
-
-
-def load_study(name: str, url: str | None = None) -> optuna.Study:
-    """An existing study (for show and export); nothing is created."""
-    storage, _, where = open_storage(name, url, create=False)
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-        raise UserError(f"no study '{name}' in {where} (studies there: {names})") from None
-
-
-def describe(study: optuna.Study) -> dict:
-    """What `sweep show` prints: the study's settings, best trial, every trial, parameter importances."""
-    trials = study.get_trials(deepcopy=False)
-    retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            importances = dict(optuna.importance.get_param_importances(study))
-    except (ValueError, RuntimeError) as exc:
-        importances = {"(not available)": str(exc)}
-    rows = [
-        {
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            **t.params,
-            "reason": reason(t, retried_as),
-            "duration_s": t.duration.total_seconds() if t.duration else None,
-            "overrides": " ".join(t.user_attrs.get("overrides", [])),
-            "scores": json.dumps(t.user_attrs.get("scores", [])),
-            "runs": json.dumps(t.user_attrs.get("runs", [])),
-        }
-        for t in trials
-    ]
-    return {"name": study.study_name, "attrs": study.user_attrs, "best": best, "rows": rows, "importances": importances}
-
-
-def best_config(study: optuna.Study, best: FrozenTrial) -> dict:
-    """The best trial as a file `train --config` takes (seeds stay the command's, not the sweep's)."""
-    attrs = study.user_attrs
-    overrides = best.user_attrs["overrides"]
-    cfg = build_config(attrs["algorithm"], attrs["datasets"][0], steps=attrs["steps"], overrides=overrides)
-    raw = to_dict(cfg)
-    if not any(o.startswith("dynamics_seed=") for o in overrides):
-        raw["dynamics_seed"] = None  # resolved to the run's own seed, as in any `train`
-    sweep = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params}
-    return {"config": raw, "sweep": {**sweep, "overrides": overrides, **{k: attrs.get(k) for k in IDENTITY}}}
-
-
-def export(study: optuna.Study, results: Path = Path("results")) -> dict[str, Path]:
-    """Write results/sweeps/<study>/trials.csv, trials.parquet and (with a completed trial) best_config.json."""
-    import pandas as pd
-
-    info = describe(study)
-    out = Path(results) / "sweeps" / study.study_name
-    frame = pd.DataFrame(info["rows"])
-    for col in frame.columns[frame.dtypes == object]:  # mixed-type categorical params: parquet needs one type
-        if frame[col].map(type).nunique() > 1:
-            frame[col] = frame[col].map(lambda v: None if v is None else str(v))
-    paths = {"csv": out / "trials.csv", "parquet": out / "trials.parquet"}
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(paths["csv"]) as tmp:
-        frame.to_csv(tmp, index=False)
-    with atomic_path(paths["parquet"]) as tmp:
-        frame.to_parquet(tmp, index=False)
-    if info["best"] is not None:
-        paths["best_config"] = out / "best_config.json"
-        write_json_atomic(paths["best_config"], best_config(study, info["best"]))
-    return paths
 
 
 def _worker_main(payload: str) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 import optuna
 
 from offline_mbrl.cache import stable_hash
-from offline_mbrl.config import _coerce, flat_keys, get_path
+from offline_mbrl.config import coerce, flat_keys, get_path
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.paths import project_root
@@ -49,8 +49,11 @@ from offline_mbrl.run import TrainConfig
 
 DERIVED = {"dynamics.elites_fraction": ("dynamics.elites", "dynamics.members")}
 RESERVED = {"algorithm", "dataset", "seed", "steps", "device", "dynamics.seed"}  # set by the sweep itself
-_FIELDS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}}
-_FIELDS["categorical"] = {"choices"}
+_FIELDS = {
+    "float": {"low", "high", "log", "step"},
+    "int": {"low", "high", "log", "step"},
+    "categorical": {"choices"},
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ class Param:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.key, list(self.choices))
         if self.kind == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+            return trial.suggest_int(
+                self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
     def corners(self) -> tuple[Any, Any]:
@@ -85,7 +90,7 @@ class Space:
     description: str = ""
 
     def fingerprint(self, extra: list[str]) -> str:
-        """What makes two studies comparable: the searched ranges and every fixed setting (not the file name)."""
+        """What makes two studies comparable: the searched ranges and every fixed setting (not file names)."""
         return stable_hash({"params": [vars(p) for p in self.params], "fixed": self.fixed, "set": extra})
 
     def overrides(self, values: dict[str, Any], base: TrainConfig) -> list[str]:
@@ -114,7 +119,9 @@ def find_space(name: str | None, algo: str) -> Path:
     if path.is_file():
         return path
     known = sorted(p.stem for p in folder.glob("*.toml"))
-    raise UserError(f"no search space '{name or algo}' (not a file, not in {folder}); spaces: {', '.join(known)}")
+    raise UserError(
+        f"no search space '{name or algo}' (not a file, not in {folder}); spaces: {', '.join(known)}"
+    )
 
 
 def load_space(path: Path) -> Space:
@@ -124,7 +131,9 @@ def load_space(path: Path) -> Space:
         raise UserError(f"cannot read search space {path}: {exc}") from None
     unknown = set(raw) - {"algorithm", "description", "fixed", "params"}
     if unknown or not isinstance(raw.get("algorithm"), str) or not isinstance(raw.get("params"), dict):
-        why = f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "needs `algorithm` and [params]"
+        why = (
+            f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "needs `algorithm` and [params]"
+        )
         raise UserError(f"{path}: {why} (the format is in offline_mbrl/sweep_space.py)")
     params = tuple(_param(path, key, spec) for key, spec in raw["params"].items())
     if not params:
@@ -153,7 +162,9 @@ def _param(path: Path, key: str, spec: Any) -> Param:
         raise UserError(f"{where}: low, high (and step) must be {'integers' if kind == 'int' else 'numbers'}")
     low, high, log = spec["low"], spec["high"], bool(spec.get("log", False))
     if not low < high:
-        raise UserError(f"{where}: empty range [{low}, {high}]: low must be below high (constants go in [fixed])")
+        raise UserError(
+            f"{where}: empty range [{low}, {high}]: low must be below high (constants go in [fixed])"
+        )
     if log and low <= 0:
         raise UserError(f"{where}: a log range needs low > 0, got {low}")
     if "step" in spec and (spec["step"] <= 0 or log):
@@ -168,9 +179,14 @@ def validate(space: Space, algo: str, dataset: str, steps: int | None, extra: li
     searched = {p.key for p in space.params} | {DERIVED[p.key][0] for p in space.params if p.key in DERIVED}
     clash = sorted(searched & {item.partition("=")[0].strip() for item in extra})
     if clash:
-        raise UserError(f"--set {', '.join(clash)}: searched by {space.path}; drop it from --set or the space")
+        raise UserError(
+            f"--set {', '.join(clash)}: searched by {space.path}; drop it from --set or the space"
+        )
     fixed = [f"{k}={_text(v)}" for k, v in space.fixed.items()] + extra
-    base = build_config(algo, dataset, steps=steps, overrides=fixed)
+    try:
+        base = build_config(algo, dataset, steps=steps, overrides=fixed)
+    except UserError as exc:
+        raise UserError(f"{space.path} [fixed] or --set: {exc}") from None
     keys = flat_keys(base)
     for p in space.params:
         if p.key in DERIVED:
@@ -190,7 +206,9 @@ def validate(space: Space, algo: str, dataset: str, steps: int | None, extra: li
             build_config(algo, dataset, steps=steps, overrides=[*space.overrides(values, base), *extra])
         except UserError as exc:
             which = ("lowest", "highest")[corner]
-            raise UserError(f"{space.path}: the {which} values of the space give an invalid config: {exc}") from None
+            raise UserError(
+                f"{space.path}: the {which} values of the space give an invalid config: {exc}"
+            ) from None
     return base
 
 
@@ -198,11 +216,13 @@ def _check_type(path: Path, p: Param, tp: Any) -> None:
     union = typing.get_origin(tp) in (typing.Union, types.UnionType)
     args = set(typing.get_args(tp)) - {type(None)} if union else {tp}
     if p.kind == "float" and args != {float}:
-        raise UserError(f"{path}: '{p.key}' is a {_name(tp)} setting, not float: use type = \"int\" or \"categorical\"")
+        raise UserError(
+            f'{path}: \'{p.key}\' is typed {_name(tp)}, not float: use type = "int" or "categorical"'
+        )
     if p.kind == "int" and not args <= {int, float}:
-        raise UserError(f"{path}: '{p.key}' is a {_name(tp)} setting, not a number: use type = \"categorical\"")
+        raise UserError(f"{path}: '{p.key}' is typed {_name(tp)}, not a number: use type = \"categorical\"")
     for choice in p.choices:
-        _coerce(tp, choice, f"{path}: '{p.key}'")
+        coerce(tp, choice, f"{path}: '{p.key}'")
 
 
 def _name(tp: Any) -> str:

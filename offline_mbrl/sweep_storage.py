@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import re
 import threading
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -41,7 +42,21 @@ from offline_mbrl.errors import UserError
 from offline_mbrl.paths import project_root
 
 MAX_RETRY = 2  # a trial whose worker keeps dying (out of memory?) is not retried forever
-retry_stale = RetryFailedTrialCallback(max_retry=MAX_RETRY)
+
+
+def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Enqueue a trial with the same parameters (Optuna's RetryHeartbeatStaleTrialCallback would also copy
+    the user attributes: the failure's reason, its scores)."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) <= MAX_RETRY:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs={"retry_of": trial.number, "retry_history": history},
+            )
+        )
 
 
 class JournalHeartbeat(JournalStorage, BaseHeartbeat):
@@ -58,13 +73,14 @@ class JournalHeartbeat(JournalStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return [t._trial_id for t in running if now - t.system_attrs.get("heartbeat", now) > 2 * self._interval]
+        last = {t._trial_id: t.system_attrs.get("heartbeat", t.datetime_start.timestamp()) for t in running}
+        return [trial_id for trial_id, beat in last.items() if now - beat > 2 * self._interval]
 
     def get_heartbeat_interval(self) -> int:
         return self._interval
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None]:
-        return retry_stale
+        return retry
 
     get_failed_trial_callback = get_heartbeat_stale_trial_callback  # the name Optuna < 4.9 calls
 
@@ -88,7 +104,9 @@ def open_storage(
             path.parent.mkdir(parents=True, exist_ok=True)
         if not create and not path.exists():
             known = sorted(p.parent.name for p in (project_root() / "sweeps").glob("*/journal.log"))
-            raise UserError(f"no study at {path} (local studies: {', '.join(known) or 'none'}; or pass --storage)")
+            raise UserError(
+                f"no study at {path} (local studies: {', '.join(known) or 'none'}; or pass --storage)"
+            )
         if not path.parent.is_dir():
             raise UserError(f"cannot use storage {path}: the folder {path.parent} does not exist")
         lock = partial(file_lock, path.with_name(path.name + ".claim"))
@@ -101,25 +119,47 @@ def open_storage(
         )
     postgres = scheme.startswith("postgresql")
     engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}} if postgres else {}
+    given = shown(url)
+    if scheme == "postgresql":  # SQLAlchemy >= 2.1 picks psycopg 3 for a bare postgresql://; use what is here
+        driver = next((d for d in ("psycopg2", "psycopg") if importlib.util.find_spec(d)), "psycopg2")
+        url = url.replace("postgresql://", f"postgresql+{driver}://", 1)
     import sqlalchemy.exc
 
     try:
-        storage = RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=retry_stale,
-        )
-    except ImportError as exc:
-        raise UserError(f"storage {shown(url)} needs {exc.name}: pip install psycopg2-binary") from None
+        storage = _rdb(url, engine, heartbeat)
+    except ImportError:
+        raise UserError(f"storage {given} needs a PostgreSQL driver: pip install psycopg2-binary") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise UserError(f"cannot reach storage {shown(url)}: {reason}") from None
+        raise UserError(f"cannot reach storage {given}: {reason}") from None
     if postgres:
-        return storage, partial(_pg_lock, storage.engine, study), shown(url)
+        return storage, partial(_pg_lock, storage.engine, study), given
     db = Path(url.split(":///", 1)[-1])
-    return storage, partial(file_lock, db.with_name(db.name + ".claim")), shown(url)
+    return storage, partial(file_lock, db.with_name(db.name + ".claim")), given
+
+
+def _rdb(url: str, engine: dict, heartbeat: int) -> RDBStorage:
+    import sqlalchemy.exc
+
+    def make() -> RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=retry,
+            )
+
+    for attempt in range(4):
+        try:
+            return make()
+        except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError):
+            # Workers starting together on an empty database race to create Optuna's tables ("relation
+            # already exists"); the losers find them made when they try again.
+            time.sleep(0.5 + attempt)
+    return make()
 
 
 @contextlib.contextmanager

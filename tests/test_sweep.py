@@ -1,0 +1,485 @@
+"""Sweeps: real Optuna studies of tiny runs. Space validation, the objective, failures, pruning, resume,
+study identity, samplers, show/export, the shared dynamics cache, storage errors, local parallel workers,
+and a SIGKILL'd worker's trial failed by its missing heartbeat and retried."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import typer
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from offline_mbrl.cli_sweep import sweep_app
+from offline_mbrl.dynamics import list_cached
+from offline_mbrl.errors import UserError
+from offline_mbrl.launch import build_config
+from offline_mbrl.paths import project_root
+from offline_mbrl.run import Run
+from offline_mbrl.sweep import Sweep, SweepSpec, run_sweep
+from offline_mbrl.sweep_results import load_study
+from offline_mbrl.sweep_space import find_space, load_space, validate
+from offline_mbrl.sweep_storage import fail_stale, open_storage
+
+from .conftest import synthetic_episode, write_minari
+
+DS = "test/pendulum/tiny-v0"
+DS2 = "test/pendulum/tiny2-v0"
+TINY = (
+    "eval_every=20",
+    "log_every=10",
+    "checkpoint_every=20",
+    "eval_episodes=1",
+    "final_eval_episodes=1",
+    "dynamics.hidden=16,16",
+    "dynamics.weight_decay=1e-5,1e-5,1e-5",
+    "dynamics.max_epochs=2",
+    "algo.rollout_batch=32",
+    "algo.rollout_every=20",
+    "algo.sac.actor_hidden=32,32",
+    "algo.sac.critic_hidden=32,32",
+)
+HORIZON = '"algo.horizon" = { type = "int", low = 1, high = 3 }\n'
+
+
+def write_dataset(dataset_id: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
+    for obs, *_ in episodes:
+        obs[:, :2] /= np.linalg.norm(obs[:, :2], axis=1, keepdims=True)  # (cos, sin) on the circle
+    write_minari(
+        dataset_id,
+        "Pendulum-v1",
+        episodes,
+        eval_env="Pendulum-v1",
+        ref_min_score=-1500.0,
+        ref_max_score=-100.0,
+    )
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A project root of its own (sweeps/ with the shipped spaces) and a tiny dataset with references."""
+    sweeps = tmp_path / "root" / "sweeps"
+    sweeps.mkdir(parents=True)
+    for space in (project_root() / "sweeps").glob("*.toml"):
+        shutil.copy(space, sweeps)
+    monkeypatch.setenv("OFFLINE_MBRL_ROOT", str(tmp_path / "root"))
+    monkeypatch.chdir(tmp_path)
+    write_dataset(DS, 0)
+    return tmp_path / "root"
+
+
+def space(root: Path, name: str, params: str, algorithm: str = "mbpo", extra: str = "") -> str:
+    (root / "sweeps" / f"{name}.toml").write_text(f'algorithm = "{algorithm}"\n{extra}\n[params]\n{params}')
+    return name
+
+
+def spec(**kw) -> SweepSpec:
+    base = dict(
+        algo="mbpo",
+        datasets=(DS,),
+        trials=2,
+        steps=40,
+        sampler="random",
+        pruner="none",
+        overrides=TINY,
+        results="results",
+        heartbeat=1,
+        seed=0,
+    )
+    return SweepSpec(**{**base, **kw})
+
+
+def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in study.get_trials()}
+
+
+# --- search spaces --------------------------------------------------------------------------------------
+def test_shipped_spaces_validate_and_map_elites_as_a_fraction():
+    for algo in ("ravl", "mopo", "mbpo"):
+        assert validate(load_space(find_space(None, algo)), algo, "hopper-medium", None, []) is not None
+    mopo = load_space(find_space("mopo", "mopo"))
+    assert {p.key for p in mopo.params} == {
+        "algo.penalty",
+        "algo.penalty_coef",
+        "algo.horizon",
+        "dynamics.members",
+        "dynamics.elites_fraction",
+    }
+    assert next(p for p in mopo.params if p.key == "algo.penalty_coef").log
+    base = build_config("mopo", "hopper-medium")
+    values = {"algo.penalty": "llv", "algo.penalty_coef": 1.0, "algo.horizon": 5, "dynamics.members": 10}
+    assert "dynamics.elites=3" in mopo.overrides({**values, "dynamics.elites_fraction": 0.34}, base)
+    assert "dynamics.elites=1" in mopo.overrides({**values, "dynamics.elites_fraction": 0.01}, base)
+    assert "dynamics.elites=2" in mopo.overrides({"dynamics.elites_fraction": 0.3}, base)  # default 7 members
+    ravl = {p.key for p in load_space(find_space(None, "ravl")).params}
+    assert ravl == {"algo.eta", "algo.sac.critics", "algo.horizon", "algo.real_ratio"}
+
+
+@pytest.mark.parametrize(
+    "params, extra, message",
+    [
+        (
+            '"algo.horizn" = { type = "int", low = 1, high = 3 }',
+            "",
+            "unknown key 'algo.horizn'.*algo.horizon",
+        ),
+        ('"algo.horizon" = { type = "int", low = 3, high = 3 }', "", r"empty range \[3, 3\]"),
+        ('"algo.real_ratio" = { type = "float", low = 0.5, high = 0.1 }', "", "empty range"),
+        ('"algo.horizon" = { type = "categorical", choices = [] }', "", "empty range: choices"),
+        ('"algo.horizon" = { type = "float", low = 1.0, high = 3.0 }', "", "is typed int, not float"),
+        ('"algo.sac.actor_hidden" = { type = "int", low = 1, high = 3 }', "", "not a number"),
+        ('"algo.horizon" = { type = "int", low = 1.5, high = 3 }', "", "must be integers"),
+        ('"algo.sac.critic_lr" = { type = "float", low = 0.0, high = 1.0, log = true }', "", "log range"),
+        ('"algo.horizon" = { type = "int", low = 1, high = 3, hi = 2 }', "", "unknown field.*hi"),
+        ('"algo.sac.auto_alpha" = { type = "categorical", choices = ["maybe"] }', "", "not a valid bool"),
+        ('"seed" = { type = "int", low = 0, high = 3 }', "", "set by the sweep itself"),
+        ('"dynamics.members" = { type = "int", low = 2, high = 4 }', "", "lowest values.*elites"),
+        ('"dynamics.elites_fraction" = { type = "float", low = 0.5, high = 2.0 }', "", "is a fraction"),
+        ("", "", r"\[params\] is empty"),
+        (HORIZON, "colour = 1", "unknown field"),
+        (HORIZON, '[fixed]\n"algo.horizn" = 2', r"\[fixed\] or --set: unknown config key 'algo.horizn'"),
+        ("algo.horizon = [", "", "cannot read search space"),
+    ],
+)
+def test_bad_space_files_are_refused_before_any_trial(root, params, extra, message):
+    path = root / "sweeps" / f"{space(root, 'bad', params, extra=extra)}.toml"
+    with pytest.raises(UserError, match=message):
+        validate(load_space(path), "mbpo", DS, 40, [])
+
+
+def test_space_for_another_algorithm_and_set_clashing_with_a_searched_key_are_refused(root):
+    with pytest.raises(UserError, match="a search space for 'ravl', not 'mbpo'"):
+        validate(load_space(root / "sweeps" / "ravl.toml"), "mbpo", DS, 40, [])
+    with pytest.raises(UserError, match="--set algo.horizon: searched by"):
+        validate(load_space(root / "sweeps" / "mbpo.toml"), "mbpo", DS, 40, ["algo.horizon=2"])
+    with pytest.raises(UserError, match="no search space 'nope'.*mbpo, mopo, ravl"):
+        find_space("nope", "mbpo")
+
+
+# --- the objective ----------------------------------------------------------------------------------
+def test_objective_is_the_mean_over_seeds_and_datasets_or_their_iqm(root):
+    write_dataset(DS2, 1)
+    sweep = run_sweep(spec(datasets=(DS, DS2), seeds=2, trials=1), progress=False)
+    trial = sweep.study.get_trials()[0]
+    finals = [json.loads((Path(r) / "final.json").read_text()) for r in trial.user_attrs["runs"]]
+    assert [(f["seed"], f["dataset"]) for f in finals] == [(0, DS), (0, DS2), (1, DS), (1, DS2)]
+    scores = [f["normalized_score"] for f in finals]
+    assert trial.user_attrs["scores"] == scores and trial.value == pytest.approx(np.mean(scores))
+    assert trial.intermediate_values  # periodic evaluations were reported
+    iqm = run_sweep(spec(datasets=(DS, DS2), seeds=2, trials=1, objective="iqm", study="iqm"), progress=False)
+    same = iqm.study.get_trials()[0]
+    assert same.params == trial.params and same.user_attrs["runs"] == trial.user_attrs["runs"]  # reused runs
+    assert same.value == pytest.approx(np.mean(sorted(scores)[1:3]))
+
+
+def test_a_diverging_trial_is_recorded_failed_with_its_reason_and_the_sweep_goes_on(root):
+    name = space(root, "lr", '"algo.sac.critic_lr" = { type = "categorical", choices = [3e-4, 1e6] }')
+    sweep = Sweep(spec(space=name))
+    sweep.study.enqueue_trial({"algo.sac.critic_lr": 1e6})
+    sweep.study.enqueue_trial({"algo.sac.critic_lr": 3e-4})
+    assert sweep.work() == 2
+    trials = by_number(sweep.study)
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["fail_reason"].startswith("training diverged near step 10")
+    assert trials[1].state == TrialState.COMPLETE and sweep.tally() == (2, 0)  # a config's failure counts
+
+
+def test_a_trial_that_raises_is_failed_with_the_exception_and_its_traceback(root, monkeypatch):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory\nmore detail")
+        return {"normalized_score": 1.0, "return_mean": -1.0}
+
+    monkeypatch.setattr("offline_mbrl.sweep.execute", broken)
+    sweep = run_sweep(spec(), progress=False)
+    trials = by_number(sweep.study)
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["fail_reason"] == "RuntimeError: CUDA out of memory"
+    assert "Traceback" in trials[0].user_attrs["traceback"] and trials[1].value == 1.0
+
+
+def test_a_pruned_trial_stops_its_run_at_the_evaluation(root):
+    sweep = run_sweep(spec(trials=1), pruner=optuna.pruners.ThresholdPruner(lower=1e9), progress=False)
+    trial = sweep.study.get_trials()[0]
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [20]
+    assert trial.user_attrs["prune_reason"].startswith(f"pruned at {DS} seed 0 step 20")
+    run = next((Path("results") / "mbpo").rglob("metrics.jsonl")).parent
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert not (run / "final.json").exists() and json.loads(rows[-1])["step"] == 20
+    assert sweep.tally() == (1, 0)  # a pruned trial counts
+
+
+def test_median_and_hyperband_pruners_are_built_from_the_steps():
+    from offline_mbrl.sweep import make_pruner
+
+    assert isinstance(make_pruner("median", 1000, 3), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("hyperband", 1000, 3), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("none", 1000, 3), optuna.pruners.NopPruner)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "cmaes"])
+def test_every_sampler_runs_a_small_study(root, sampler):
+    name = space(root, "two", HORIZON + '"algo.real_ratio" = { type = "float", low = 0.05, high = 0.5 }\n')
+    sweep = run_sweep(spec(space=name, sampler=sampler, trials=3, startup_trials=1), progress=False)
+    kinds = {"tpe": "TPESampler", "gp": "GPSampler", "random": "RandomSampler", "cmaes": "CmaEsSampler"}
+    assert type(sweep.study.sampler).__name__ == kinds[sampler]
+    assert [t.state for t in sweep.study.get_trials()] == [TrialState.COMPLETE] * 3
+
+
+# --- resume, identity, faults -----------------------------------------------------------------------
+def test_rerunning_continues_the_study_and_an_interrupted_trial_is_retried_reusing_its_finished_runs(
+    root, monkeypatch
+):
+    assert run_sweep(spec(trials=2), progress=False).tally() == (2, 0)
+    again = run_sweep(spec(trials=2), progress=False)  # the same command: nothing left to do
+    assert len(again.study.get_trials()) == 2
+    original = Run._flush
+
+    def interrupted(self, step, extra=None):
+        if self.cfg.seed == 1 and step == 30:
+            raise KeyboardInterrupt
+        return original(self, step, extra)
+
+    monkeypatch.setattr(Run, "_flush", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec(trials=3, seeds=2, study="resume"), progress=False)
+    monkeypatch.setattr(Run, "_flush", original)
+    stopped, waiting = by_number(load_study("resume")).values()
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"].startswith("interrupted")
+    assert waiting.state == TrialState.WAITING and waiting.params == stopped.params
+    seed0 = Path(stopped.user_attrs["runs"][0]) / "final.json"
+    stamp = seed0.stat().st_mtime_ns
+    sweep = run_sweep(spec(trials=3, seeds=2, study="resume"), progress=False)
+    trials = by_number(sweep.study)
+    assert trials[1].system_attrs["retry_of"] == 0 and trials[1].params == stopped.params
+    assert "fail_reason" not in trials[1].user_attrs and trials[1].state == TrialState.COMPLETE
+    assert seed0.stat().st_mtime_ns == stamp  # the retried trial reused the run that had finished
+    assert sweep.tally() == (3, 0) and len(trials) == 4  # the interrupted trial does not count
+
+
+def test_a_study_created_for_another_algorithm_or_objective_is_refused(root):
+    run_sweep(spec(trials=1, study="s"), progress=False)
+    with pytest.raises(UserError, match=r"objective 'mean' \(asked: 'iqm'\)"):
+        Sweep(spec(trials=1, study="s", objective="iqm"))
+    with pytest.raises(UserError, match=r"algorithm 'mbpo' \(asked: 'ravl'\).*pick another --study"):
+        Sweep(spec(algo="ravl", trials=1, study="s"))
+    with pytest.raises(UserError, match=r"seeds 1 \(asked: 2\)"):
+        Sweep(spec(trials=1, study="s", seeds=2))
+    with pytest.raises(UserError, match=r"another search space or --set \(its: .*mbpo.toml, --set \["):
+        Sweep(spec(trials=1, study="s", overrides=(*TINY, "algo.batch_size=64")))
+
+
+def test_dynamics_are_fitted_once_per_seed_and_shared_between_trials_with_equal_dynamics(root):
+    run_sweep(spec(trials=3, seeds=2), progress=False)
+    assert len(list_cached()) == 2  # 3 trials x 2 seeds, one fit per seed
+    name = space(root, "members", '"dynamics.members" = { type = "categorical", choices = [7, 6] }\n')
+    sweep = Sweep(spec(space=name, trials=3))
+    for members in (7, 6, 6):
+        sweep.study.enqueue_trial({"dynamics.members": members})
+    sweep.work()
+    assert len(list_cached()) == 3  # 7 members (the default) reuses the seed-0 fit; 6 members is fitted once
+
+
+def test_unreachable_or_unsupported_storage_is_a_one_line_error(tmp_path):
+    with pytest.raises(UserError, match=r"cannot reach storage postgresql://bob:\*\*\*@127.0.0.1:1/db"):
+        open_storage("s", "postgresql://bob:secret@127.0.0.1:1/db")
+    with pytest.raises(UserError, match="unsupported storage 'redis://h'"):
+        open_storage("s", "redis://h")
+    with pytest.raises(UserError, match="folder .*missing does not exist"):
+        open_storage("s", str(tmp_path / "missing" / "journal.log"))
+    with pytest.raises(UserError, match="no study at"):
+        load_study("never-created", str(tmp_path / "journal.log"))
+
+
+# --- the command line -----------------------------------------------------------------------------------
+def cli(*args: str):
+    app = typer.Typer()
+    app.add_typer(sweep_app, name="sweep")
+    return CliRunner().invoke(app, ["sweep", *args])
+
+
+def test_cli_runs_shows_and_exports_a_study(root, tmp_path):
+    sets = [x for s in TINY for x in ("--set", s)]
+    run = cli(
+        "--algo", "mbpo", "--dataset", DS, "--trials", "2", "--steps", "40", "--sampler", "random", *sets
+    )
+    assert run.exit_code == 0, run.output
+    name = "mbpo-test_pendulum_tiny-v0"
+    assert f"study {name}" in run.output and (root / "sweeps" / name / "journal.log").exists()
+    shown = cli("show", name)
+    assert shown.exit_code == 0, shown.output
+    for fragment in (
+        "best: trial",
+        "offline-mbrl train --algo mbpo",
+        "algo.horizon",
+        "parameter importances",
+    ):
+        assert fragment in shown.output
+    exported = cli("export", name, "--results", str(tmp_path / "out"))
+    assert exported.exit_code == 0, exported.output
+    out = tmp_path / "out" / "sweeps" / name
+    csv, parquet = pd.read_csv(out / "trials.csv"), pd.read_parquet(out / "trials.parquet")
+    assert list(csv["number"]) == list(parquet["number"]) == [0, 1]
+    columns = {"state", "value", "algo.horizon", "algo.real_ratio", "reason", "worker", "overrides", "runs"}
+    assert columns <= set(parquet.columns)
+    best = parquet.loc[parquet["value"].idxmax()]
+    cfg = build_config("mbpo", DS, seed=3, config_file=out / "best_config.json")
+    assert cfg.algo.horizon == best["algo.horizon"] and cfg.algo.real_ratio == best["algo.real_ratio"]
+    assert cfg.steps == 40 and cfg.dynamics_seed == 3 and cfg.dynamics.hidden == (16, 16)
+    bad = cli("--algo", "mbpo", "--dataset", DS, "--sampler", "annealing")
+    assert isinstance(bad.exception, UserError) and "unknown sampler 'annealing'" in str(bad.exception)
+    assert isinstance(cli("show", "nope").exception, UserError)
+    assert cli().exit_code == 0 and "show" in cli().output  # no options: the help
+
+
+def test_cli_module_prints_one_line_errors(root):
+    args = [sys.executable, "-m", "offline_mbrl.cli_sweep", "--algo", "mbpo", "--dataset", "pendulum-expert"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: dataset 'pendulum-expert' is not present: make it with")
+
+
+# --- parallel workers and faults ----------------------------------------------------------------------
+def test_two_local_worker_processes_record_every_trial_exactly_once(root):
+    s = spec(trials=6, study="par")
+    sweep, outcome = Sweep(s), []
+    claim = root / "sweeps" / "par" / "journal.log.claim"
+    with sweep.lock():  # hold the claim lock until both workers wait on it: then they race for every trial
+        thread = threading.Thread(target=lambda: outcome.append(_quietly(run_sweep, s, workers=2)))
+        thread.start()
+        deadline = time.time() + 120
+        while _flock_waiters(claim) < 2:
+            assert thread.is_alive() and time.time() < deadline, f"workers never queued: {outcome}"
+            time.sleep(0.2)
+    thread.join(timeout=300)
+    assert isinstance(outcome[0], Sweep), outcome
+    trials = sweep.study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))  # exactly the 6 asked, each once
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({tuple(t.params.values()) for t in trials}) == 6  # seeded workers get seeds of their own
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and str(os.getpid()) not in str(workers)  # two processes, not this one
+
+
+def _quietly(fn, *args, **kwargs):
+    try:
+        return fn(*args, progress=False, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - reported by the test's assertion
+        return exc
+
+
+def _flock_waiters(path: Path) -> int:
+    """Processes blocked on an flock of `path` (Linux lists them in /proc/locks with `->`)."""
+    if not path.exists():
+        return 0
+    ino = os.stat(path).st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum("->" in line and line.split()[-3].endswith(f":{ino}") for line in lines)
+
+
+def hanging_sweep(root: Path, storage: str | None, study: str) -> tuple[SweepSpec, Sweep]:
+    """A study whose trial 0 is quick and trial 1 fits dynamics for ever (until its worker is killed)."""
+    name = space(root, "hang", '"dynamics.max_epochs" = { type = "categorical", choices = [2, 100000000] }\n')
+    fast = tuple(o for o in TINY if not o.startswith("dynamics.max_epochs"))
+    s = spec(
+        space=name, storage=storage, study=study, trials=3, overrides=(*fast, "dynamics.patience=1000000")
+    )
+    sweep = Sweep(s)
+    sweep.study.enqueue_trial({"dynamics.max_epochs": 2})
+    sweep.study.enqueue_trial({"dynamics.max_epochs": 100000000})
+    return s, sweep
+
+
+def start_worker(s: SweepSpec) -> subprocess.Popen:
+    args = ["--algo", s.algo, "--dataset", s.datasets[0], "--trials", str(s.trials), "--steps", str(s.steps)]
+    args += ["--space", s.space, "--study", s.study, "--heartbeat", str(s.heartbeat), "--sampler", "random"]
+    args += ["--pruner", "none", *(x for o in s.overrides for x in ("--set", o))]
+    args += ["--storage", s.storage] if s.storage else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread, as in this process (conftest)
+    cmd = [sys.executable, "-m", "offline_mbrl.cli_sweep", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+
+
+def kill_during_trial_1_and_check_it_is_failed_then_retried(s: SweepSpec, sweep: Sweep) -> None:
+    worker = start_worker(s)
+    try:
+        deadline = time.time() + 120
+        while (trial := by_number(sweep.study)[1]).state != TrialState.RUNNING:
+            assert worker.poll() is None and time.time() < deadline, "the worker never started trial 1"
+            time.sleep(0.3)
+        time.sleep(1.5)  # well into its endless dynamics fit, past a heartbeat
+        assert trial.user_attrs["worker"].endswith(f":{worker.pid}")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    trials = by_number(sweep.study)
+    assert trials[0].state == TrialState.COMPLETE and trials[1].state == TrialState.RUNNING
+    fail_stale(sweep.study)
+    assert by_number(sweep.study)[1].state == TrialState.RUNNING  # within the grace period: still alive
+    time.sleep(2 * s.heartbeat + 1.5)
+    fail_stale(sweep.study)
+    trials = by_number(sweep.study)
+    assert trials[0].state == TrialState.COMPLETE  # no completed trial is lost
+    assert trials[1].state == TrialState.FAIL and "fail_reason" not in trials[1].user_attrs
+    retry = trials[2]
+    assert retry.state == TrialState.WAITING and retry.system_attrs["retry_of"] == 1
+    assert retry.params == {"dynamics.max_epochs": 100000000}
+    assert sweep.tally() == (1, 0)  # the lost trial does not use up one of the study's trials
+
+
+def test_a_worker_killed_mid_trial_leaves_it_failed_by_heartbeat_and_retried(root):
+    s, sweep = hanging_sweep(root, None, "killed")
+    kill_during_trial_1_and_check_it_is_failed_then_retried(s, sweep)
+
+
+def test_optuna_dashboard_serves_the_local_study(root, tmp_path):
+    pytest.importorskip("optuna_dashboard")
+    run_sweep(spec(trials=1, study="dash"), progress=False)
+    port, journal = _free_port(), root / "sweeps" / "dash" / "journal.log"
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    server = subprocess.Popen(
+        [str(exe), str(journal), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as reply:
+                    studies = json.loads(reply.read())["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "optuna-dashboard did not start"
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == ["dash"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
