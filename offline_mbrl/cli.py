@@ -146,10 +146,15 @@ def datasets_make(
     seed: Annotated[int, typer.Option(help="collection seed: same seed, same dataset")] = 0,
     family: Annotated[str | None, typer.Option(help="collect across the members of this MDP family")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing dataset")] = False,
+    if_missing: Annotated[bool, typer.Option(help="do nothing if the dataset exists (for scripts)")] = False,
 ) -> None:
     """Collect offline-mbrl/ENV/TIER-v0 from the committed behaviour policies."""
-    from offline_mbrl.datasets.make import make_dataset
+    from offline_mbrl.datasets.make import made_dataset_id, make_dataset
+    from offline_mbrl.minari_io import dataset_exists
 
+    if if_missing and dataset_exists(made_dataset_id(name, family)):
+        console.print(f"{made_dataset_id(name, family)} is present; nothing to make")
+        return
     s = make_dataset(name, size=size, seed=seed, overwrite=overwrite, family=family)
     console.print(
         f"made {s.dataset_id}: {s.transitions:,} transitions, {s.episodes:,} episodes, "

@@ -208,21 +208,28 @@ def default_size(env: str, tier: str) -> int:
     return DEFAULT_SIZE
 
 
+def _target(name: str, family: str | None) -> tuple[str, str, MDPFamily | None, str]:
+    """(env, tier, family, Minari id) of a makeable name; UserError for anything else."""
+    short = parse_short_name(name)
+    if short is None or short.version not in (None, 0):
+        envs, tiers = ", ".join(FAMILIES), ", ".join(TIERS)
+        raise UserError(f"cannot make '{name}': use ENV-TIER with ENV in {envs} and TIER in {tiers}")
+    fam = load_family(family) if family else None
+    if fam is not None and fam.env_id != FAMILIES[short.env].gym_id:
+        raise UserError(f"family '{fam.name}' is for {fam.env_id}, not {FAMILIES[short.env].gym_id}")
+    suffix = f"-{fam.name}" if fam else ""
+    return short.env, short.tier, fam, f"{MADE_NAMESPACE}/{short.env}/{short.tier}{suffix}-v0"
+
+
+def made_dataset_id(name: str, family: str | None = None) -> str:
+    return _target(name, family)[3]
+
+
 def make_dataset(
     name: str, size: int | None = None, seed: int = 0, overwrite: bool = False, family: str | None = None
 ) -> MakeSummary:
-    short = parse_short_name(name)
-    if short is None or short.version not in (None, 0):
-        envs = ", ".join(FAMILIES)
-        raise UserError(
-            f"cannot make '{name}': use ENV-TIER with ENV in {envs} and TIER in {', '.join(TIERS)}"
-        )
-    env, tier = short.env, short.tier
-    fam = load_family(family) if family else None
-    if fam is not None and fam.env_id != FAMILIES[env].gym_id:
-        raise UserError(f"family '{fam.name}' is for {fam.env_id}, not {FAMILIES[env].gym_id}")
+    env, tier, fam, dataset_id = _target(name, family)
     suffix = f"-{fam.name}" if fam else ""
-    dataset_id = f"{MADE_NAMESPACE}/{env}/{tier}{suffix}-v0"
     if dataset_exists(dataset_id) and not overwrite:
         raise UserError(f"dataset '{dataset_id}' already exists; pass --overwrite to replace it")
     if size is not None and size <= 0:
