@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from offline_mbrl.cli_report import register as register_report_commands
 from offline_mbrl.cli_sweep import sweep_app
 from offline_mbrl.errors import UserError
 
@@ -27,6 +28,7 @@ app.add_typer(dynamics_app, name="dynamics")
 cache_app = typer.Typer(help="List and clear cached artefacts (dynamics models).", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(sweep_app, name="sweep")
+register_report_commands(app)  # report, evaluate, reproduce, compare
 # Wide when piped (logs, CI), so tables do not fold into unreadable columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
 

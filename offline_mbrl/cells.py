@@ -1,0 +1,328 @@
+"""Cells: one (algorithm, dataset, seed) run at a budget. Run the missing ones; `compare` them in a report.
+
+A cell's config is the algorithm's defaults, its paper preset for the dataset where it has one (MOPO's
+per-task horizon and penalty), the budget's scale (`BUDGETS`: smoke, small, paper) where the algorithm has
+the key, then the user's `--set` (`KEY=V` for all algorithms, `ALGO:KEY=V` for one). A cell whose run exists
+under `results/` (same resolved config, hence the same run folder) is reused; an interrupted one resumes
+from its checkpoint; a failing one (an absent dataset, a diverging run) is recorded and the others go on.
+The smoke budget makes an absent suite dataset at a reduced size (and says so); the paper budget refuses
+such a dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from offline_mbrl.algorithms import ALGORITHMS
+from offline_mbrl.config import flat_keys
+from offline_mbrl.errors import UserError
+from offline_mbrl.launch import build_config, execute
+from offline_mbrl.names import parse_short_name, resolve
+from offline_mbrl.report_render import Text
+from offline_mbrl.run import TrainConfig, run_dir_for
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    description: str
+    overrides: tuple[str, ...]  # applied to every cell where the key exists (then the user's --set)
+    seeds: int | None  # default seed count (None: the table's)
+    dataset_size: int | None = None  # make an absent suite dataset at this size (smoke only)
+    full_data: bool = False  # refuse suite datasets made at a reduced size
+
+
+BUDGETS = {
+    "smoke": Budget(
+        "smoke",
+        "a pipeline check of about a minute per cell on a CPU (2,000 steps, 2-epoch dynamics, 1,000 "
+        "rollouts per round); its numbers say nothing about the paper's",
+        (
+            "steps=2000",
+            "eval_every=1000",
+            "log_every=100",
+            "checkpoint_every=1000",
+            "eval_episodes=2",
+            "final_eval_episodes=5",
+            "dynamics.max_epochs=2",
+            "dynamics.steps_per_epoch=50",
+            "algo.rollout_batch=1000",
+            "algo.rollout_every=250",
+        ),
+        seeds=2,
+        dataset_size=20_000,
+    ),
+    "small": Budget(
+        "small",
+        "CPU-hours per cell (100,000 steps, dynamics capped at 30 epochs as in MOBILE, 10,000 rollouts per "
+        "round): a trend, not the paper's numbers",
+        (
+            "steps=100000",
+            "eval_every=10000",
+            "checkpoint_every=10000",
+            "dynamics.max_epochs=30",
+            "algo.rollout_batch=10000",
+        ),
+        seeds=3,
+    ),
+    "paper": Budget(
+        "paper",
+        "the paper's settings: 3M gradient steps, full dynamics training, 50,000 rollouts per round, "
+        "per-task presets (GPU-days in all)",
+        (),
+        seeds=None,
+        full_data=True,
+    ),
+}
+
+
+@dataclass
+class CellRun:
+    """One (algorithm, dataset, seed) cell and what happened to it."""
+
+    algorithm: str
+    task: str  # the name shown (a published task, or the dataset)
+    dataset: str  # the name we train on
+    seed: int
+    status: str = "pending"  # reused | ran | failed
+    error: str | None = None
+    run_dir: Path | None = None
+    final: dict | None = None
+
+
+def _budget_overrides(budget: Budget, algo: str, keys: dict) -> list[str]:
+    uses_dynamics = ALGORITHMS[algo].uses_dynamics
+    out = []
+    for item in budget.overrides:
+        key = item.partition("=")[0]
+        if key in keys and (uses_dynamics or not key.startswith("dynamics.")):
+            out.append(item)
+    return out
+
+
+def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict[str, list[str]]:
+    """`--set KEY=V` applies to every algorithm; `--set ALGO:KEY=V` to that one only."""
+    out: dict[str, list[str]] = {a: [] for a in algorithms}
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            if head not in out:
+                raise UserError(
+                    f"--set {item}: '{head}' is not one of the algorithms ({', '.join(algorithms)})"
+                )
+            out[head].append(rest)
+        else:
+            for algo in algorithms:
+                out[algo].append(item)
+    return out
+
+
+def has_preset(algo: str, dataset: str) -> bool:
+    short = parse_short_name(dataset)
+    return short is not None and f"{short.env}-{short.tier}" in ALGORITHMS[algo].presets
+
+
+def cell_config(
+    algo: str,
+    dataset: str,
+    seed: int,
+    budget: Budget,
+    overrides: Sequence[str],
+    device: str,
+    steps: int | None,
+) -> TrainConfig:
+    if algo not in ALGORITHMS:
+        raise UserError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGORITHMS)}")
+    keys = flat_keys(build_config(algo, dataset))
+    scaled = _budget_overrides(budget, algo, keys) + list(overrides)
+    preset = "paper" if has_preset(algo, dataset) else None
+    return build_config(algo, dataset, seed, steps, device, scaled, preset)
+
+
+def reduced_size(dataset: str) -> tuple[int, int] | None:
+    """`(size, full size)` of a suite dataset made smaller than its default (a smoke run's), else None."""
+    res = resolve(dataset)
+    if res.provenance != "made by offline-mbrl" or not res.present:
+        return None
+    meta = json.loads((res.path / "data" / "metadata.json").read_text()).get("offline_mbrl") or {}
+    if meta.get("size") is None:
+        return None
+    from offline_mbrl.datasets.make import default_size
+
+    try:
+        full = default_size(res.short.env, res.short.tier)
+    except UserError:  # no behaviour manifest to say what full is
+        return None
+    return (meta["size"], full) if meta["size"] < full else None
+
+
+def dataset_note(dataset: str) -> str | None:
+    reduced = reduced_size(dataset)
+    if reduced is None:
+        return None
+    size, full = reduced
+    return f"{resolve(dataset).dataset_id} holds {size:,} transitions, a reduced size (full: {full:,})"
+
+
+def prepare_dataset(dataset: str, budget: Budget) -> None:
+    """Make an absent suite dataset at the smoke size; refuse reduced-size data for the paper budget.
+
+    Raises UserError (the cell fails) when the dataset cannot be had at this budget."""
+    res = resolve(dataset)
+    if res.provenance != "made by offline-mbrl":
+        return
+    if not res.present and budget.dataset_size is not None:
+        from offline_mbrl.datasets.make import default_size, make_dataset
+
+        env_tier = f"{res.short.env}-{res.short.tier}"
+        make_dataset(env_tier, size=min(budget.dataset_size, default_size(res.short.env, res.short.tier)))
+        return
+    reduced = reduced_size(dataset)  # an absent one fails in the run, with the command that makes it
+    if budget.full_data and reduced is not None:
+        env_tier = f"{res.short.env}-{res.short.tier}"
+        raise UserError(
+            f"{res.dataset_id} holds {reduced[0]:,} transitions, fewer than its full {reduced[1]:,} (made by "
+            f"a smoke run?); remake it: `offline-mbrl datasets make {env_tier} --overwrite`"
+        )
+
+
+def run_cells(
+    cells: list[CellRun],
+    configs: dict[int, TrainConfig | UserError],
+    budget: Budget,
+    results_root: Path,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, str]:
+    """Run the cells whose run is missing; returns notes per dataset (e.g. made at a reduced size)."""
+    prepared: dict[str, UserError | None] = {}
+    for i, cell in enumerate(cells):
+        cfg = configs[i]
+        if isinstance(cfg, UserError):
+            cell.status, cell.error = "failed", str(cfg)
+            continue
+        cell.run_dir = run_dir_for(cfg, results_root)
+        if (cell.run_dir / "final.json").exists():
+            cell.status, cell.final = "reused", json.loads((cell.run_dir / "final.json").read_text())
+    todo = [c for c in cells if c.status == "pending"]
+    reused = sum(c.status == "reused" for c in cells)
+    failed = sum(c.status == "failed" for c in cells)
+    log(
+        f"{len(cells)} cells: {reused} done, {len(todo)} to run"
+        + (f", {failed} failed to configure" if failed else "")
+    )
+    for k, cell in enumerate(todo, start=1):
+        cfg = configs[cells.index(cell)]
+        log(
+            f"[{k}/{len(todo)}] {cell.algorithm} on {cell.dataset} seed {cell.seed} "
+            f"({len(todo) - k} remaining after it)"
+        )
+        start = time.time()
+        try:
+            if cell.dataset not in prepared:
+                try:
+                    prepare_dataset(cell.dataset, budget)
+                    prepared[cell.dataset] = None
+                except UserError as exc:
+                    prepared[cell.dataset] = exc
+            if prepared[cell.dataset] is not None:
+                raise prepared[cell.dataset]
+            resume = (cell.run_dir / "checkpoint.pt").exists()
+            force = not resume and (cell.run_dir / "metrics.jsonl").exists()
+            cell.final = execute(cfg, results_root, resume=resume, force=force, progress=progress)
+            cell.status = "ran"
+            log(f"  done in {time.time() - start:.0f} s: {_shown_score(cell.final)}")
+        except UserError as exc:
+            cell.status, cell.error = "failed", str(exc)
+            log(f"  failed: {exc}")
+    notes = {d: n for d in dict.fromkeys(c.dataset for c in cells) if (n := dataset_note(d))}
+    for note in notes.values():
+        log(f"note: {note}")
+    return notes
+
+
+def _shown_score(final: dict) -> str:
+    if final.get("normalized_score") is not None:
+        return f"normalised score {final['normalized_score']:.1f}"
+    return f"return {final['return_mean']:.1f}"
+
+
+@dataclass
+class Comparison:
+    cells: list[CellRun]
+    report: object  # report.Report, or None when no cell finished
+    folder: Path
+
+
+def compare(
+    algorithms: Sequence[str],
+    datasets: Sequence[str],
+    seeds: int = 3,
+    budget: str = "paper",
+    steps: int | None = None,
+    overrides: Sequence[str] = (),
+    family: str | None = None,
+    episodes: int | None = None,
+    results_root: Path = Path("results"),
+    out: Path | None = None,
+    device: str = "cpu",
+    reps: int = 50_000,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Comparison:
+    """Run the missing cells of algorithms x datasets x seeds (and evaluate on a family), then report."""
+    if not algorithms or not datasets:
+        raise UserError("compare needs at least one --algo and one --dataset")
+    if budget not in BUDGETS:
+        raise UserError(f"unknown budget '{budget}'; choose from {', '.join(BUDGETS)}")
+    if seeds < 1:
+        raise UserError(f"--seeds must be positive, got {seeds}")
+    algorithms = list(dict.fromkeys(algorithms))
+    b = BUDGETS[budget]
+    per_algo = split_overrides(overrides, algorithms)
+    cells = [CellRun(a, d, d, s) for s in range(seeds) for d in datasets for a in algorithms]
+    # A bad --set, algorithm or dataset name is the user's to fix before anything runs: no try here.
+    configs = {
+        i: cell_config(c.algorithm, c.dataset, c.seed, b, per_algo[c.algorithm], device, steps)
+        for i, c in enumerate(cells)
+    }
+    notes = run_cells(cells, configs, b, Path(results_root), progress, log)
+    failed = [c for c in cells if c.status == "failed"]
+    done = [c for c in cells if c.final is not None]
+    if not done:
+        raise UserError(f"no cell finished; first failure: {failed[0].error}")
+    if family is not None:
+        from offline_mbrl.family_eval import evaluate_family
+
+        for c in done:
+            evaluate_family(c.run_dir, family, episodes, device, progress=progress)
+    default = "compare-" + "-".join(algorithms) + "-" + "-".join(d.replace("/", "_") for d in datasets)
+    folder = Path(out) if out else Path("reports") / default
+    preface = [
+        Text(f"{note}: its numbers are not those of the full dataset.", "note") for note in notes.values()
+    ]
+    if failed:
+        preface.append(
+            Text(
+                f"{len(failed)} cell(s) failed and are left out: "
+                + "; ".join(f"{c.algorithm} on {c.dataset} seed {c.seed}: {c.error}" for c in failed),
+                "note",
+            )
+        )
+    from offline_mbrl.report import make_report
+
+    title = f"{' vs '.join(algorithms)} on {', '.join(datasets)}"
+    report = make_report(
+        [c.run_dir for c in done],
+        folder,
+        title=title,
+        intersect=bool(failed),
+        reps=reps,
+        progress=progress,
+        preface=preface,
+    )
+    return Comparison(cells, report, folder)

@@ -1,0 +1,116 @@
+"""Evaluate a trained policy on every member of an MDP family; store the returns beside the run.
+
+`evaluate_family(run_dir, family)` reloads the run's policy (`launch.load_run`), evaluates it on each of the
+family's K fixed members with the run's final-evaluation settings (deterministic actions; the same
+environment seeds, `eval_seed(seed)`, on every member, so members differ only by their physics), and writes
+`family_<name>.json` atomically beside `final.json`:
+
+    family, env_id, family_seed, members, member_params   the family as evaluated (its K parameter dicts)
+    episodes, eval_seed, weights (1/K each)
+    returns, lengths, normalized_scores                   per member, per episode ((K, episodes) lists)
+    member_returns, member_scores                         per-member means (scores None without references)
+    family_weighted_return, family_weighted_score         sum_k w_k * member mean (Jayawardana et al., 2022)
+    nominal_return, nominal_score, score_note             the run's own final evaluation, for comparison
+
+An existing file for the same members and episode count is reused; a family file whose members have
+changed since (an edited .toml) is evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from offline_mbrl.cache import write_json_atomic
+from offline_mbrl.datasets.families import load_family
+from offline_mbrl.errors import UserError
+from offline_mbrl.evaluation import evaluate
+from offline_mbrl.launch import load_run
+from offline_mbrl.run import eval_seed
+
+
+def family_file(run_dir: Path, family: str) -> Path:
+    return Path(run_dir) / f"family_{family}.json"
+
+
+def evaluate_family(
+    run_dir: Path,
+    family: str,
+    episodes: int | None = None,
+    device: str = "cpu",
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Per-member returns of the run's policy on every member of `family` (a name or a .toml path)."""
+    run_dir = Path(run_dir)
+    fam = load_family(family)
+    members = fam.member_params()
+    out = family_file(run_dir, fam.name)
+    final_path = run_dir / "final.json"
+    if not final_path.is_file():
+        raise UserError(f"{run_dir} is not a finished run (no final.json)")
+    final = json.loads(final_path.read_text())
+    if out.exists() and not force:
+        previous = json.loads(out.read_text())
+        if previous.get("member_params") == members and (
+            episodes is None or previous["episodes"] == episodes
+        ):
+            return previous
+    policy, cfg, dataset = load_run(run_dir, device)
+    spec = dataset.spec
+    if fam.env_id != spec.gym_id:
+        raise UserError(
+            f"family '{fam.name}' is for {fam.env_id}, but {run_dir} was trained on {cfg.dataset} "
+            f"({spec.gym_id}); choose a family of {spec.gym_id}"
+        )
+    episodes = episodes or cfg.final_eval_episodes
+    if episodes < 1:
+        raise UserError(f"--episodes must be positive, got {episodes}")
+    seed = eval_seed(cfg.seed)
+    start = time.time()
+    results = []
+    columns = (
+        TextColumn(f"{fam.name} on {run_dir.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("members", total=len(members))
+        for params in members:
+            results.append(evaluate(policy, spec, episodes, seed=seed, member_params=params))
+            bar.advance(task)
+    weights = np.full(len(members), 1.0 / len(members))
+    member_returns = np.array([r.returns.mean() for r in results])
+    has_scores = results[0].normalized is not None
+    member_scores = np.array([r.normalized.mean() for r in results]) if has_scores else None
+    record = {
+        "family": fam.name,
+        "env_id": fam.env_id,
+        "family_seed": fam.seed,
+        "members": len(members),
+        "member_params": members,
+        "episodes": episodes,
+        "eval_seed": seed,
+        "weights": weights.tolist(),
+        "returns": [r.returns.tolist() for r in results],
+        "lengths": [r.lengths.tolist() for r in results],
+        "normalized_scores": [r.normalized.tolist() for r in results] if has_scores else None,
+        "member_returns": member_returns.tolist(),
+        "member_scores": None if member_scores is None else member_scores.tolist(),
+        "family_weighted_return": float(weights @ member_returns),
+        "family_weighted_score": None if member_scores is None else float(weights @ member_scores),
+        "nominal_return": final["return_mean"],
+        "nominal_score": final["normalized_score"],
+        "score_note": spec.ref_source,
+        "algorithm": cfg.algorithm,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "wall_time": round(time.time() - start, 2),
+    }
+    write_json_atomic(out, record)
+    return record

@@ -1,0 +1,191 @@
+"""Paper tables and comparisons: declared tables, budgets, only missing cells run, published values
+outside our interval marked, per-cell failures reported, and `compare` in one call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from offline_mbrl import cells
+from offline_mbrl.cells import BUDGETS, Budget, cell_config, compare, prepare_dataset
+from offline_mbrl.cli_report import register
+from offline_mbrl.errors import UserError
+from offline_mbrl.reproduce import load_table, reproduce, task_dataset
+
+from .conftest import synthetic_episode, write_minari
+from .test_algorithms import MODEL_BASED, PER_ALGO, TINY
+
+TASK = "test/pendulum/refs-v0"
+TINY_BC = [*TINY, *PER_ALGO["bc"], "steps=60"]
+
+
+@pytest.fixture
+def tiny_data():
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
+    for obs, *_ in episodes:
+        obs[:, :2] /= np.linalg.norm(obs[:, :2], axis=1, keepdims=True)
+    write_minari(TASK, "Pendulum-v1", episodes, ref_min_score=-1500.0, ref_max_score=-150.0)
+    return TASK
+
+
+def write_table(folder: Path, published_mean: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pub.csv").write_text(
+        f"# a test source\ntask,algorithm,mean,spread\n{TASK},BC,{published_mean},1.0\n"
+    )
+    path = folder / "tiny.toml"
+    path.write_text(
+        'name = "tiny"\ntitle = "A tiny table"\nsource = "Test et al. (2099), Table 1"\n'
+        'published = "pub.csv"\n'
+        f'seeds = 2\ntasks = ["{TASK}", "test/pendulum/absent-v0"]\n[algorithms]\nbc = "BC"\n'
+    )
+    return path
+
+
+def test_the_shipped_table_declares_offlinerlkit_mopo_on_nine_d4rl_tasks():
+    table = load_table("offlinerlkit_d4rl_v2")
+    assert table.algorithms == {"mopo": "MOPO"} and table.seeds == 4 and len(table.tasks) == 9
+    assert all((task, "MOPO") in table.published for task in table.tasks)
+    assert table.published[("hopper-medium-v2", "MOPO")] == (62.8, 38.1)
+    assert "OfflineRL-Kit" in table.source
+    with pytest.raises(UserError, match=r"no paper table 'nope' .*declared tables: offlinerlkit_d4rl_v2"):
+        load_table("nope")
+
+
+def test_a_task_runs_on_imported_d4rl_data_when_present_else_on_the_suites_own():
+    dataset, note, same = task_dataset("hopper-medium-v2")
+    assert (dataset, same) == ("hopper-medium-v0", False)
+    assert note == "suite's own (offline-mbrl/hopper/medium-v0)"
+    rng = np.random.default_rng(0)
+    write_minari("d4rl-import/hopper/medium-v2", "Hopper-v5", [synthetic_episode(rng, 11, 3, 5, "term")])
+    assert task_dataset("hopper-medium-v2") == (
+        "hopper-medium-v2",
+        "D4RL's (d4rl-import/hopper/medium-v2)",
+        True,
+    )
+
+
+def test_budgets_scale_the_paper_preset_and_skip_keys_an_algorithm_lacks():
+    smoke = cell_config("mopo", "hopper-medium-v0", 1, BUDGETS["smoke"], [], "cpu", None)
+    assert (smoke.algo.penalty_coef, smoke.algo.horizon) == (5.0, 5)  # OfflineRL-Kit's hopper-medium preset
+    assert smoke.steps == 2000 and smoke.algo.rollout_batch == 1000 and smoke.dynamics.max_epochs == 2
+    assert smoke.seed == 1 and smoke.final_eval_episodes == 5
+    paper = cell_config("mopo", "walker2d-medium-replay-v0", 0, BUDGETS["paper"], [], "cpu", None)
+    assert (paper.steps, paper.algo.horizon, paper.algo.penalty_coef) == (3_000_000, 1, 2.5)
+    assert paper.algo.rollout_batch == 50_000 and paper.dynamics.max_epochs is None
+    bc = cell_config("bc", "hopper-medium-v0", 0, BUDGETS["smoke"], ["algo.lr=0.01"], "cpu", None)
+    assert bc.steps == 2000 and bc.algo.lr == 0.01 and bc.dynamics.max_epochs is None  # bc fits no dynamics
+    ravl = cell_config("ravl", "pendulum-medium", 0, BUDGETS["small"], [], "cpu", 500)  # no preset: defaults
+    assert ravl.steps == 500 and ravl.algo.rollout_batch == 10_000 and ravl.algo.eta == 1.0
+
+
+def test_reproduce_runs_only_missing_cells_marks_published_values_and_reports_failures(
+    tiny_data, tmp_path, monkeypatch
+):
+    table = write_table(tmp_path / "tables", published_mean=1e6)
+    lines: list[str] = []
+    kwargs = dict(
+        results_root=tmp_path / "results", out=tmp_path / "rep", overrides=TINY_BC, reps=50, progress=False
+    )
+    first = reproduce(str(table), "smoke", log=lines.append, **kwargs)
+    assert [c.status for c in first.cells] == ["ran", "failed", "ran", "failed"]  # seed-major, 2 tasks
+    assert lines[1] == "4 cells: 0 done, 4 to run" and lines[2].startswith(
+        "[1/4] bc on test/pendulum/refs-v0 seed 0"
+    )
+    failure = first.cells[1].error
+    assert "dataset 'test/pendulum/absent-v0' is not present" in failure
+    (row, absent) = first.rows
+    assert row["inside"] is False and row["runs"] == 2 and row["ours"].has_ci
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "**1000000.0 ± 1.0**" in md and "**no: outside**" in md and failure in md
+    assert "Test et al. (2099), Table 1" in md and "| bc |" in md  # the statistics section follows
+    assert absent["ours"] is None and absent["errors"] == [failure]
+    assert '<td class="flag nw">1000000.0 ± 1.0</td>' in (tmp_path / "rep" / "report.html").read_text()
+
+    # a second invocation runs nothing new; with the published mean at our mean it is inside the interval
+    table = write_table(tmp_path / "tables", published_mean=row["ours"].point)
+    attempted, real_execute = [], cells.execute
+    monkeypatch.setattr(
+        cells, "execute", lambda cfg, *a, **k: attempted.append(cfg.dataset) or real_execute(cfg, *a, **k)
+    )
+    lines.clear()
+    second = reproduce(str(table), "smoke", log=lines.append, **kwargs)
+    assert [c.status for c in second.cells] == ["reused", "failed", "reused", "failed"]
+    assert attempted == ["test/pendulum/absent-v0"] * 2  # only the failed cells are tried again
+    assert lines[1] == "4 cells: 2 done, 2 to run" and second.rows[0]["inside"] is True
+    html = (tmp_path / "rep" / "report.html").read_text()
+    paper_table = html.split("Aggregate performance")[0]
+    assert '<td class="flag' not in paper_table and '<td class="nw">yes</td>' in paper_table
+
+
+def test_smoke_makes_an_absent_suite_dataset_at_a_reduced_size_and_paper_refuses_it():
+    budget = Budget("t", "test", (), 1, dataset_size=2000)
+    assert cells.dataset_note("pendulum-random-v0") is None  # absent
+    prepare_dataset("pendulum-random-v0", budget)
+    note = cells.dataset_note("pendulum-random-v0")
+    assert note == "offline-mbrl/pendulum/random-v0 holds 2,000 transitions, a reduced size (full: 1,000,000)"
+    with pytest.raises(
+        UserError, match=r"holds 2,000 transitions, fewer than its full 1,000,000 .*--overwrite"
+    ):
+        prepare_dataset("pendulum-random-v0", BUDGETS["paper"])
+    prepare_dataset("pendulum-random-v0", BUDGETS["small"])  # small runs on it, with the note
+
+
+def test_compare_runs_what_is_missing_and_reports(tiny_data, tmp_path, monkeypatch):
+    overrides = [*TINY, *(f"mopo:{o}" for o in MODEL_BASED), "bc:algo.hidden=32,32"]
+    kwargs = dict(
+        seeds=2, steps=60, overrides=overrides, results_root=tmp_path / "results", reps=50, progress=False
+    )
+    result = compare(["mopo", "bc"], [tiny_data], out=tmp_path / "cmp", log=lambda _: None, **kwargs)
+    assert sorted(c.status for c in result.cells) == ["ran"] * 4
+    stats = result.report.nominal
+    assert stats.scope.methods == ["bc", "mopo"] and ("mopo", "bc") in stats.improvement
+    assert stats.aggregates["mopo"]["IQM"].has_ci
+    assert (tmp_path / "cmp" / "report.html").exists()
+    monkeypatch.setattr(cells, "execute", lambda *a, **k: pytest.fail("a finished cell was run again"))
+    again = compare(["mopo", "bc"], [tiny_data], out=tmp_path / "cmp", log=lambda _: None, **kwargs)
+    assert [c.status for c in again.cells] == ["reused"] * 4
+    with pytest.raises(UserError, match=r"--set ravl:algo.eta=1: 'ravl' is not one of the algorithms"):
+        compare(["mopo"], [tiny_data], overrides=["ravl:algo.eta=1"], log=lambda _: None)
+    with pytest.raises(UserError, match="unknown config key 'algo.rollout_batch'"):
+        compare(["bc"], [tiny_data], overrides=["algo.rollout_batch=3"], log=lambda _: None)
+
+
+def test_reproduce_and_compare_commands(tiny_data, tmp_path):
+    app = typer.Typer()
+    register(app)
+    table = write_table(tmp_path / "tables", published_mean=1e6)
+    common = ["--results", str(tmp_path / "results"), "--reps", "50"]
+    sets = [arg for o in TINY_BC for arg in ("--set", o)]
+    result = CliRunner().invoke(
+        app, ["reproduce", str(table), "--out", str(tmp_path / "r"), "--seeds", "1", *common, *sets]
+    )
+    assert result.exit_code == 1, result.output  # a cell failed: reported, and the status says so
+    assert "2 cells: 0 done, 2 to run" in result.output
+    assert "1 of 2 cells failed; the report lists why" in result.output
+    assert "published 1000000.0 is outside" not in result.output  # one seed: no interval to be outside of
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--algo",
+            "bc",
+            "--dataset",
+            tiny_data,
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "c"),
+            *common,
+            *sets,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "a single seed for every method" in result.output
+    assert json.loads((tmp_path / "c" / "stats.json").read_text())["nominal"]["methods"] == ["bc"]
