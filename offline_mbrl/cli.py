@@ -8,12 +8,12 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from offline_mbrl.cli_report import register as register_report_commands
 from offline_mbrl.cli_sweep import sweep_app
 from offline_mbrl.errors import UserError
+from offline_mbrl.terminal import console
 
 app = typer.Typer(
     help="Offline model-based RL benchmarking: datasets, dynamics, algorithms, sweeps, reports.",
@@ -29,8 +29,6 @@ cache_app = typer.Typer(help="List and clear cached artefacts (dynamics models).
 app.add_typer(cache_app, name="cache")
 app.add_typer(sweep_app, name="sweep")
 register_report_commands(app)  # report, evaluate, reproduce, compare
-# Wide when piped (logs, CI), so tables do not fold into unreadable columns.
-console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 @datasets_app.command("list")
@@ -61,7 +59,7 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
 
     ds = load_dataset(name)
     spec = ds.spec
-    console.print(f"[bold]{name}[/] -> {ds.dataset_id}")
+    console.print(f"{name} -> {ds.dataset_id}", style="bold")
     meta = ds.metadata
     for key in ("algorithm_name", "description", "code_permalink", "minari_version"):
         if key in meta:
@@ -180,7 +178,7 @@ def datasets_families(
         console.print(table)
         return
     fam = load_family(name)
-    console.print(f"[bold]{fam.name}[/] on {fam.env_id}, seed {fam.seed}: {fam.description}")
+    console.print(f"{fam.name} on {fam.env_id}, seed {fam.seed}: {fam.description}")
     members = fam.member_params()
     table = Table(title=f"{len(members)} members")
     table.add_column("member")

@@ -6,15 +6,13 @@ Thin layers over `report.make_report`, `family_eval.evaluate_family`, `reproduce
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console() if sys.stdout.isatty() else Console(width=200)
+from offline_mbrl.terminal import console
 
 _REPS = typer.Option(
     help="bootstrap repetitions for the aggregate intervals (profiles and pairs use <= 2000)"
@@ -73,7 +71,8 @@ def _print_report(report) -> None:
         console.print(f"note: {note}")
     if stats.aggregates:
         table = Table(title="normalised score / 100, 95% stratified-bootstrap intervals")
-        for col in ("method", "runs", *METRICS):
+        table.add_column("method", overflow="fold")
+        for col in ("runs", *METRICS):
             table.add_column(col)
         for m in stats.scope.methods:
             table.add_row(m, str(len(stats.scope.runs[m])), *(stats.aggregates[m][k].fmt(3) for k in METRICS))

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from offline_mbrl.errors import UserError
+from offline_mbrl.terminal import console
 
 sweep_app = typer.Typer(
     help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "
@@ -24,7 +24,6 @@ sweep_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 @sweep_app.callback()
@@ -106,7 +105,7 @@ def sweep_show(
     info = describe(load_study(study, storage))
     attrs = info["attrs"]
     console.print(
-        f"[bold]{info['name']}[/]: {attrs.get('algorithm')} on {', '.join(attrs.get('datasets', []))}, "
+        f"{info['name']}: {attrs.get('algorithm')} on {', '.join(attrs.get('datasets', []))}, "
         f"objective {attrs.get('objective')} over {attrs.get('seeds')} seed(s), {attrs.get('steps')} steps, "
         f"space {attrs.get('space_file')}"
     )

@@ -165,6 +165,11 @@ def _run_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def _short(value) -> str:
+    """A config value as a method label shows it: floats to 4 significant digits (sweeps draw long ones)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def label_methods(df: pd.DataFrame) -> pd.DataFrame:
     """Add `method`: the algorithm, plus the config keys that split its runs into variants on a dataset."""
     df = df.copy()
@@ -180,7 +185,7 @@ def label_methods(df: pd.DataFrame) -> pd.DataFrame:
         if not splitting:
             continue
         for run_dir, row in runs.set_index("run_dir").iterrows():
-            label = ", ".join(f"{c}={row[c]}" for c in splitting)
+            label = ", ".join(f"{c}={_short(row[c])}" for c in splitting)
             df.loc[df["run_dir"] == run_dir, "method"] = f"{algo}[{label}]"
     return df
 
