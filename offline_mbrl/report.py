@@ -91,7 +91,9 @@ def make_report(
     report = Report(
         Path(out), df, nominal_stats, family_stats, summaries, _notes(nominal_stats, family_stats)
     )
-    doc = Document(title or f"offline-mbrl report: {', '.join(nominal.methods)}")
+    methods = nominal.methods
+    named = ", ".join(methods) if len(methods) <= 3 else f"{len(methods)} methods"
+    doc = Document(title or f"offline-mbrl report: {named}")
     doc.add(Text(_summary(df, nominal_stats, paths, reps, seed)))
     doc.add(*preface)
     staging = temp_dir_beside(Path(out).parent)

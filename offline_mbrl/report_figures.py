@@ -94,7 +94,8 @@ def profiles_figure(stats: ScopeStats, colors: dict) -> plt.Figure:
         ticklabelsize="medium",
         ax=ax,
     )
-    ax.legend(loc="upper right", fontsize="medium", frameon=False)
+    # Below the axes: method labels of sweep variants are long and would cover the curves.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize="small", frameon=False, ncol=1)
     return fig
 
 
