@@ -53,6 +53,13 @@ def sweep_run(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     results: Annotated[Path, typer.Option(help="results root for the trials' runs")] = Path("results"),
     heartbeat: Annotated[int, typer.Option(help="seconds between heartbeats; stale after two")] = 60,
+    sampler_seed: Annotated[
+        int | None, typer.Option(help="seed the sampler (reproducible proposals)")
+    ] = None,
+    startup_trials: Annotated[
+        int | None,
+        typer.Option(help="random trials before tpe/gp/cmaes model the space (Optuna's default 10)"),
+    ] = None,
 ) -> None:
     """Run (or continue) a sweep: `offline-mbrl sweep --algo ravl --dataset hopper-medium --trials 50`.
 
@@ -86,6 +93,8 @@ def sweep_run(
         device=device,
         results=str(results),
         heartbeat=heartbeat,
+        seed=sampler_seed,
+        startup_trials=startup_trials,
     )
     sweep = run_sweep(spec, workers=workers, console=console)
     done, _ = sweep.tally()
