@@ -83,16 +83,15 @@ def main() -> None:
     lines = [
         f"# {args.algo} on {args.dataset}: best final normalised score after {args.trials} trials",
         "",
-        f"{args.steps} gradient steps per trial, {args.startup} random start-up trials, no pruning, sweep seeds "
-        f"{args.seeds}; space sweeps/{args.algo}.toml; settings {', '.join(BUDGET)}.",
+        f"{args.steps} gradient steps per trial, {args.startup} random start-up trials, no pruning, "
+        f"sweep seeds {args.seeds}; space sweeps/{args.algo}.toml; settings {', '.join(BUDGET)}.",
         "",
         "| sampler | mean best ± std | per sweep seed |",
         "| --- | --- | --- |",
     ]
     for sampler, values in best.items():
-        lines.append(
-            f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} |"
-        )
+        per_seed = ", ".join(f"{v:.1f}" for v in values)
+        lines.append(f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {per_seed} |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(__file__).parent / "results" / f"samplers_{args.dataset}.md"
