@@ -20,6 +20,7 @@ import optuna
 BUDGET = [
     "algo.rollout_batch=2000",
     "algo.rollout_every=250",
+    "log_every=250",
     "eval_every=500",
     "checkpoint_every=500",
     "eval_episodes=5",

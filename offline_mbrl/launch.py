@@ -68,6 +68,11 @@ def build_config(
         cfg = dataclasses.replace(cfg, steps=steps)
     if cfg.steps <= 0:
         raise UserError(f"steps must be positive, got {cfg.steps}")
+    if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
+        raise UserError(
+            f"checkpoint_every ({cfg.checkpoint_every}) and eval_every ({cfg.eval_every}) must be multiples "
+            f"of log_every ({cfg.log_every})"
+        )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA device")
     return cfg.resolved()

@@ -36,6 +36,8 @@ def test_bad_keys_values_and_types_are_one_line_errors():
         build_config("mopo", "hopper-medium", overrides=["algo.penalty=bogus"])
     with pytest.raises(UserError, match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, bc"):
         build_config("mopp", "hopper-medium")
+    with pytest.raises(UserError, match=r"eval_every \(500\) must be multiples of log_every \(1000\)"):
+        build_config("mopo", "hopper-medium", overrides=["eval_every=500"])
     with pytest.raises(UserError, match="expects key=value"):
         build_config("mopo", "hopper-medium", overrides=["algo.penalty"])
 
