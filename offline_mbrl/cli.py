@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +11,7 @@ from rich.table import Table
 
 from offline_mbrl.cli_report import register as register_report_commands
 from offline_mbrl.cli_sweep import sweep_app
-from offline_mbrl.errors import UserError
-from offline_mbrl.terminal import console
+from offline_mbrl.terminal import console, run_app
 
 app = typer.Typer(
     help="Offline model-based RL benchmarking: datasets, dynamics, algorithms, sweeps, reports.",
@@ -309,14 +307,7 @@ def cache_clear(
 
 
 def main() -> None:
-    try:
-        app()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_app(app)
 
 
 if __name__ == "__main__":

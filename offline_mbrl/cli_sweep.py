@@ -7,7 +7,6 @@ runs it alone.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ import typer
 from rich.table import Table
 
 from offline_mbrl.errors import UserError
-from offline_mbrl.terminal import console
+from offline_mbrl.terminal import console, run_app
 
 sweep_app = typer.Typer(
     help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "
@@ -182,14 +181,7 @@ def sweep_export(
 
 
 def main() -> None:
-    try:
-        sweep_app(prog_name="offline-mbrl sweep")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_app(lambda: sweep_app(prog_name="offline-mbrl sweep"))
 
 
 if __name__ == "__main__":

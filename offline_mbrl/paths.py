@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 
@@ -15,3 +16,17 @@ def project_root() -> Path:
 def assets_dir() -> Path:
     """The top-level `datasets/` folder: behaviour-policy checkpoints, manifests, MDP-family files."""
     return project_root() / "datasets"
+
+
+def code_version() -> str:
+    """`git describe --always --dirty` of the checkout, or "unknown" outside one."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root()), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"

@@ -17,7 +17,6 @@ import json
 import math
 import platform
 import random
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import EvalResult, Policy, evaluate
-from offline_mbrl.paths import project_root
+from offline_mbrl.paths import code_version
 
 EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
 
@@ -71,19 +70,6 @@ class TrainConfig:
         return dataclasses.replace(
             self, dynamics_seed=seed, dynamics=dataclasses.replace(self.dynamics, seed=seed)
         )
-
-
-def code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(project_root()), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
 
 
 def seed_everything(seed: int) -> None:

@@ -6,7 +6,22 @@ so tables do not fold into unreadable columns.
 """
 
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 
+from offline_mbrl.errors import UserError
+
 console = Console(markup=False) if sys.stdout.isatty() else Console(markup=False, width=200)
+
+
+def run_app(app: Callable[[], object]) -> None:
+    """Run a command; a UserError becomes `error: <one line>` on stderr and exit status 2."""
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

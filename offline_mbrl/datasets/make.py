@@ -15,7 +15,6 @@ cycle through the family's members, so the dataset mixes the dynamics of all K m
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from offline_mbrl.envs import FAMILIES, TIERS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
-from offline_mbrl.paths import assets_dir, project_root
+from offline_mbrl.paths import assets_dir, code_version
 
 NUM_ENVS = 16
 DEFAULT_SIZE = 1_000_000
@@ -162,19 +161,6 @@ def _reference_scores(env: str) -> tuple[float, float, str]:
     return random["mean_return"], expert["mean_return"], "offline-mbrl's uniform-random and expert policies"
 
 
-def _code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(project_root()), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def _tier_sources(env: str, tier: str, size: int, seed: int) -> list[tuple[object, int, int, str]]:
     """(act_fn factory input, transitions, seed, label) for each part of a tier's data."""
     gym_seed = seed * 100
@@ -296,7 +282,7 @@ def make_dataset(
             f"offline-mbrl {env}-{tier}{suffix}: {size:,} transitions from {policy_note} "
             f"on {gym_id}, seed {seed}"
         ),
-        code_permalink=f"offline_mbrl.datasets.make @ {_code_version()}",
+        code_permalink=f"offline_mbrl.datasets.make @ {code_version()}",
         overwrite=overwrite,
         extra_metadata=extra,
     )
