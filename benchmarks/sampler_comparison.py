@@ -2,9 +2,10 @@
 
     python benchmarks/sampler_comparison.py --dataset pendulum-medium-replay --trials 6 --seeds 0 1 2
 
-Each (sampler, sweep seed) is its own study (`samplers-<sampler>-s<seed>`) over sweeps/mbpo.toml at a CPU
+Each (sampler, sweep seed) is its own study (`samplers-<algo>-<dataset>-<steps>steps-<sampler>-s<seed>`) over sweeps/mbpo.toml at a CPU
 budget; the table gives the best value after N trials per study, and its mean over sweep seeds. Trials
-that land on the same config share one run in results/. Written to benchmarks/results/samplers_<dataset>.md.
+that land on the same config share one run in results/. Written to
+benchmarks/results/samplers_<dataset>_<steps>steps.md.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     best: dict[str, list[float]] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
-            study = f"samplers-{args.algo}-{args.dataset}-{sampler}-s{seed}"
+            study = f"samplers-{args.algo}-{args.dataset}-{args.steps}steps-{sampler}-s{seed}"
             cmd = [
                 sys.executable,
                 "-m",
@@ -95,7 +96,7 @@ def main() -> None:
         lines.append(f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {per_seed} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = Path(__file__).parent / "results" / f"samplers_{args.dataset}.md"
+    out = Path(__file__).parent / "results" / f"samplers_{args.dataset}_{args.steps}steps.md"
     out.write_text(text)
 
 
