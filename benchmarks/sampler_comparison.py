@@ -3,9 +3,8 @@
     python benchmarks/sampler_comparison.py --dataset pendulum-medium-replay --trials 6 --seeds 0 1 2
 
 Each (sampler, sweep seed) is its own study (`samplers-<algo>-<dataset>-<steps>steps-<sampler>-s<seed>`)
-over sweeps/mbpo.toml at a CPU
-budget; the table gives the best value after N trials per study, and its mean over sweep seeds. Trials
-that land on the same config share one run in results/. Written to
+over sweeps/mbpo.toml at a CPU budget; the table gives the best value after N trials per study, and its
+mean over sweep seeds. Trials that land on the same config share one run in results/. Written to
 benchmarks/results/samplers_<dataset>_<steps>steps.md.
 """
 
