@@ -1,11 +1,12 @@
 """GP (Bayesian optimisation) vs TPE vs random search with the same trial budget, over several sweep seeds.
 
-    python benchmarks/sampler_comparison.py --dataset pendulum-medium-replay --trials 6 --seeds 0 1 2
+    python benchmarks/sampler_comparison.py --algo mopo --dataset pendulum-medium-replay --steps 4000
 
 Each (sampler, sweep seed) is its own study (`samplers-<algo>-<dataset>-<steps>steps-<sampler>-s<seed>`)
-over sweeps/mbpo.toml at a CPU budget; the table gives the best value after N trials per study, and its
-mean over sweep seeds. Trials that land on the same config share one run in results/. Written to
-benchmarks/results/samplers_<dataset>_<steps>steps.md.
+over sweeps/<space>.toml (default: the algorithm's own space) at a CPU budget; the table gives the best
+value after N trials per study and its mean over sweep seeds, and the best-so-far after each trial (how
+fast each sampler finds a good configuration). Trials that land on the same config share one run in
+results/. Written to benchmarks/results/samplers_<algo>_<dataset>_<steps>steps.md.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ BUDGET = [
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="pendulum-medium-replay")
-    p.add_argument("--algo", default="mbpo")
+    p.add_argument("--algo", default="mopo")
+    p.add_argument("--space", default=None, help="space file under sweeps/ (default: the algorithm's own)")
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--startup", type=int, default=2)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--samplers", nargs="+", default=["gp", "tpe", "random"])
     args = p.parse_args()
+    space = args.space or args.algo
     best: dict[str, list[float]] = {}
+    curves: dict[str, list[np.ndarray]] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
             study = f"samplers-{args.algo}-{args.dataset}-{args.steps}steps-{sampler}-s{seed}"
@@ -66,6 +70,8 @@ def main() -> None:
                 "none",
                 "--study",
                 study,
+                "--space",
+                space,
             ]
             for item in BUDGET:
                 cmd += ["--set", item]
@@ -73,12 +79,12 @@ def main() -> None:
             storage = optuna.storages.JournalStorage(
                 optuna.storages.journal.JournalFileBackend(str(Path("sweeps") / study / "journal.log"))
             )
-            values = [
-                t.value
-                for t in optuna.load_study(study_name=study, storage=storage).trials
-                if t.value is not None
-            ]
+            trials = sorted(
+                optuna.load_study(study_name=study, storage=storage).trials, key=lambda t: t.number
+            )[: args.trials]
+            values = [t.value if t.value is not None else -np.inf for t in trials]
             best.setdefault(sampler, []).append(max(values))
+            curves.setdefault(sampler, []).append(np.maximum.accumulate(values))
             print(
                 f"{sampler} sweep seed {seed}: best {max(values):.1f} after {len(values)} trials", flush=True
             )
@@ -86,7 +92,8 @@ def main() -> None:
         f"# {args.algo} on {args.dataset}: best final normalised score after {args.trials} trials",
         "",
         f"{args.steps} gradient steps per trial, {args.startup} random start-up trials, no pruning, "
-        f"sweep seeds {args.seeds}; space sweeps/{args.algo}.toml; settings {', '.join(BUDGET)}.",
+        f"sweep seeds {args.seeds}; space sweeps/{space}.toml; settings {', '.join(BUDGET)}.",
+        "A failed trial counts as -inf in the best-so-far.",
         "",
         "| sampler | mean best ± std | per sweep seed |",
         "| --- | --- | --- |",
@@ -94,9 +101,19 @@ def main() -> None:
     for sampler, values in best.items():
         per_seed = ", ".join(f"{v:.1f}" for v in values)
         lines.append(f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {per_seed} |")
+    lines += [
+        "",
+        "Best so far after each trial (mean over sweep seeds):",
+        "",
+        "| sampler | " + " | ".join(str(k + 1) for k in range(args.trials)) + " |",
+        "| --- |" + " --- |" * args.trials,
+    ]
+    for sampler, runs in curves.items():
+        mean = np.mean(np.stack(runs), axis=0)
+        lines.append(f"| {sampler} | " + " | ".join(f"{v:.1f}" for v in mean) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = Path(__file__).parent / "results" / f"samplers_{args.dataset}_{args.steps}steps.md"
+    out = Path(__file__).parent / "results" / f"samplers_{args.algo}_{args.dataset}_{args.steps}steps.md"
     out.write_text(text)
 
 
