@@ -111,8 +111,13 @@ def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
 
 # --- search spaces --------------------------------------------------------------------------------------
 def test_shipped_spaces_validate_and_map_elites_as_a_fraction():
-    for algo in ("ravl", "mopo", "mbpo"):
-        assert validate(load_space(find_space(None, algo)), algo, "hopper-medium", None, []) is not None
+    shipped = sorted((project_root() / "sweeps").glob("*.toml"))
+    assert {"ravl", "mopo", "mbpo", "mopo-penalty"} <= {path.stem for path in shipped}
+    for path in shipped:
+        space = load_space(path)
+        assert validate(space, space.algorithm, "hopper-medium", None, []) is not None, path
+    penalty = load_space(find_space("mopo-penalty", "mopo"))
+    assert not any(p.key.startswith("dynamics.") for p in penalty.params)  # one dynamics fit per sweep
     mopo = load_space(find_space("mopo", "mopo"))
     assert {p.key for p in mopo.params} == {
         "algo.penalty",
