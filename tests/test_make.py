@@ -110,6 +110,28 @@ def test_medium_expert_is_medium_and_expert_concatenated(assets):
     assert torch.equal(me.data.act, torch.cat([m.data.act, e.data.act]))
 
 
+def test_medium_expert_reuses_made_halves_bit_for_bit(assets, monkeypatch):
+    collected = make_dataset("pendulum-medium-expert", size=800, seed=5)  # no halves yet: collects both
+    fresh = main_file(collected.dataset_id).read_bytes()
+    make_dataset("pendulum-medium", size=400, seed=5)
+    make_dataset("pendulum-expert", size=400, seed=5)
+    calls = []
+    real_collect = make_module.collect
+    monkeypatch.setattr(make_module, "collect", lambda *a, **k: calls.append(a) or real_collect(*a, **k))
+    make_dataset("pendulum-medium-expert", size=800, seed=5, overwrite=True)
+    assert calls == []  # both halves read back from the made tiers
+    assert main_file(collected.dataset_id).read_bytes() == fresh
+    make_dataset("pendulum-expert", size=400, seed=6, overwrite=True)  # another seed: not this half
+    calls.clear()
+    make_dataset("pendulum-medium-expert", size=800, seed=5, overwrite=True)
+    assert len(calls) == 1 and main_file(collected.dataset_id).read_bytes() == fresh
+    manifest = assets / "medium.json"  # a retrained medium policy: its old dataset is not reused
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "mean_return": -650.0}))
+    calls.clear()
+    make_dataset("pendulum-medium-expert", size=800, seed=5, overwrite=True)
+    assert len(calls) == 2
+
+
 def test_medium_replay_mixes_checkpoints_in_proportion(assets):
     make_dataset("pendulum-medium-replay", seed=0)  # default size: the steps collected up to medium
     ds = load_dataset("pendulum-medium-replay")

@@ -3,7 +3,9 @@
 Tiers, as in D4RL: random (uniform actions), medium and expert (the checkpoint's stochastic actions),
 medium-replay (every training checkpoint up to medium, each collecting as many steps as it collected in
 training, scaled to the requested size), medium-expert (the medium and expert datasets concatenated:
-both halves are collected with exactly the seeds the medium and expert tiers use).
+both halves are collected with exactly the seeds the medium and expert tiers use, so a half whose tier
+dataset already exists with the same policy, size, seed and family is read back instead of re-collected:
+the result is the same bit for bit, in a fraction of the time).
 
 Collection is vectorised (16 environments stepped together, one batched policy call per step) and
 deterministic: the seed fixes every environment reset and every action sample, so one seed gives the
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
+import minari
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,6 +31,8 @@ from offline_mbrl.datasets.families import MDPFamily, apply_params, load_family
 from offline_mbrl.datasets.policy import GaussianPolicy, load_policy_file
 from offline_mbrl.envs import FAMILIES, TIERS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
+from minari.storage import get_dataset_path
+
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
 from offline_mbrl.paths import assets_dir, code_version
@@ -186,6 +191,49 @@ def _tier_sources(env: str, tier: str, size: int, seed: int) -> list[tuple[objec
     ]
 
 
+def _behaviour_summary(env: str, tier: str) -> dict:
+    return {k: _manifest(env, tier).get(k) for k in ("mean_return", "std_return", "training_steps", "command")}
+
+
+def _made_part(env: str, tier: str, n: int, seed: int, fam: MDPFamily | None) -> list[Episode] | None:
+    """The episodes of the made `tier` dataset if it is exactly this part of a medium-expert, else None.
+
+    Exactly: one source with the same label, size and seed, the same behaviour policy manifest and the
+    same family. Collection is deterministic, so such a dataset holds the very episodes we would collect.
+    """
+    suffix = f"-{fam.name}" if fam else ""
+    dataset_id = f"{MADE_NAMESPACE}/{env}/{tier}{suffix}-v0"
+    if not dataset_exists(dataset_id):
+        return None
+    try:
+        meta = json.loads((Path(get_dataset_path(dataset_id)) / "data" / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    info = meta.get("offline_mbrl") or {}
+    same = (
+        info.get("sources") == [{"label": f"{tier} checkpoint", "transitions": n, "seed": seed}]
+        and (info.get("behaviour_policies") or {}).get(tier) == _behaviour_summary(env, tier)
+        and (info.get("family") or {}).get("name") == (fam.name if fam else None)
+    )
+    if not same:
+        return None
+    try:
+        episodes = list(minari.load_dataset(dataset_id).iterate_episodes())
+    except Exception:  # a damaged dataset is simply not reused; collecting gives the same data
+        return None
+    parts = [
+        Episode(
+            obs=np.asarray(ep.observations, dtype=np.float32),
+            act=np.asarray(ep.actions, dtype=np.float32),
+            rew=np.asarray(ep.rewards, dtype=np.float32),
+            term=np.asarray(ep.terminations, dtype=bool),
+            trunc=np.asarray(ep.truncations, dtype=bool),
+        )
+        for ep in episodes
+    ]
+    return parts if sum(len(ep.rew) for ep in parts) == n else None
+
+
 def default_size(env: str, tier: str) -> int:
     if tier == "medium-expert":
         return 2 * DEFAULT_SIZE
@@ -234,6 +282,11 @@ def make_dataset(
     columns = (TextColumn(f"make {dataset_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as progress:
         for source, n, part_seed, _label in sources:
+            reused = _made_part(env, source, n, part_seed, fam) if tier == "medium-expert" else None
+            if reused is not None:
+                progress.console.print(f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})")
+                episodes += reused
+                continue
             if source == "random":
                 act_fn = _Uniform(low, high, part_seed)
             elif isinstance(source, tuple):
@@ -246,7 +299,7 @@ def make_dataset(
     returns = np.array([float(np.sum(e.rew, dtype=np.float64)) for e in episodes])
     ref_min, ref_max, ref_source = _reference_scores(env)
     behaviour = {
-        t: {k: _manifest(env, t).get(k) for k in ("mean_return", "std_return", "training_steps", "command")}
+        t: _behaviour_summary(env, t)
         for t in ("medium", "expert")
         if (_behaviour_dir(env) / f"{t}.json").is_file()
     }
