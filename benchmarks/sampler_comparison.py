@@ -72,6 +72,8 @@ def main() -> None:
                 study,
                 "--space",
                 space,
+                "--threads",
+                "1",
             ]
             for item in BUDGET:
                 cmd += ["--set", item]

@@ -48,6 +48,9 @@ def sweep_run(
     ] = None,
     space: Annotated[str | None, typer.Option(help="search space: a name in sweeps/ or a TOML file")] = None,
     workers: Annotated[int, typer.Option(help="local worker processes on this machine")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads per worker (default: cores / workers)")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="fix a config key on every trial")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     results: Annotated[Path, typer.Option(help="results root for the trials' runs")] = Path("results"),
@@ -95,7 +98,7 @@ def sweep_run(
         seed=sampler_seed,
         startup_trials=startup_trials,
     )
-    sweep = run_sweep(spec, workers=workers, console=console)
+    sweep = run_sweep(spec, workers=workers, console=console, threads=threads)
     done, _ = sweep.tally()
     console.print(f"study {spec.study_name()} in {sweep.where}: {done} of {trials} trials")
     storage_flag = f" --storage {storage}" if storage else ""

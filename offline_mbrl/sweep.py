@@ -21,6 +21,7 @@ fingerprint); a command that disagrees is refused, so values of different object
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,6 +32,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,10 +304,16 @@ def run_sweep(
     progress: bool = True,
     pruner: optuna.pruners.BasePruner | None = None,
     console: Console | None = None,
+    threads: int | None = None,
 ) -> Sweep:
-    """Validate, create or continue the study, and run `workers` local worker processes (1: in this one)."""
+    """Validate, create or continue the study, and run `workers` local worker processes (1: in this one).
+
+    Each worker uses `threads` torch threads (default: the machine's cores shared among the workers).
+    """
     if workers < 1:
         raise UserError("--workers must be at least 1")
+    if threads is not None and threads < 1:
+        raise UserError("--threads must be at least 1")
     sweep = Sweep(spec, pruner)
     seen = {t.number for t in sweep.study.get_trials(deepcopy=False) if t.state.is_finished()}
     columns = (
@@ -333,15 +341,29 @@ def run_sweep(
 
         update()
         if workers == 1:
-            sweep.work(after_trial=update)
+            with _torch_threads(threads):
+                sweep.work(after_trial=update)
         else:
-            _spawn(spec, workers, update)
+            _spawn(spec, workers, threads or max(1, (os.cpu_count() or 1) // workers), update)
         update()
     return sweep
 
 
-def _spawn(spec: SweepSpec, workers: int, poll) -> None:
-    threads = max(1, (os.cpu_count() or 1) // workers)
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the in-process worker with `threads` torch threads (None: leave the process's setting)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _spawn(spec: SweepSpec, workers: int, threads: int, poll) -> None:
     procs = []
     for i in range(workers):  # a seeded sampler gets one seed per worker, or they would propose alike
         seed = None if spec.seed is None else spec.seed + i

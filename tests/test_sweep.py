@@ -250,6 +250,21 @@ def test_every_sampler_runs_a_small_study(root, sampler):
     assert [t.state for t in sweep.study.get_trials()] == [TrialState.COMPLETE] * 3
 
 
+def test_threads_option_sets_torch_threads_for_the_trials_and_restores_them(root, monkeypatch):
+    import torch
+
+    seen = []
+    real_work = Sweep.work
+    monkeypatch.setattr(
+        Sweep, "work", lambda self, **k: seen.append(torch.get_num_threads()) or real_work(self, **k)
+    )
+    before = torch.get_num_threads()
+    run_sweep(spec(trials=1), progress=False, threads=before + 1)
+    assert seen == [before + 1] and torch.get_num_threads() == before
+    with pytest.raises(UserError, match="--threads must be at least 1"):
+        run_sweep(spec(trials=1), progress=False, threads=0)
+
+
 # --- resume, identity, faults -----------------------------------------------------------------------
 def test_rerunning_continues_the_study_and_an_interrupted_trial_is_retried_reusing_its_finished_runs(
     root, monkeypatch
