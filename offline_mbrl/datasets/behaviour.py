@@ -60,7 +60,7 @@ PRESETS: dict[str, dict] = {
     "inverted-double-pendulum": {"steps": 1_000_000},
     "hopper": {"steps": 3_000_000},
     "walker2d": {"steps": 2_000_000},
-    "halfcheetah": {"steps": 2_000_000},
+    "halfcheetah": {"steps": 4_000_000},
 }
 
 
