@@ -44,6 +44,7 @@ def main() -> None:
     space = args.space or args.algo
     best: dict[str, list[float]] = {}
     curves: dict[str, list[np.ndarray]] = {}
+    guided: dict[str, list[float]] = {}  # the values of the trials after the random start-up ones
     for sampler in args.samplers:
         for seed in args.seeds:
             study = f"samplers-{args.algo}-{args.dataset}-{args.steps}steps-{sampler}-s{seed}"
@@ -87,6 +88,7 @@ def main() -> None:
             values = [t.value if t.value is not None else -np.inf for t in trials]
             best.setdefault(sampler, []).append(max(values))
             curves.setdefault(sampler, []).append(np.maximum.accumulate(values))
+            guided.setdefault(sampler, []).extend(v for v in values[args.startup :] if np.isfinite(v))
             print(
                 f"{sampler} sweep seed {seed}: best {max(values):.1f} after {len(values)} trials", flush=True
             )
@@ -97,12 +99,16 @@ def main() -> None:
         f"sweep seeds {args.seeds}; space sweeps/{space}.toml; settings {', '.join(BUDGET)}.",
         "A failed trial counts as -inf in the best-so-far.",
         "",
-        "| sampler | mean best ± std | per sweep seed |",
-        "| --- | --- | --- |",
+        "| sampler | mean best ± std | per sweep seed | trials after start-up: mean (min) |",
+        "| --- | --- | --- | --- |",
     ]
     for sampler, values in best.items():
         per_seed = ", ".join(f"{v:.1f}" for v in values)
-        lines.append(f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {per_seed} |")
+        after = guided.get(sampler) or [np.nan]
+        lines.append(
+            f"| {sampler} | {np.mean(values):.1f} ± {np.std(values):.1f} | {per_seed} "
+            f"| {np.mean(after):.1f} ({np.min(after):.1f}) |"
+        )
     lines += [
         "",
         "Best so far after each trial (mean over sweep seeds):",
