@@ -173,7 +173,7 @@ def test_space_for_another_algorithm_and_set_clashing_with_a_searched_key_are_re
         validate(load_space(root / "sweeps" / "ravl.toml"), "mbpo", DS, 40, [])
     with pytest.raises(UserError, match="--set algo.horizon: searched by"):
         validate(load_space(root / "sweeps" / "mbpo.toml"), "mbpo", DS, 40, ["algo.horizon=2"])
-    with pytest.raises(UserError, match="no search space 'nope'.*mbpo, mopo, ravl"):
+    with pytest.raises(UserError, match="no search space 'nope'.*mbpo, mopo, mopo-penalty, ravl"):
         find_space("nope", "mbpo")
 
 
