@@ -25,14 +25,13 @@ import gymnasium as gym
 import minari
 import numpy as np
 import torch
+from minari.storage import get_dataset_path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.datasets.families import MDPFamily, apply_params, load_family
 from offline_mbrl.datasets.policy import GaussianPolicy, load_policy_file
 from offline_mbrl.envs import FAMILIES, TIERS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
-from minari.storage import get_dataset_path
-
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
 from offline_mbrl.paths import assets_dir, code_version
@@ -192,7 +191,9 @@ def _tier_sources(env: str, tier: str, size: int, seed: int) -> list[tuple[objec
 
 
 def _behaviour_summary(env: str, tier: str) -> dict:
-    return {k: _manifest(env, tier).get(k) for k in ("mean_return", "std_return", "training_steps", "command")}
+    return {
+        k: _manifest(env, tier).get(k) for k in ("mean_return", "std_return", "training_steps", "command")
+    }
 
 
 def _made_part(env: str, tier: str, n: int, seed: int, fam: MDPFamily | None) -> list[Episode] | None:
@@ -284,7 +285,9 @@ def make_dataset(
         for source, n, part_seed, _label in sources:
             reused = _made_part(env, source, n, part_seed, fam) if tier == "medium-expert" else None
             if reused is not None:
-                progress.console.print(f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})")
+                progress.console.print(
+                    f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})"
+                )
                 episodes += reused
                 continue
             if source == "random":
