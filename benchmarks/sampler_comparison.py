@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import optuna
+
+from offline_mbrl.sweep_results import load_study
 
 BUDGET = [
     "algo.rollout_batch=2000",
@@ -79,12 +80,7 @@ def main() -> None:
             for item in BUDGET:
                 cmd += ["--set", item]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            storage = optuna.storages.JournalStorage(
-                optuna.storages.journal.JournalFileBackend(str(Path("sweeps") / study / "journal.log"))
-            )
-            trials = sorted(
-                optuna.load_study(study_name=study, storage=storage).trials, key=lambda t: t.number
-            )[: args.trials]
+            trials = sorted(load_study(study).trials, key=lambda t: t.number)[: args.trials]
             values = [t.value if t.value is not None else -np.inf for t in trials]
             best.setdefault(sampler, []).append(max(values))
             curves.setdefault(sampler, []).append(np.maximum.accumulate(values))
