@@ -447,6 +447,7 @@ def kill_during_trial_1_and_check_it_is_failed_then_retried(s: SweepSpec, sweep:
             assert worker.poll() is None and time.time() < deadline, "the worker never started trial 1"
             time.sleep(0.3)
         time.sleep(1.5)  # well into its endless dynamics fit, past a heartbeat
+        trial = by_number(sweep.study)[1]  # re-read: the snapshot above can predate the worker's tag
         assert trial.user_attrs["worker"].endswith(f":{worker.pid}")
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
