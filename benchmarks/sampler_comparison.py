@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_mbrl.sweep_results import load_study
+from offline_mbrl.sweep.results import load_study
 
 BUDGET = [
     "algo.rollout_batch=2000",
@@ -52,7 +52,7 @@ def main() -> None:
             cmd = [
                 sys.executable,
                 "-m",
-                "offline_mbrl.cli",
+                "offline_mbrl.cli.main",
                 "sweep",
                 "--algo",
                 args.algo,

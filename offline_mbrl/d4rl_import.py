@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from offline_mbrl.cache import hash_files
-from offline_mbrl.envs import FAMILIES, d4rl_reference_scores
+from offline_mbrl.envs import ENVIRONMENTS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, publish_dataset
 from offline_mbrl.names import imported_id, parse_short_name
@@ -97,16 +97,16 @@ def import_d4rl(file: Path, name: str, overwrite: bool = False) -> ImportSummary
     if short is None or short.version is None:
         raise UserError(
             f"--name '{name}' is not a D4RL name like hopper-medium-v2 "
-            f"(environments: {', '.join(FAMILIES)}; the version suffix is required)"
+            f"(environments: {', '.join(ENVIRONMENTS)}; the version suffix is required)"
         )
-    family = FAMILIES[short.env]
+    environment = ENVIRONMENTS[short.env]
     arrays = _read_arrays(Path(file))
-    env = gym.make(family.gym_id)
+    env = gym.make(environment.gym_id)
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
     if arrays["observations"].shape[1:] != obs_space.shape or arrays["actions"].shape[1:] != act_space.shape:
         raise UserError(
-            f"{file} does not match {family.gym_id}: observations {arrays['observations'].shape[1:]} vs "
+            f"{file} does not match {environment.gym_id}: observations {arrays['observations'].shape[1:]} vs "
             f"{obs_space.shape}, actions {arrays['actions'].shape[1:]} vs {act_space.shape}"
         )
     episodes, dropped = split_episodes(arrays)
@@ -116,7 +116,7 @@ def import_d4rl(file: Path, name: str, overwrite: bool = False) -> ImportSummary
     path = publish_dataset(
         dataset_id,
         episodes,
-        eval_env=family.gym_id,
+        eval_env=environment.gym_id,
         observation_space=obs_space,
         action_space=act_space,
         ref_min=ref.ref_min if ref else None,

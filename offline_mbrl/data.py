@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from offline_mbrl.cache import atomic_path, cache_root, hash_files, stable_hash
-from offline_mbrl.envs import EnvFamily, d4rl_reference_scores, family_of_gym_id
+from offline_mbrl.envs import Environment, d4rl_reference_scores, environment_of_gym_id
 from offline_mbrl.errors import UserError
 from offline_mbrl.names import Resolution, missing_dataset_message, resolve
 
@@ -52,7 +52,9 @@ class EnvSpec:
     """What the rest of the suite needs to know about a dataset's environment."""
 
     gym_id: str  # evaluation environment
-    family: str | None  # picks the termination function; None if the suite does not know it
+    env: (
+        str | None
+    )  # the environment's short name ("hopper"): picks the termination function; None if unknown
     obs_dim: int
     act_dim: int
     act_low: tuple[float, ...]
@@ -261,9 +263,9 @@ def _eval_gym_id(metadata: dict) -> str | None:
 def env_spec_from_metadata(res: Resolution, metadata: dict, arrays: dict[str, np.ndarray]) -> EnvSpec:
     """Build the EnvSpec and check that the dataset's arrays fit the evaluation environment's spaces."""
     gym_id = _eval_gym_id(metadata)
-    family: EnvFamily | None = family_of_gym_id(gym_id) if gym_id else None
-    if family is not None:
-        gym_id = family.gym_id  # D4RL's mujoco-py ids (Hopper-v2) are evaluated on the Gymnasium v5 task
+    environment: Environment | None = environment_of_gym_id(gym_id) if gym_id else None
+    if environment is not None:
+        gym_id = environment.gym_id  # D4RL's mujoco-py ids (Hopper-v2) are evaluated on the Gymnasium v5 task
     if gym_id is None:
         raise UserError(
             f"dataset '{res.dataset_id}' names no environment in its metadata; cannot evaluate on it"
@@ -290,15 +292,15 @@ def env_spec_from_metadata(res: Resolution, metadata: dict, arrays: dict[str, np
     ref_min, ref_max = metadata.get("ref_min_score"), metadata.get("ref_max_score")
     if ref_min is not None and ref_max is not None:
         source = "dataset metadata"
-    elif family is not None and family.name in d4rl_reference_scores():
-        ref = d4rl_reference_scores()[family.name]
-        ref_min, ref_max, source = ref.ref_min, ref.ref_max, f"{ref.source} for {family.name}"
+    elif environment is not None and environment.name in d4rl_reference_scores():
+        ref = d4rl_reference_scores()[environment.name]
+        ref_min, ref_max, source = ref.ref_min, ref.ref_max, f"{ref.source} for {environment.name}"
     else:
         ref_min = ref_max = None
         source = f"no reference returns: none in the dataset's metadata and none known for '{gym_id}'"
     return EnvSpec(
         gym_id=gym_id,
-        family=family.name if family else None,
+        env=environment.name if environment else None,
         obs_dim=obs_dim,
         act_dim=act_dim,
         act_low=tuple(float(x) for x in np.ravel(act_space.low)),

@@ -1,6 +1,6 @@
 """The environments the suite knows: gymnasium ids, D4RL short names, reference returns.
 
-An environment family is looked up by the exact gymnasium id (`Hopper-v5`) or by its exact short name
+An environment is looked up by the exact gymnasium id (`Hopper-v5`) or by its exact short name
 (`hopper`), never by a substring of a dataset name (D4RL's `'ant' in name` matched `antmaze`).
 """
 
@@ -15,37 +15,37 @@ TIERS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
 @dataclass(frozen=True)
-class EnvFamily:
+class Environment:
     name: str  # short name used in dataset names: "hopper"
     gym_id: str  # evaluation environment: "Hopper-v5"
     small: bool  # part of the small CPU tier (tests, demos)
     d4rl_ids: tuple[str, ...] = ()  # other gymnasium ids of the same task (D4RL used v2/v3 mujoco-py ids)
 
 
-FAMILIES: dict[str, EnvFamily] = {
+ENVIRONMENTS: dict[str, Environment] = {
     f.name: f
     for f in (
-        EnvFamily("hopper", "Hopper-v5", small=False, d4rl_ids=("Hopper-v2", "Hopper-v3", "Hopper-v4")),
-        EnvFamily(
+        Environment("hopper", "Hopper-v5", small=False, d4rl_ids=("Hopper-v2", "Hopper-v3", "Hopper-v4")),
+        Environment(
             "halfcheetah",
             "HalfCheetah-v5",
             small=False,
             d4rl_ids=("HalfCheetah-v2", "HalfCheetah-v3", "HalfCheetah-v4"),
         ),
-        EnvFamily(
+        Environment(
             "walker2d", "Walker2d-v5", small=False, d4rl_ids=("Walker2d-v2", "Walker2d-v3", "Walker2d-v4")
         ),
-        EnvFamily("pendulum", "Pendulum-v1", small=True),
-        EnvFamily("inverted-double-pendulum", "InvertedDoublePendulum-v5", small=True),
+        Environment("pendulum", "Pendulum-v1", small=True),
+        Environment("inverted-double-pendulum", "InvertedDoublePendulum-v5", small=True),
     )
 }
 
 
-def family_of_gym_id(gym_id: str) -> EnvFamily | None:
-    """The family whose evaluation id or one of whose D4RL ids is exactly `gym_id`."""
-    for family in FAMILIES.values():
-        if gym_id == family.gym_id or gym_id in family.d4rl_ids:
-            return family
+def environment_of_gym_id(gym_id: str) -> Environment | None:
+    """The environment whose evaluation id or one of whose D4RL ids is exactly `gym_id`."""
+    for environment in ENVIRONMENTS.values():
+        if gym_id == environment.gym_id or gym_id in environment.d4rl_ids:
+            return environment
     return None
 
 

@@ -106,7 +106,7 @@ def execute(
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dynamics, key = None, None
     if spec.uses_dynamics:
-        termination_fn(dataset.spec.family, dataset.spec.gym_id)  # fail before a long fit if none exists
+        termination_fn(dataset.spec.env, dataset.spec.gym_id)  # fail before a long fit if none exists
         dynamics, _, key = load_or_fit(dataset, cfg.dynamics, device=cfg.device, progress=progress)
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
     run = Run(cfg, dataset, out, key, resume=resume, progress=progress, on_eval=on_eval)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from minari.storage import get_dataset_path
 
-from offline_mbrl.envs import FAMILIES, TIERS
+from offline_mbrl.envs import ENVIRONMENTS, TIERS
 from offline_mbrl.errors import UserError
 
 IMPORT_NAMESPACE = "d4rl-import"
@@ -55,12 +55,12 @@ class Resolution:
 
 
 def all_short_names() -> list[str]:
-    return [f"{env}-{tier}" for env in FAMILIES for tier in TIERS]
+    return [f"{env}-{tier}" for env in ENVIRONMENTS for tier in TIERS]
 
 
 def parse_short_name(name: str) -> ShortName | None:
     match = _SHORT.match(name)
-    if match is None or match["env"] not in FAMILIES:
+    if match is None or match["env"] not in ENVIRONMENTS:
         return None
     version = match["version"]
     return ShortName(match["env"], match["tier"], None if version is None else int(version))

@@ -3,7 +3,7 @@
 A model rollout needs to know when the real environment would have ended the episode. Each function
 re-states the Gymnasium v5 environment's own rule (its default constructor arguments) on observations,
 works on any leading shape (`(B, obs_dim)` or `(E, B, obs_dim)`) and stays on the tensors' device.
-The function is chosen by the dataset's `EnvSpec.family` through an explicit dict, never by a substring
+The function is chosen by the dataset's `EnvSpec.env` through an explicit dict, never by a substring
 of a name (D4RL's `'ant' in name` matched `antmaze`). Every function also terminates a non-finite
 `next_obs`: a diverging model state must never be bootstrapped from.
 
@@ -103,15 +103,15 @@ def _with_nonfinite(rule: Callable[[torch.Tensor], torch.Tensor]) -> Termination
     return terminated
 
 
-TERMINATION_FNS: dict[str, TerminationFn] = {family: _with_nonfinite(rule) for family, rule in _RULES.items()}
+TERMINATION_FNS: dict[str, TerminationFn] = {env: _with_nonfinite(rule) for env, rule in _RULES.items()}
 
 
-def termination_fn(family: str | None, gym_id: str) -> TerminationFn:
-    """The termination function of an environment family (`EnvSpec.family`); `gym_id` names it in errors."""
-    fn = TERMINATION_FNS.get(family) if family is not None else None
+def termination_fn(env: str | None, gym_id: str) -> TerminationFn:
+    """The termination function of an environment (`EnvSpec.env`); `gym_id` names it in errors."""
+    fn = TERMINATION_FNS.get(env) if env is not None else None
     if fn is None:
         known = ", ".join(sorted(TERMINATION_FNS))
         raise UserError(
-            f"no termination function for environment {gym_id} (family {family!r}); known families: {known}"
+            f"no termination function for environment {gym_id} (short name {env!r}); known environments: {known}"
         )
     return fn

@@ -12,7 +12,7 @@ import pytest
 from minari.storage import get_dataset_path
 
 from offline_mbrl import minari_io
-from offline_mbrl.cli import main
+from offline_mbrl.cli.main import main
 from offline_mbrl.d4rl_import import import_d4rl
 
 from .conftest import synthetic_episode, write_minari
@@ -46,7 +46,7 @@ def assert_one_line_error(code, err, *fragments):
 def test_help_lists_the_commands():
     env = {**os.environ, "COLUMNS": "120"}
     out = subprocess.run(
-        [sys.executable, "-m", "offline_mbrl.cli", "--help"],
+        [sys.executable, "-m", "offline_mbrl.cli.main", "--help"],
         capture_output=True,
         text=True,
         env=env,
@@ -57,7 +57,7 @@ def test_help_lists_the_commands():
 
 def test_console_script_reports_unknown_dataset_in_one_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "offline_mbrl.cli", "datasets", "info", "hoper-medium"],
+        [sys.executable, "-m", "offline_mbrl.cli.main", "datasets", "info", "hoper-medium"],
         capture_output=True,
         text=True,
     )

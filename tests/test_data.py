@@ -77,7 +77,7 @@ def test_normalised_score_uses_d4rl_reference_returns_when_metadata_has_none(hop
     write_minari("mujoco/hopper/tiny-v0", "Hopper-v5", hopper_episodes)
     spec = load_dataset("mujoco/hopper/tiny-v0").spec
     ref = d4rl_reference_scores()["hopper"]
-    assert spec.family == "hopper" and spec.gym_id == "Hopper-v5"
+    assert spec.env == "hopper" and spec.gym_id == "Hopper-v5"
     assert (spec.ref_min, spec.ref_max) == (ref.ref_min, ref.ref_max) == (-20.272305, 3234.3)
     assert "D4RL" in spec.ref_source
     np.testing.assert_allclose(
@@ -103,7 +103,7 @@ def test_unknown_environment_reports_raw_returns_and_says_why():
     rng = np.random.default_rng(2)
     write_minari("other/mcc/x-v0", "MountainCarContinuous-v0", [synthetic_episode(rng, 2, 1, 5, "trunc")])
     spec = load_dataset("other/mcc/x-v0").spec
-    assert spec.family is None
+    assert spec.env is None
     assert spec.normalize(np.array([1.0, 2.0])) is None
     assert "no reference returns" in spec.ref_source and "MountainCarContinuous-v0" in spec.ref_source
 

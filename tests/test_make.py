@@ -14,7 +14,7 @@ import pytest
 import torch
 from minari.storage import get_dataset_path
 
-from offline_mbrl.cli import main
+from offline_mbrl.cli.main import main
 from offline_mbrl.data import load_dataset
 from offline_mbrl.datasets import make as make_module
 from offline_mbrl.datasets.make import make_dataset

@@ -15,10 +15,10 @@ import typer
 from rliable import library, metrics
 from typer.testing import CliRunner
 
-from offline_mbrl.cli_report import register
+from offline_mbrl.cli.report import register
 from offline_mbrl.errors import UserError
-from offline_mbrl.report import make_report
-from offline_mbrl.report_table import load_results, select
+from offline_mbrl.report.build import make_report
+from offline_mbrl.report.table import load_results, select
 
 REPS = 60  # tests check equality with rliable at equal reps, not interval quality
 
@@ -338,7 +338,7 @@ def test_report_command(tmp_path):
 
 def test_the_report_layer_reads_files_and_never_imports_algorithm_code():
     code = (
-        "import sys, offline_mbrl.report, offline_mbrl.cli_report\n"
+        "import sys, offline_mbrl.report.build, offline_mbrl.cli.report\n"
         "bad = [m for m in sys.modules if m.startswith(('offline_mbrl.algorithms', 'offline_mbrl.launch', "
         "'offline_mbrl.sac', 'offline_mbrl.dynamics', 'torch'))]\n"
         "assert not bad, bad\n"

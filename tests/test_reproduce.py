@@ -11,11 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from offline_mbrl import cells
-from offline_mbrl.cells import BUDGETS, Budget, cell_config, compare, prepare_dataset
-from offline_mbrl.cli_report import register
+from offline_mbrl.cli.report import register
 from offline_mbrl.errors import UserError
-from offline_mbrl.reproduce import load_table, reproduce, task_dataset
+from offline_mbrl.experiments import cells
+from offline_mbrl.experiments.cells import BUDGETS, Budget, cell_config, compare, prepare_dataset
+from offline_mbrl.experiments.reproduce import load_table, reproduce, task_dataset
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import MODEL_BASED, PER_ALGO, TINY

@@ -24,16 +24,16 @@ import typer
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from offline_mbrl.cli_sweep import sweep_app
+from offline_mbrl.cli.sweep import sweep_app
 from offline_mbrl.dynamics import list_cached
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.paths import project_root
 from offline_mbrl.run import Run
-from offline_mbrl.sweep import Sweep, SweepSpec, run_sweep
-from offline_mbrl.sweep_results import load_study
-from offline_mbrl.sweep_space import find_space, load_space, validate
-from offline_mbrl.sweep_storage import fail_stale, open_storage
+from offline_mbrl.sweep.results import load_study
+from offline_mbrl.sweep.space import find_space, load_space, validate
+from offline_mbrl.sweep.storage import fail_stale, open_storage
+from offline_mbrl.sweep.study import Sweep, SweepSpec, run_sweep
 
 from .conftest import synthetic_episode, write_minari
 
@@ -214,7 +214,7 @@ def test_a_trial_that_raises_is_failed_with_the_exception_and_its_traceback(root
             raise RuntimeError("CUDA out of memory\nmore detail")
         return {"normalized_score": 1.0, "return_mean": -1.0}
 
-    monkeypatch.setattr("offline_mbrl.sweep.execute", broken)
+    monkeypatch.setattr("offline_mbrl.sweep.study.execute", broken)
     sweep = run_sweep(spec(), progress=False)
     trials = by_number(sweep.study)
     assert trials[0].state == TrialState.FAIL
@@ -234,7 +234,7 @@ def test_a_pruned_trial_stops_its_run_at_the_evaluation(root):
 
 
 def test_median_and_hyperband_pruners_are_built_from_the_steps():
-    from offline_mbrl.sweep import make_pruner
+    from offline_mbrl.sweep.study import make_pruner
 
     assert isinstance(make_pruner("median", 1000, 3), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner("hyperband", 1000, 3), optuna.pruners.HyperbandPruner)
@@ -372,7 +372,7 @@ def test_cli_runs_shows_and_exports_a_study(root, tmp_path):
 
 
 def test_cli_module_prints_one_line_errors(root):
-    args = [sys.executable, "-m", "offline_mbrl.cli_sweep", "--algo", "mbpo", "--dataset", "pendulum-expert"]
+    args = [sys.executable, "-m", "offline_mbrl.cli.sweep", "--algo", "mbpo", "--dataset", "pendulum-expert"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: dataset 'pendulum-expert' is not present: make it with")
@@ -435,7 +435,7 @@ def start_worker(s: SweepSpec) -> subprocess.Popen:
     args += ["--pruner", "none", *(x for o in s.overrides for x in ("--set", o))]
     args += ["--storage", s.storage] if s.storage else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread, as in this process (conftest)
-    cmd = [sys.executable, "-m", "offline_mbrl.cli_sweep", *args]
+    cmd = [sys.executable, "-m", "offline_mbrl.cli.sweep", *args]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
 
 

@@ -22,9 +22,9 @@ import pytest
 from optuna.trial import TrialState
 
 from offline_mbrl.errors import UserError
-from offline_mbrl.sweep import Sweep
-from offline_mbrl.sweep_results import load_study
-from offline_mbrl.sweep_storage import open_storage
+from offline_mbrl.sweep.results import load_study
+from offline_mbrl.sweep.storage import open_storage
+from offline_mbrl.sweep.study import Sweep
 
 from . import test_sweep
 from .test_sweep import (

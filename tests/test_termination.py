@@ -49,8 +49,8 @@ def roll(gym_id: str, steps: int, bias: float | None, seed: int) -> dict[str, np
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def judge(family: str, gym_id: str, rows: dict[str, np.ndarray], dtype=torch.float64) -> np.ndarray:
-    fn = termination_fn(family, gym_id)
+def judge(env: str, gym_id: str, rows: dict[str, np.ndarray], dtype=torch.float64) -> np.ndarray:
+    fn = termination_fn(env, gym_id)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     out = fn(as_t(rows["obs"]), as_t(rows["act"]), as_t(rows["next_obs"]))
     assert out.dtype == torch.bool and out.shape == (len(rows["obs"]),)
@@ -61,24 +61,24 @@ POLICIES = [(None, 0), (None, 1), (0.6, 2), (-0.6, 3)]  # random, random, biased
 
 
 @pytest.mark.parametrize(
-    "family,gym_id",
+    "env,gym_id",
     [
         ("hopper", "Hopper-v5"),
         ("walker2d", "Walker2d-v5"),
         ("inverted-double-pendulum", "InvertedDoublePendulum-v5"),
     ],
 )
-def test_reproduces_the_environment_terminated_flag(family, gym_id):
+def test_reproduces_the_environment_terminated_flag(env, gym_id):
     rows = [roll(gym_id, 200, bias, seed) for bias, seed in POLICIES]
     rows = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     want = rows["terminated"]
     assert 10 < want.sum() < len(want) - 10, "the rollouts must contain both terminal and live steps"
-    if family == "hopper":
+    if env == "hopper":
         # The one documented approximation (unclipped qvel >= 100) never arises here, so agreement is exact.
         assert rows["qvel_max"].max() < 100
-    np.testing.assert_array_equal(judge(family, gym_id, rows), want)
+    np.testing.assert_array_equal(judge(env, gym_id, rows), want)
     # Stored datasets are float32; these states are not within float32 rounding of a bound.
-    np.testing.assert_array_equal(judge(family, gym_id, rows, torch.float32), want)
+    np.testing.assert_array_equal(judge(env, gym_id, rows, torch.float32), want)
 
 
 def test_inverted_double_pendulum_tip_height_from_the_observation():
@@ -91,11 +91,11 @@ def test_inverted_double_pendulum_tip_height_from_the_observation():
     assert 0 < stale < 1e-4
 
 
-@pytest.mark.parametrize("family,gym_id", [("halfcheetah", "HalfCheetah-v5"), ("pendulum", "Pendulum-v1")])
-def test_never_terminating_families(family, gym_id):
-    rows = roll(gym_id, 300, None, 0) if family == "halfcheetah" else roll(gym_id, 250, 0.8, 0)
+@pytest.mark.parametrize("env,gym_id", [("halfcheetah", "HalfCheetah-v5"), ("pendulum", "Pendulum-v1")])
+def test_never_terminating_environments(env, gym_id):
+    rows = roll(gym_id, 300, None, 0) if env == "halfcheetah" else roll(gym_id, 250, 0.8, 0)
     assert not rows["terminated"].any()
-    assert not judge(family, gym_id, rows).any()
+    assert not judge(env, gym_id, rows).any()
 
 
 def test_constants_are_the_v5_defaults():
@@ -125,22 +125,20 @@ def test_bounds_are_strict_and_leading_dims_are_kept():
     assert walker(w, None, w).tolist() == [True, True, True, False]
 
 
-@pytest.mark.parametrize("family", sorted(T.TERMINATION_FNS))
-def test_non_finite_next_obs_always_terminates(family):
-    dim = {"hopper": 11, "walker2d": 17, "halfcheetah": 17, "pendulum": 3, "inverted-double-pendulum": 9}[
-        family
-    ]
+@pytest.mark.parametrize("env", sorted(T.TERMINATION_FNS))
+def test_non_finite_next_obs_always_terminates(env):
+    dim = {"hopper": 11, "walker2d": 17, "halfcheetah": 17, "pendulum": 3, "inverted-double-pendulum": 9}[env]
     obs = torch.zeros(3, dim)
-    if family in ("hopper", "walker2d"):
+    if env in ("hopper", "walker2d"):
         obs[:, 0] = 1.25  # a healthy height
-    if family == "inverted-double-pendulum":
+    if env == "inverted-double-pendulum":
         obs[:, 3:5] = 1.0  # both cosines 1: upright
     obs[1, -1] = float("nan")
     obs[2, -1] = float("inf")
-    assert termination_fn(family, "X-v0")(obs, None, obs).tolist() == [False, True, True]
+    assert termination_fn(env, "X-v0")(obs, None, obs).tolist() == [False, True, True]
 
 
-@pytest.mark.parametrize("family", [None, "ant", "hop", "hopper-medium", "Hopper-v5"])
-def test_unknown_family_is_a_user_error(family):
+@pytest.mark.parametrize("env", [None, "ant", "hop", "hopper-medium", "Hopper-v5"])
+def test_unknown_family_is_a_user_error(env):
     with pytest.raises(UserError, match="no termination function for environment AntMaze_UMaze-v4"):
-        termination_fn(family, "AntMaze_UMaze-v4")
+        termination_fn(env, "AntMaze_UMaze-v4")

@@ -58,7 +58,7 @@ def train_model_based(
     if a.actor_lr_cosine:
         sac_cfg = dataclasses.replace(sac_cfg, actor_lr_cosine_steps=cfg.steps)
     sac = SAC(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, sac_cfg, device=device)
-    terminated = termination_fn(spec.family, spec.gym_id)
+    terminated = termination_fn(spec.env, spec.gym_id)
     buffer = ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
     n_real = round(a.batch_size * a.real_ratio)
     gen = run.generator

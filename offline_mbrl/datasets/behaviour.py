@@ -30,7 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.cache import atomic_path, write_json_atomic
 from offline_mbrl.datasets.policy import GaussianPolicy
-from offline_mbrl.envs import FAMILIES
+from offline_mbrl.envs import ENVIRONMENTS
 from offline_mbrl.errors import UserError
 
 
@@ -95,10 +95,10 @@ class Checkpoint:
 
 def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
     """Train PPO on `env_name`'s evaluation environment; return every checkpoint in order."""
-    family = FAMILIES[env_name]
+    environment = ENVIRONMENTS[env_name]
     torch.manual_seed(seed)
     envs = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(family.gym_id) for _ in range(cfg.num_envs)],
+        [lambda: gym.make(environment.gym_id) for _ in range(cfg.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     obs_dim = envs.single_observation_space.shape[0]
@@ -237,13 +237,13 @@ def select_tiers(eval_returns: np.ndarray, random_return: float) -> tuple[int, i
 
 
 def run_train_behaviour(env_name: str, seed: int, steps: int | None, out_dir: Path, command: str) -> dict:
-    if env_name not in FAMILIES:
-        raise UserError(f"unknown environment '{env_name}'; choose from {', '.join(FAMILIES)}")
+    if env_name not in ENVIRONMENTS:
+        raise UserError(f"unknown environment '{env_name}'; choose from {', '.join(ENVIRONMENTS)}")
     cfg = PPOConfig(**{**PRESETS.get(env_name, {}), **({"steps": steps} if steps else {})})
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the other core free
     start = time.time()
     checkpoints = train_ppo(env_name, cfg, seed)
-    gym_id = FAMILIES[env_name].gym_id
+    gym_id = ENVIRONMENTS[env_name].gym_id
     random_returns = _random_returns(gym_id, 20, seed + 7)
     # Training-window returns are few and noisy: re-measure every checkpoint before choosing tiers.
     eval_returns = np.array(

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from offline_mbrl.datasets.families import MDPFamily, apply_params, load_family
 from offline_mbrl.datasets.policy import GaussianPolicy, load_policy_file
-from offline_mbrl.envs import FAMILIES, TIERS, d4rl_reference_scores
+from offline_mbrl.envs import ENVIRONMENTS, TIERS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
@@ -247,11 +247,11 @@ def _target(name: str, family: str | None) -> tuple[str, str, MDPFamily | None, 
     """(env, tier, family, Minari id) of a makeable name; UserError for anything else."""
     short = parse_short_name(name)
     if short is None or short.version not in (None, 0):
-        envs, tiers = ", ".join(FAMILIES), ", ".join(TIERS)
+        envs, tiers = ", ".join(ENVIRONMENTS), ", ".join(TIERS)
         raise UserError(f"cannot make '{name}': use ENV-TIER with ENV in {envs} and TIER in {tiers}")
     fam = load_family(family) if family else None
-    if fam is not None and fam.env_id != FAMILIES[short.env].gym_id:
-        raise UserError(f"family '{fam.name}' is for {fam.env_id}, not {FAMILIES[short.env].gym_id}")
+    if fam is not None and fam.env_id != ENVIRONMENTS[short.env].gym_id:
+        raise UserError(f"family '{fam.name}' is for {fam.env_id}, not {ENVIRONMENTS[short.env].gym_id}")
     suffix = f"-{fam.name}" if fam else ""
     return short.env, short.tier, fam, f"{MADE_NAMESPACE}/{short.env}/{short.tier}{suffix}-v0"
 
@@ -270,7 +270,7 @@ def make_dataset(
     if size is not None and size <= 0:
         raise UserError(f"--size must be positive, got {size}")
     size = size or default_size(env, tier)
-    gym_id = FAMILIES[env].gym_id
+    gym_id = ENVIRONMENTS[env].gym_id
     sources = _tier_sources(env, tier, size, seed)
     start = time.time()
     probe = gym.make(gym_id)

@@ -16,7 +16,7 @@ from offline_mbrl.cache import atomic_path, write_json_atomic
 from offline_mbrl.config import to_dict
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
-from offline_mbrl.sweep_storage import open_storage
+from offline_mbrl.sweep.storage import open_storage
 
 
 def load_study(name: str, url: str | None = None) -> optuna.Study:

@@ -1,7 +1,7 @@
 """`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`); `sweep show` and `sweep export` one.
 
-A thin layer over `offline_mbrl.sweep`. The group's own options run a sweep when no subcommand follows;
-`cli.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and `python -m offline_mbrl.cli_sweep`
+A thin layer over `offline_mbrl.sweep.study`. The group's own options run a sweep when no subcommand follows;
+`cli.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and `python -m offline_mbrl.cli.sweep`
 runs it alone.
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from offline_mbrl.console import console, run_app
 from offline_mbrl.errors import UserError
-from offline_mbrl.terminal import console, run_app
 
 sweep_app = typer.Typer(
     help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "
@@ -76,7 +76,7 @@ def sweep_run(
         raise UserError("a sweep needs --algo and --dataset (or a subcommand: show STUDY, export STUDY)")
     import optuna
 
-    from offline_mbrl.sweep import SweepSpec, run_sweep
+    from offline_mbrl.sweep.study import SweepSpec, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = SweepSpec(
@@ -111,7 +111,7 @@ def sweep_show(
     storage: Annotated[str | None, typer.Option(help="storage URL (default: the local journal)")] = None,
 ) -> None:
     """The study's settings, best config, every trial, and parameter importances."""
-    from offline_mbrl.sweep_results import describe, load_study
+    from offline_mbrl.sweep.results import describe, load_study
 
     info = describe(load_study(study, storage))
     attrs = info["attrs"]
@@ -167,7 +167,7 @@ def sweep_export(
     ),
 ) -> None:
     """Write the trials as CSV and parquet, and the best config as a file `train --config` accepts."""
-    from offline_mbrl.sweep_results import export, load_study
+    from offline_mbrl.sweep.results import export, load_study
 
     loaded = load_study(study, storage)
     paths = export(loaded, results)

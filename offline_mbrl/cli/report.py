@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offline_mbrl.terminal import console
+from offline_mbrl.console import console
 
 _REPS = typer.Option(
     help="bootstrap repetitions for the aggregate intervals (profiles and pairs use <= 2000)"
@@ -47,7 +47,7 @@ def report_cmd(
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:
     """rliable report of finished runs: report.md, self-contained report.html, figures, CSV and parquet."""
-    from offline_mbrl.report import make_report
+    from offline_mbrl.report.build import make_report
 
     report = make_report(
         result_dirs or [Path("results")],
@@ -64,7 +64,7 @@ def report_cmd(
 
 
 def _print_report(report) -> None:
-    from offline_mbrl.report_stats import METRICS
+    from offline_mbrl.report.stats import METRICS
 
     stats = report.nominal
     for note in report.notes:
@@ -95,8 +95,8 @@ def evaluate_cmd(
     force: Annotated[bool, typer.Option(help="evaluate again even if family_<name>.json exists")] = False,
 ) -> None:
     """Evaluate trained policies on every member of an MDP family; writes family_<name>.json by each run."""
-    from offline_mbrl.family_eval import evaluate_family, family_file
-    from offline_mbrl.report_table import find_runs
+    from offline_mbrl.experiments.family_eval import evaluate_family, family_file
+    from offline_mbrl.report.table import find_runs
 
     for run_dir in find_runs(run_dirs):
         rec = evaluate_family(run_dir, family, episodes, device, force=force)
@@ -146,7 +146,7 @@ def reproduce_cmd(
     reps: Annotated[int, _REPS] = 50_000,
 ) -> None:
     """Run the missing cells of a paper table and render our numbers next to the published ones."""
-    from offline_mbrl.reproduce import reproduce
+    from offline_mbrl.experiments.reproduce import reproduce
 
     result = reproduce(table, budget, seeds, results, out, device, set_ or [], reps, log=console.print)
     outside = [r for r in result.rows if r["inside"] is False]
@@ -183,7 +183,7 @@ def compare_cmd(
     reps: Annotated[int, _REPS] = 50_000,
 ) -> None:
     """Run what is missing of algorithms x datasets x seeds, then write their report."""
-    from offline_mbrl.cells import compare
+    from offline_mbrl.experiments.cells import compare
 
     result = compare(
         algo,

@@ -9,9 +9,9 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from offline_mbrl.cli_report import register as register_report_commands
-from offline_mbrl.cli_sweep import sweep_app
-from offline_mbrl.terminal import console, run_app
+from offline_mbrl.cli.report import register as register_report_commands
+from offline_mbrl.cli.sweep import sweep_app
+from offline_mbrl.console import console, run_app
 
 app = typer.Typer(
     help="Offline model-based RL benchmarking: datasets, dynamics, algorithms, sweeps, reports.",
@@ -62,7 +62,7 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
     for key in ("algorithm_name", "description", "code_permalink", "minari_version"):
         if key in meta:
             console.print(f"  {key}: {meta[key]}")
-    console.print(f"  environment: {spec.gym_id} (family: {spec.family or 'unknown'})")
+    console.print(f"  environment: {spec.gym_id} (environment: {spec.env or 'unknown'})")
     console.print(f"  transitions: {len(ds):,}  episodes: {len(ds.episode_lengths):,}")
     console.print(
         f"  terminals: {int(ds.data.term.sum()):,}  time-outs: {int(ds.timeout.sum()):,}  "

@@ -33,7 +33,7 @@ from rliable import library, metrics
 from scipy import stats
 
 from offline_mbrl.errors import UserError
-from offline_mbrl.report_table import NOMINAL, SCORE_SCALE, Scope
+from offline_mbrl.report.table import NOMINAL, SCORE_SCALE, Scope
 
 METRICS = ("IQM", "Median", "Mean", "Optimality gap")
 PAIR_REPS = 2000  # rliable's choice for profiles and probability of improvement (Mann-Whitney is slow)

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from offline_mbrl import report_figures as rf
 from offline_mbrl.cache import replace_dir, temp_dir_beside
-from offline_mbrl.report_render import Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
-from offline_mbrl.report_stats import (
+from offline_mbrl.report import figures as rf
+from offline_mbrl.report.render import Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
+from offline_mbrl.report.stats import (
     METRICS,
     Bootstrap,
     FamilySummary,
@@ -40,7 +40,7 @@ from offline_mbrl.report_stats import (
     family_summaries,
     scope_stats,
 )
-from offline_mbrl.report_table import (
+from offline_mbrl.report.table import (
     NOMINAL,
     build_scope,
     check_fingerprints,

@@ -22,7 +22,7 @@ from offline_mbrl.config import flat_keys
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import parse_short_name, resolve
-from offline_mbrl.report_render import Text
+from offline_mbrl.report.render import Text
 from offline_mbrl.run import TrainConfig, run_dir_for
 
 
@@ -296,7 +296,7 @@ def compare(
     if not done:
         raise UserError(f"no cell finished; first failure: {failed[0].error}")
     if family is not None:
-        from offline_mbrl.family_eval import evaluate_family
+        from offline_mbrl.experiments.family_eval import evaluate_family
 
         for c in done:
             evaluate_family(c.run_dir, family, episodes, device, progress=progress)
@@ -313,7 +313,7 @@ def compare(
                 "note",
             )
         )
-    from offline_mbrl.report import make_report
+    from offline_mbrl.report.build import make_report
 
     title = f"{' vs '.join(algorithms)} on {', '.join(datasets)}"
     report = make_report(

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402  (rliable's own dependency, for its colour-blind palette)
 from rliable import plot_utils  # noqa: E402
 
-from offline_mbrl.report_stats import METRICS, FamilySummary, ScopeStats  # noqa: E402
+from offline_mbrl.report.stats import METRICS, FamilySummary, ScopeStats  # noqa: E402
 
 PAIR_SEPARATOR = "\t"  # method labels may hold commas (`mopo[algo.penalty=llv, steps=1000]`)
 

@@ -47,9 +47,9 @@ from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import missing_dataset_message, resolve
 from offline_mbrl.run import TrainConfig, run_dir_for
-from offline_mbrl.sweep_results import reason
-from offline_mbrl.sweep_space import Space, find_space, load_space, validate
-from offline_mbrl.sweep_storage import Heartbeat, counts, fail_stale, file_lock, open_storage, retry
+from offline_mbrl.sweep.results import reason
+from offline_mbrl.sweep.space import Space, find_space, load_space, validate
+from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, file_lock, open_storage, retry
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -368,7 +368,7 @@ def _spawn(spec: SweepSpec, workers: int, threads: int, poll) -> None:
     for i in range(workers):  # a seeded sampler gets one seed per worker, or they would propose alike
         seed = None if spec.seed is None else spec.seed + i
         payload = json.dumps({**dataclasses.asdict(spec), "seed": seed, "threads": threads})
-        procs.append(subprocess.Popen([sys.executable, "-m", "offline_mbrl.sweep", payload]))
+        procs.append(subprocess.Popen([sys.executable, "-m", "offline_mbrl.sweep.study", payload]))
     try:
         while any(p.poll() is None for p in procs):
             poll()
@@ -386,7 +386,7 @@ def _spawn(spec: SweepSpec, workers: int, threads: int, poll) -> None:
 
 
 def _worker_main(payload: str) -> None:
-    """A worker process started by `run_sweep(workers > 1)`: `python -m offline_mbrl.sweep JSON`."""
+    """A worker process started by `run_sweep(workers > 1)`: `python -m offline_mbrl.sweep.study JSON`."""
     import torch
 
     raw = json.loads(payload)

@@ -32,13 +32,13 @@ from importlib import resources
 from pathlib import Path
 
 from offline_mbrl.algorithms import ALGORITHMS
-from offline_mbrl.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
 from offline_mbrl.errors import UserError
+from offline_mbrl.experiments.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
 from offline_mbrl.names import resolve
 from offline_mbrl.paths import project_root
-from offline_mbrl.report_render import Bullets, Document, Heading, Table, Text
-from offline_mbrl.report_render import Cell as Shown
-from offline_mbrl.report_stats import mean_interval
+from offline_mbrl.report.render import Bullets, Document, Heading, Table, Text
+from offline_mbrl.report.render import Cell as Shown
+from offline_mbrl.report.stats import mean_interval
 
 _TABLE_KEYS = {
     "name",
@@ -306,7 +306,7 @@ def _preface(spec, b, n_seeds, cells, rows, data, made, overrides) -> list:
 
 
 def _write(folder: Path, preface: list, run_dirs: list, title: str, reps: int, progress: bool):
-    from offline_mbrl.report import make_report, write_document
+    from offline_mbrl.report.build import make_report, write_document
 
     if run_dirs:
         return make_report(

@@ -1,0 +1,1 @@
+"""The `offline-mbrl` command, one module per group of subcommands."""

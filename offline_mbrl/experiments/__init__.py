@@ -1,0 +1,1 @@
+"""Experiments over many runs: compare (cells), paper tables (reproduce), MDP-family evaluation."""

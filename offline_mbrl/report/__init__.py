@@ -1,0 +1,1 @@
+"""Reports: rliable statistics over runs, tables, figures, Markdown and HTML."""

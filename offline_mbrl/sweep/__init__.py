@@ -1,0 +1,1 @@
+"""Optuna sweeps: studies of train runs, their search spaces, storage and results."""
