@@ -23,7 +23,7 @@ import torch
 from offline_mbrl.data import Batch
 from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss
 from offline_mbrl.rollout import ModelBuffer, mix, rollout
-from offline_mbrl.sac import SAC, SACConfig, edac_diversity
+from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig
 from offline_mbrl.termination import termination_fn
 
 OBS, ACT = 11, 3
@@ -101,8 +101,8 @@ def bench_sac(device, critics: int, hidden: tuple[int, ...], repeats: int, eta: 
     cfg = SACConfig(critics=critics, actor_hidden=hidden, critic_hidden=hidden)
     sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device)
     batch = fake_batch(256, device)
-    reg = edac_diversity if eta > 0 else None
-    sec = timed(lambda: sac.update(batch, critic_reg=reg, reg_coef=eta), device, repeats)
+    reg = EDACRegulariser(eta) if eta > 0 else None
+    sec = timed(lambda: sac.update(batch, critic_reg=reg), device, repeats)
     label = f"sac_updates_per_s_N{critics}" + ("_edac" if eta > 0 else "")
     return {label: 1.0 / sec}
 
@@ -142,7 +142,7 @@ def bench_end_to_end(device, algo: str, steps: int, rollout_batch: int) -> dict:
         b = mix(
             real.index(torch.randint(len(real), (13,), device=device, generator=g)), buffer.sample(243, g)
         )
-        sac.update(b, critic_reg=edac_diversity if ravl else None, reg_coef=1.0 if ravl else 0.0, generator=g)
+        sac.update(b, critic_reg=EDACRegulariser(1.0) if ravl else None, generator=g)
     sync(device)
     t0 = time.perf_counter()
     evaluate(ActorPolicy(lambda o: sac.act(o, deterministic=True), device), spec, 10, seed=0)

@@ -1,22 +1,124 @@
-"""Configs: frozen dataclasses, `--set key=value` overrides by dotted path, JSON round trip, stable hash.
+"""Configs: `TrainConfig`, `--set key=value` overrides by dotted path, JSON round trip, stable hash, and
+each field's one-line description.
 
 One vocabulary: a field's dotted path (`algo.penalty_coef`, `dynamics.members`, `algo.sac.critics`) is the
 CLI override, the sweep search-space key, the results column and the report column.
+
+Every config field is documented by a comment the code reads (`field_docs`): the comment at the end of the
+field's line, or else the comment lines right above it. `offline-mbrl config --algo A` prints it beside
+the value, and a test checks that no field of any registered algorithm is left undescribed.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 import types
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from offline_mbrl.cache import stable_hash
+from offline_mbrl.dynamics import DynamicsConfig
 from offline_mbrl.errors import UserError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run: the algorithm, the dataset, the loop's cadence, the dynamics stage and the algorithm's own
+    config under `algo`. Resolved (`resolved()`), it is hashed into the run's folder name."""
+
+    algorithm: str  # registered algorithm name (`offline-mbrl config --algo A` lists its keys)
+    dataset: str  # dataset short name or Minari id
+    algo: Any  # the algorithm's own frozen config (its `AlgorithmSpec.config_type`)
+    seed: int = 0  # run seed: network init, sampling, evaluation seeds (and dynamics, unless dynamics_seed)
+    steps: int = 3_000_000  # gradient steps of the output policy
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:1
+    eval_every: int = 10_000  # steps between periodic evaluations (a multiple of log_every)
+    eval_episodes: int = 10  # episodes per periodic evaluation
+    final_eval_episodes: int = 10  # episodes of the final evaluation written to final.json
+    log_every: int = 1_000  # steps between metrics.jsonl rows (the one host sync)
+    checkpoint_every: int = 50_000  # steps between resumable checkpoints (a multiple of log_every)
+    dynamics_seed: int | None = None  # seed of the dynamics fit; None: the run's seed
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)  # the dynamics ensemble's config
+
+    def resolved(self) -> TrainConfig:
+        seed = self.seed if self.dynamics_seed is None else self.dynamics_seed
+        return dataclasses.replace(
+            self, dynamics_seed=seed, dynamics=dataclasses.replace(self.dynamics, seed=seed)
+        )
+
+
+def train_config_from_dict(raw: dict, algo_type: type) -> TrainConfig:
+    """Rebuild a `TrainConfig` from `to_dict` output (a run's config.json, a sweep export)."""
+    top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics")}
+    return dataclasses.replace(
+        from_dict(TrainConfig, {**top, "algo": None}),
+        algo=from_dict(algo_type, raw.get("algo", {})),
+        dynamics=from_dict(DynamicsConfig, raw.get("dynamics", {})),
+    )
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's description: the comment ending its line, else the comment lines right above it.
+
+    Read from the class's source (base classes first), so the description lives beside the field.
+    """
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(base) or base is object:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(base))
+        except (OSError, TypeError):
+            continue
+        comments: dict[int, str] = {}  # line -> comment text
+        code_lines: set[int] = set()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+            elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                code_lines.add(tok.start[0])
+        body = ast.parse(source).body[0]
+        assert isinstance(body, ast.ClassDef)
+        for node in body.body:
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            end = node.end_lineno or node.lineno
+            trailing = [comments[n] for n in range(node.lineno, end + 1) if n in comments]
+            above: list[str] = []
+            line = node.lineno - 1
+            while line in comments and line not in code_lines:
+                above.insert(0, comments[line])
+                line -= 1
+            text = " ".join(trailing or above)
+            if text.startswith("noqa") or text.startswith("type:"):
+                text = ""
+            docs[node.target.id] = text
+    return docs
+
+
+def describe(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """`(dotted key, value, description)` for every settable key of a config instance."""
+    rows: list[tuple[str, Any, str]] = []
+    docs = field_docs(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            rows.extend(describe(value, f"{prefix}{f.name}."))
+        else:
+            rows.append((f"{prefix}{f.name}", value, docs.get(f.name, "")))
+    return rows
 
 
 def to_dict(cfg: Any) -> dict:

@@ -29,22 +29,28 @@ FLAT_FORMAT = 1
 
 @dataclass(frozen=True)
 class Batch:
-    """Transitions, each tensor `(B, ...)`. `term` is a true terminal (float 0/1), never a time-out."""
+    """Transitions, each tensor `(B, ...)`. `term` is a true terminal (float 0/1), never a time-out.
+
+    `from_model` marks the rows a training batch took from model rollouts (`rollout.mix` sets it), so a
+    critic-target penalty (MOBILE) or a critic regulariser (COMBO) can act on model rows only; None on
+    data that never mixes (the dataset itself, a rollout's transitions).
+    """
 
     obs: torch.Tensor
     act: torch.Tensor
     rew: torch.Tensor  # (B,)
     next_obs: torch.Tensor
     term: torch.Tensor  # (B,)
+    from_model: torch.Tensor | None = None  # (B,) bool
 
     def __len__(self) -> int:
         return self.obs.shape[0]
 
     def index(self, idx: torch.Tensor) -> Batch:
-        return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return Batch(*(None if (v := getattr(self, f.name)) is None else v[idx] for f in fields(self)))
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return Batch(*(None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)))
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,8 @@ class EnvSpec:
     """What the rest of the suite needs to know about a dataset's environment."""
 
     gym_id: str  # evaluation environment
-    env: (
-        str | None
-    )  # the environment's short name ("hopper"): picks the termination function; None if unknown
+    # the environment's short name ("hopper"): picks the termination function; None if unknown
+    env: str | None
     obs_dim: int
     act_dim: int
     act_low: tuple[float, ...]

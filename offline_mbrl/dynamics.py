@@ -132,6 +132,34 @@ class Prediction:
         draw = mean + std * noise
         return draw[:, :-1], draw[:, -1], member
 
+    def samples(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` draws from every member's Gaussian: `(n, E, B, obs_dim + 1)` (next state, then reward)."""
+        noise = torch.randn(
+            (n, *self.mean.shape), device=self.mean.device, dtype=self.mean.dtype, generator=generator
+        )
+        return self.mean + self.std * noise  # (n, E, B, D)
+
+    def candidates(self, n: int, generator: torch.Generator | None = None) -> Candidates:
+        """`n` draws from each elite for every transition: `K·n` candidate next states per (s, a).
+
+        Candidate `c` comes from elite `c // n` (MOBILE's Bellman-inconsistency penalty and MOREC's
+        filter both choose or aggregate over this set).
+        """
+        mean, std = self.mean[self.elites], self.std[self.elites]  # (K, B, D)
+        k, b, d = mean.shape
+        noise = torch.randn((k, n, b, d), device=mean.device, dtype=mean.dtype, generator=generator)
+        draw = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).reshape(k * n, b, d)  # (K·n, B, D)
+        return Candidates(draw[..., :-1], draw[..., -1], self.elites.repeat_interleave(n))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A set of candidate transitions per (s, a), the candidate axis first."""
+
+    next_obs: torch.Tensor  # (C, B, obs_dim)
+    rew: torch.Tensor  # (C, B)
+    member: torch.Tensor  # (C,) the member each candidate was drawn from
+
 
 class DynamicsEnsemble(nn.Module):
     """`members` Gaussian MLPs over `[Δobs, reward]` given `[obs, act]`, with their input normaliser."""

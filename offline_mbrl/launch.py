@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from offline_mbrl.algorithms import ALGORITHMS
-from offline_mbrl.config import apply_overrides, from_dict, load_json, set_path
+from offline_mbrl.config import TrainConfig, apply_overrides, from_dict, load_json, set_path
 from offline_mbrl.data import load_dataset
 from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
 from offline_mbrl.errors import UserError
 from offline_mbrl.names import parse_short_name
-from offline_mbrl.run import Run, TrainConfig, run_dir_for, seed_everything
+from offline_mbrl.run import Run, run_dir_for, seed_everything
 from offline_mbrl.termination import termination_fn
 
 

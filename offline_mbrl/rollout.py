@@ -4,9 +4,10 @@
 fixed, `(H, B, ...)`, with an `alive` mask: a row that terminated stops contributing (its later steps are
 masked, its state frozen) instead of being removed, so there is no shrinking-batch bookkeeping and no
 host sync inside the loop. A per-step hook may change the reward (MOPO's penalty), the next state
-(MOREC's choice among candidate next states) or stopping (MOREC's reward-consistency cut-off), and adds
-its own per-step quantities to `extras`. Short branches (MOPO, RAVL, h = 1..5), long filtered branches
-(MOREC, h = 100) and whole trajectories with returns (MBRCSL, no termination) are the same function.
+(MOREC's choice among candidate next states, drawn with `step.pred.candidates(n, step.generator)`) or
+stopping (MOREC's reward-consistency cut-off), and adds its own per-step quantities to `extras`. Hooks
+compose: `compose(filter_hook, penalty_hook)` is one hook that runs them in order. Short branches (MOPO,
+RAVL, h = 1..5), long filtered branches (MOREC, h = 100) and whole trajectories with returns (MBRCSL, no termination) are the same function.
 """
 
 from __future__ import annotations
@@ -34,10 +35,25 @@ class Step:
     rew: torch.Tensor  # (B,)
     term: torch.Tensor  # (B,) bool
     member: torch.Tensor  # (B,) the member each transition was sampled from
+    generator: torch.Generator | None = None  # the run's generator: a hook draws from it, never globally
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # each (B,)
 
 
 StepHook = Callable[[Step], Step]
+
+
+def compose(*hooks: StepHook | None) -> StepHook | None:
+    """One hook that applies `hooks` in order (None entries skipped); None if there are none."""
+    active = [h for h in hooks if h is not None]
+    if len(active) <= 1:
+        return active[0] if active else None
+
+    def composed(step: Step) -> Step:
+        for hook in active:
+            step = hook(step)
+        return step
+
+    return composed
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ def rollout(
         act = policy(obs)
         pred = dynamics.predict(obs, act)
         next_obs, rew, member = pred.sample(generator)
-        step = Step(h, obs, act, pred, next_obs, rew, terminated(obs, act, next_obs), member)
+        step = Step(h, obs, act, pred, next_obs, rew, terminated(obs, act, next_obs), member, generator)
         if step_hook is not None:
             step = step_hook(step)
         for k in ("obs", "act", "rew", "next_obs", "term"):
@@ -147,9 +163,11 @@ class ModelBuffer:
 
 
 def mix(real: Batch, model: Batch) -> Batch:
-    return Batch(
-        *(torch.cat([getattr(real, f), getattr(model, f)]) for f in ("obs", "act", "rew", "next_obs", "term"))
-    )
+    """Real rows first, then model rows; `from_model` marks the model rows."""
+    fields = ("obs", "act", "rew", "next_obs", "term")
+    from_model = torch.ones(len(real) + len(model), dtype=torch.bool, device=real.obs.device)
+    from_model[: len(real)] = False
+    return Batch(*(torch.cat([getattr(real, f), getattr(model, f)]) for f in fields), from_model=from_model)
 
 
 def with_extras(step: Step, **extras: torch.Tensor) -> Step:

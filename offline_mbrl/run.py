@@ -19,7 +19,6 @@ import platform
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,8 @@ from rich.progress import (
 )
 
 from offline_mbrl.cache import atomic_path, write_json_atomic
-from offline_mbrl.config import config_hash, to_dict
+from offline_mbrl.config import TrainConfig, config_hash, to_dict
 from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import DynamicsConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import EvalResult, Policy, evaluate
 from offline_mbrl.paths import code_version
@@ -47,29 +45,6 @@ EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
 
 class DivergedError(UserError):
     """Training produced non-finite or exploding values."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    algorithm: str
-    dataset: str
-    algo: Any  # the algorithm's own frozen config dataclass
-    seed: int = 0
-    steps: int = 3_000_000
-    device: str = "cpu"
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    final_eval_episodes: int = 10
-    log_every: int = 1_000
-    checkpoint_every: int = 50_000
-    dynamics_seed: int | None = None  # None: the run's seed
-    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
-
-    def resolved(self) -> TrainConfig:
-        seed = self.seed if self.dynamics_seed is None else self.dynamics_seed
-        return dataclasses.replace(
-            self, dynamics_seed=seed, dynamics=dataclasses.replace(self.dynamics, seed=seed)
-        )
 
 
 def seed_everything(seed: int) -> None:

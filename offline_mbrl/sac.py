@@ -1,13 +1,18 @@
 """Soft actor-critic with an N-critic ensemble: the one actor-critic learner every algorithm shares.
 
 The critics are one `EnsembleMLP`, so MOPO's 2 critics and RAVL's 10 or 50 run as one batched network.
-Algorithms add their idea through plain callables instead of subclasses:
+Algorithms add their idea through plain callables (`UpdateHook`) instead of subclasses. Each receives
+the learner (`sac.actor`, `sac.critics`, `sac.target_critics`, `sac.log_alpha`), the batch (with its
+`from_model` mask) and the generator, and returns `(value, metrics)`; a hook that keeps state of its own
+(COMBO's Lagrange multiplier) is an object with `state_dict`/`load_state_dict`, checkpointed with the run
+(`model_based.Hooks`).
 
-- `critic_reg(critics, obs, act)`: a term added to the critic loss with weight `reg_coef`; RAVL passes
-  `edac_diversity` (EDAC's ensemble-gradient diversity).
-- `target_penalty(batch, next_act)`: a `(B,)` penalty subtracted from the reward inside the target; MOBILE
-  passes its Bellman-uncertainty penalty. With `deterministic_backup` (no entropy term in the target) and
-  `target_min` (MOBILE's reference clamps the target at 0) this gives MOBILE's critic update.
+- `critic_reg`: a scalar added to the critic loss as returned (the hook applies its own weight); RAVL
+  passes `EDACRegulariser(η)` (EDAC's ensemble-gradient diversity).
+- `target_penalty`: a `(B,)` penalty subtracted from the reward inside the target, computed without
+  gradients; MOBILE passes its Bellman-inconsistency penalty on model rows. With `deterministic_backup`
+  (no entropy term in the target) and `target_min` (MOBILE's reference clamps the target at 0) this
+  gives MOBILE's critic update.
 - `actor_lr_cosine_steps`: MOPO's cosine-annealed actor learning rate.
 
 One update, in the order of the RAVL reference (EDAC): α, actor, critic, target networks.
@@ -31,8 +36,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -40,8 +46,14 @@ from torch import Tensor, nn
 from offline_mbrl.data import Batch
 from offline_mbrl.nets import EnsembleMLP, mlp
 
-CriticReg = Callable[["CriticEnsemble", Tensor, Tensor], Tensor]
-TargetPenalty = Callable[[Batch, Tensor], Tensor]
+
+class UpdateHook(Protocol):
+    """A critic regulariser or a target penalty: `(learner, batch, generator) -> (value, metrics)`."""
+
+    def __call__(
+        self, learner: SAC, batch: Batch, generator: torch.Generator | None
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
+
 
 _LOG_2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -50,19 +62,19 @@ _EDAC_EPS = 1e-10  # keeps a zero action-gradient from dividing by zero, as in t
 
 @dataclass(frozen=True)
 class SACConfig:
-    actor_hidden: tuple[int, ...] = (256, 256)
-    critic_hidden: tuple[int, ...] = (256, 256)
-    critics: int = 2
-    actor_lr: float = 1e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 1e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    auto_alpha: bool = True
-    init_alpha: float = 1.0
-    target_entropy: float | None = None  # None: -act_dim
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
+    actor_hidden: tuple[int, ...] = (256, 256)  # the actor MLP's hidden layer sizes
+    critic_hidden: tuple[int, ...] = (256, 256)  # each critic's hidden layer sizes
+    critics: int = 2  # N, the critic ensemble's size (min over all N in targets and the actor loss)
+    actor_lr: float = 1e-4  # actor Adam learning rate
+    critic_lr: float = 3e-4  # critic Adam learning rate
+    alpha_lr: float = 1e-4  # entropy-temperature Adam learning rate
+    gamma: float = 0.99  # discount
+    tau: float = 0.005  # target-network Polyak rate
+    auto_alpha: bool = True  # learn α towards the target entropy (else α stays init_alpha)
+    init_alpha: float = 1.0  # initial entropy temperature α
+    target_entropy: float | None = None  # entropy target of auto-α; None: -act_dim
+    log_std_min: float = -5.0  # the actor's log-std lower clamp
+    log_std_max: float = 2.0  # the actor's log-std upper clamp
     edac_init: bool = False  # hidden biases 0.1; output layers U(±1e-3) actor, U(±3e-3) critics
     actor_lr_cosine_steps: int | None = None  # anneal the actor lr to 0 over this many updates
     deterministic_backup: bool = False  # no entropy term in the critic target (MOBILE)
@@ -142,6 +154,19 @@ def edac_diversity(critics: CriticEnsemble, obs: Tensor, act: Tensor) -> Tensor:
     return (all_pairs - diagonal).mean() / (n - 1)
 
 
+class EDACRegulariser:
+    """RAVL's critic regulariser: `η · edac_diversity` over every row of the batch."""
+
+    def __init__(self, eta: float):
+        self.eta = eta
+
+    def __call__(
+        self, learner: SAC, batch: Batch, generator: torch.Generator | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        reg = edac_diversity(learner.critics, batch.obs, batch.act)
+        return self.eta * reg, {"critic_reg": reg.detach()}
+
+
 def _edac_init(hidden: Sequence[nn.Module], output: nn.Module, bound: float) -> None:
     for layer in hidden:
         nn.init.constant_(layer.bias, 0.1)
@@ -199,17 +224,17 @@ class SAC(nn.Module):
     def update(
         self,
         batch: Batch,
-        critic_reg: CriticReg | None = None,
-        reg_coef: float = 0.0,
-        target_penalty: TargetPenalty | None = None,
+        critic_reg: UpdateHook | None = None,
+        target_penalty: UpdateHook | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor | float]:
         """One step of α, actor, critics and targets; returns detached 0-dim metrics (no host sync).
 
         Metrics: critic_loss, actor_loss, alpha, entropy, q_mean, q_min_mean, target_mean, actor_lr, plus
-        alpha_loss with auto-α, critic_reg and target_penalty (its batch mean) when those are given.
-        Random draws, in order: the policy actions at `batch.obs`, then the next actions at `batch.next_obs`
-        (from `generator`, or torch's default generator when None).
+        alpha_loss with auto-α, target_penalty (its batch mean) and whatever the hooks return.
+        Random draws, in order: the policy actions at `batch.obs`, the next actions at `batch.next_obs`,
+        then the target penalty's, then the regulariser's (from `generator`, or torch's default generator
+        when None).
         """
         cfg = self.cfg
         metrics: dict[str, Tensor | float] = {}
@@ -239,9 +264,10 @@ class SAC(nn.Module):
                 next_v = next_v - alpha * next_log_pi
             rew = batch.rew
             if target_penalty is not None:
-                penalty = target_penalty(batch, next_act)  # (B,)
+                penalty, penalty_metrics = target_penalty(self, batch, generator)  # (B,)
                 rew = rew - penalty
                 metrics["target_penalty"] = penalty.mean()
+                metrics.update(penalty_metrics)
             y = rew + cfg.gamma * (1.0 - batch.term) * next_v  # (B,)
             if cfg.target_min is not None:
                 y = y.clamp(min=cfg.target_min)
@@ -249,9 +275,9 @@ class SAC(nn.Module):
         critic_loss = (q - y).pow(2).mean(1).sum()
         loss = critic_loss
         if critic_reg is not None:
-            reg = critic_reg(self.critics, batch.obs, batch.act)
-            loss = loss + reg_coef * reg
-            metrics["critic_reg"] = reg.detach()
+            reg, reg_metrics = critic_reg(self, batch, generator)
+            loss = loss + reg
+            metrics.update(reg_metrics)
         self.critic_optim.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optim.step()

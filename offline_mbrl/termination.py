@@ -112,6 +112,7 @@ def termination_fn(env: str | None, gym_id: str) -> TerminationFn:
     if fn is None:
         known = ", ".join(sorted(TERMINATION_FNS))
         raise UserError(
-            f"no termination function for environment {gym_id} (short name {env!r}); known environments: {known}"
+            f"no termination function for environment {gym_id} (short name {env!r}); "
+            f"known environments: {known}"
         )
     return fn

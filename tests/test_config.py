@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from offline_mbrl.config import apply_overrides, config_hash, flat_keys, from_dict, to_dict
+from offline_mbrl.config import TrainConfig, apply_overrides, config_hash, flat_keys, from_dict, to_dict
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
-from offline_mbrl.run import TrainConfig
 
 
 def test_overrides_set_nested_keys_with_types():

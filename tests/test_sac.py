@@ -11,7 +11,14 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
 from offline_mbrl.data import Batch
-from offline_mbrl.sac import SAC, CriticEnsemble, SACConfig, TanhGaussianActor, edac_diversity
+from offline_mbrl.sac import (
+    SAC,
+    CriticEnsemble,
+    EDACRegulariser,
+    SACConfig,
+    TanhGaussianActor,
+    edac_diversity,
+)
 
 SMALL = SACConfig(actor_hidden=(16, 16), critic_hidden=(16, 16))
 FROZEN = replace(
@@ -272,21 +279,20 @@ def test_critic_target_by_hand(deterministic_backup, with_penalty):
     penalty = torch.linspace(0.5, 2.0, len(batch))
     seen = {}
 
-    def target_penalty(b, next_act):
-        seen["next_act"] = next_act
-        return penalty
+    def target_penalty(learner, b, generator):
+        seen.update(learner=learner, batch=b, generator=generator)
+        return penalty, {"penalty/max": penalty.max()}
 
-    y, critic_loss, next_act = hand_target(sac, batch, seed=4, penalty=penalty if with_penalty else None)
-    metrics = sac.update(
-        batch,
-        target_penalty=target_penalty if with_penalty else None,
-        generator=torch.Generator().manual_seed(4),
-    )
+    y, critic_loss, _ = hand_target(sac, batch, seed=4, penalty=penalty if with_penalty else None)
+    gen = torch.Generator().manual_seed(4)
+    metrics = sac.update(batch, target_penalty=target_penalty if with_penalty else None, generator=gen)
     torch.testing.assert_close(metrics["target_mean"], y.mean())
     torch.testing.assert_close(metrics["critic_loss"], critic_loss)
     if with_penalty:
-        torch.testing.assert_close(seen["next_act"], next_act)
+        # the hook sees the learner, the batch and the run's generator, and its metrics are returned
+        assert seen["learner"] is sac and seen["batch"] is batch and seen["generator"] is gen
         torch.testing.assert_close(metrics["target_penalty"], penalty.mean())
+        assert float(metrics["penalty/max"]) == 2.0
     # the entropy term really is in (or out of) the target
     soft_y, *_ = hand_target(replace_cfg(sac, deterministic_backup=not deterministic_backup), batch, seed=4)
     assert not torch.allclose(soft_y, y)
@@ -310,13 +316,24 @@ def test_critic_regulariser_enters_the_loss():
     sac = SAC(3, 2, [-1.0] * 2, [1.0] * 2, replace(SMALL, critics=3))
     calls = []
 
-    def reg(critics, obs, act):
-        calls.append((critics, obs.shape, act.shape))
-        return edac_diversity(critics, obs, act)
+    def reg(learner, batch, generator):
+        calls.append((learner, batch.obs.shape, batch.act.shape))
+        value = edac_diversity(learner.critics, batch.obs, batch.act)
+        return value, {"critic_reg": value.detach()}
 
-    metrics = sac.update(make_batch(), critic_reg=reg, reg_coef=1.0)
-    assert calls == [(sac.critics, (8, 3), (8, 2))]
+    metrics = sac.update(make_batch(), critic_reg=reg)
+    assert calls == [(sac, (8, 3), (8, 2))]
     assert "critic_reg" in metrics and metrics["critic_reg"].dim() == 0
+
+
+def test_edac_regulariser_weights_the_diversity_and_reports_it_unweighted():
+    torch.manual_seed(0)
+    sac = SAC(3, 2, [-1.0] * 2, [1.0] * 2, replace(SMALL, critics=3))
+    batch = make_batch()
+    value, metrics = EDACRegulariser(0.25)(sac, batch, None)
+    raw = edac_diversity(sac.critics, batch.obs, batch.act)
+    torch.testing.assert_close(value, 0.25 * raw)
+    torch.testing.assert_close(metrics["critic_reg"], raw.detach())
 
 
 def test_actor_lr_cosine_schedule():
@@ -356,7 +373,7 @@ def test_checkpoint_restore_continues_bitwise_identically():
 
     def run(sac, bs, g):
         for b in bs:
-            sac.update(b, critic_reg=edac_diversity, reg_coef=0.5, generator=g)
+            sac.update(b, critic_reg=EDACRegulariser(0.5), generator=g)
 
     torch.manual_seed(0)
     sac = SAC(3, 2, [-2.0] * 2, [2.0] * 2, cfg)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offline_mbrl.algorithms import bc, mbpo, mopo, ravl
+from offline_mbrl.model_based import load_sac_policy
 
 
 @dataclass(frozen=True)
@@ -22,18 +23,18 @@ class AlgorithmSpec:
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "mbpo": AlgorithmSpec(
-        "mbpo", mbpo.MBPOConfig, mbpo.train, mbpo.load_policy, "Janner et al., NeurIPS 2019 (MBPO)"
+        "mbpo", mbpo.MBPOConfig, mbpo.train, load_sac_policy, "Janner et al., NeurIPS 2019 (MBPO)"
     ),
     "mopo": AlgorithmSpec(
         "mopo",
         mopo.MOPOConfig,
         mopo.train,
-        mbpo.load_policy,
+        load_sac_policy,
         "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
         presets=mopo.PAPER_PRESETS,
     ),
     "ravl": AlgorithmSpec(
-        "ravl", ravl.RAVLConfig, ravl.train, mbpo.load_policy, "Sims et al., NeurIPS 2024 (RAVL)"
+        "ravl", ravl.RAVLConfig, ravl.train, load_sac_policy, "Sims et al., NeurIPS 2024 (RAVL)"
     ),
     "bc": AlgorithmSpec(
         "bc", bc.BCConfig, bc.train, bc.load_policy, "behaviour cloning", uses_dynamics=False

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.nets import mlp
 from offline_mbrl.policies import ActorPolicy
-from offline_mbrl.run import Run, TrainConfig
+from offline_mbrl.run import Run
 
 
 @dataclass(frozen=True)

@@ -12,30 +12,22 @@ Defaults and `--preset paper` follow OfflineRL-Kit's MOPO (its README table): h 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from offline_mbrl.algorithms.mbpo import train_model_based
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, train_model_based
 from offline_mbrl.penalties import PENALTIES, Members, PenaltyName
-from offline_mbrl.rollout import Step, with_extras
-from offline_mbrl.run import Run, TrainConfig
-from offline_mbrl.sac import SACConfig
+from offline_mbrl.rollout import Step, StepHook, with_extras
+from offline_mbrl.run import Run
 
 
 @dataclass(frozen=True)
-class MOPOConfig:
-    penalty: PenaltyName = "max_aleatoric"
-    penalty_coef: float = 1.0
-    penalty_members: Members = "elites"
-    horizon: int = 5
-    real_ratio: float = 0.05
-    rollout_batch: int = 50_000
-    rollout_every: int = 1_000
-    retain_rollouts: int = 5
-    batch_size: int = 256
-    actor_lr_cosine: bool = True
-    sac: SACConfig = field(default_factory=lambda: SACConfig(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4))
+class MOPOConfig(ModelBasedConfig):
+    penalty: PenaltyName = "max_aleatoric"  # the uncertainty u(s, a) (offline_mbrl.penalties)
+    penalty_coef: float = 1.0  # λ in r − λ·u(s, a)
+    penalty_members: Members = "elites"  # members u is taken over: elites (sampled from) or all
 
 
 # OfflineRL-Kit's per-task (horizon, λ) for D4RL v2 MuJoCo (shared/reference/algorithms.md).
@@ -55,7 +47,7 @@ PAPER_PRESETS = {
 }
 
 
-def penalty_hook(penalty: PenaltyName, coef: float, members: Members):
+def penalty_hook(penalty: PenaltyName, coef: float, members: Members) -> StepHook:
     u_fn = PENALTIES[penalty]
 
     def hook(step: Step) -> Step:
@@ -67,8 +59,8 @@ def penalty_hook(penalty: PenaltyName, coef: float, members: Members):
     return hook
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble, run: Run):
-    a = cfg.algo
-    return train_model_based(
-        cfg, dataset, dynamics, run, step_hook=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members)
-    )
+def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+    assert dynamics is not None
+    a: MOPOConfig = cfg.algo
+    hooks = Hooks(step=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members))
+    return train_model_based(cfg, dataset, dynamics, run, hooks)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from offline_mbrl.algorithms.mbpo import train_model_based
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
-from offline_mbrl.run import Run, TrainConfig
-from offline_mbrl.sac import SACConfig, edac_diversity
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, train_model_based
+from offline_mbrl.run import Run
+from offline_mbrl.sac import EDACRegulariser, SACConfig
 
 
 def _ravl_sac() -> SACConfig:
@@ -36,20 +37,15 @@ def _ravl_sac() -> SACConfig:
 
 
 @dataclass(frozen=True)
-class RAVLConfig:
-    eta: float = 1.0
-    horizon: int = 5
-    real_ratio: float = 0.05
-    rollout_batch: int = 50_000
-    rollout_every: int = 1_000
-    retain_rollouts: int = 5
-    batch_size: int = 256
+class RAVLConfig(ModelBasedConfig):
+    eta: float = 1.0  # η, the EDAC diversity weight (0: plain SAC with N critics)
+    # the reference's constant actor lr (ModelBasedConfig's default anneals it, as MOPO's reference does)
     actor_lr_cosine: bool = False
-    sac: SACConfig = field(default_factory=_ravl_sac)
+    sac: SACConfig = field(default_factory=_ravl_sac)  # N = 10 critics, 3x256, EDAC init, every lr 3e-4
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble, run: Run):
+def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+    assert dynamics is not None
     eta = cfg.algo.eta
-    return train_model_based(
-        cfg, dataset, dynamics, run, critic_reg=edac_diversity if eta > 0 else None, reg_coef=eta
-    )
+    hooks = Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)
+    return train_model_based(cfg, dataset, dynamics, run, hooks)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offline_mbrl.algorithms import ALGORITHMS
-from offline_mbrl.config import flat_keys
+from offline_mbrl.config import TrainConfig, flat_keys
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import parse_short_name, resolve
 from offline_mbrl.report.render import Text
-from offline_mbrl.run import TrainConfig, run_dir_for
+from offline_mbrl.run import run_dir_for
 
 
 @dataclass(frozen=True)

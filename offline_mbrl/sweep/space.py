@@ -41,11 +41,10 @@ from typing import Any
 import optuna
 
 from offline_mbrl.cache import stable_hash
-from offline_mbrl.config import coerce, flat_keys, get_path
+from offline_mbrl.config import TrainConfig, coerce, flat_keys, get_path
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.paths import project_root
-from offline_mbrl.run import TrainConfig
 
 DERIVED = {"dynamics.elites_fraction": ("dynamics.elites", "dynamics.members")}
 RESERVED = {"algorithm", "dataset", "seed", "steps", "device", "dynamics.seed"}  # set by the sweep itself

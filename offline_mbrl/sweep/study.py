@@ -43,10 +43,11 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import missing_dataset_message, resolve
-from offline_mbrl.run import TrainConfig, run_dir_for
+from offline_mbrl.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
 from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, file_lock, open_storage, retry

@@ -1,0 +1,133 @@
+"""The model-based loop every SAC-based algorithm shares: `ModelBasedConfig` (its fields, declared once)
+and `train_model_based(cfg, dataset, dynamics, run, hooks)`.
+
+Loop: every `rollout_every` gradient steps, branch `rollout_batch` rollouts of `horizon` steps from start
+states drawn uniformly from the dataset, with the current policy's sampled actions and one random elite
+per transition; keep the last `retain_rollouts` rounds in a FIFO; train SAC on batches that are
+`real_ratio` real data and the rest model data (the batch's `from_model` mask says which rows are which).
+
+An algorithm brings its idea as one `Hooks` bundle: a rollout step hook (MOPO's reward penalty; MOREC's
+filter composed with a penalty by `rollout.compose`), a critic regulariser (RAVL's EDAC term; COMBO's
+conservative term) and a critic-target penalty (MOBILE's), plus any state of theirs that a checkpoint must
+hold. Its config subclasses `ModelBasedConfig`, adding its own fields: the dotted keys (`algo.horizon`,
+`algo.sac.critics`) are the same for every model-based algorithm.
+
+Defaults follow OfflineRL-Kit's MOPO settings (the README table's source): h 5, real ratio 0.05, 50 000
+rollouts per round, 5 rounds retained, SAC 256x256, actor lr 1e-4 cosine-annealed, critic lr 3e-4,
+alpha lr 1e-4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from offline_mbrl.config import TrainConfig
+from offline_mbrl.data import EnvSpec, OfflineDataset
+from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.policies import ActorPolicy
+from offline_mbrl.rollout import ModelBuffer, StepHook, mix, rollout
+from offline_mbrl.run import Run
+from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
+from offline_mbrl.termination import termination_fn
+
+
+def _mopo_sac() -> SACConfig:
+    return SACConfig(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4)
+
+
+@dataclass(frozen=True)
+class ModelBasedConfig:
+    horizon: int = 5  # h, the length of each model rollout
+    real_ratio: float = 0.05  # the fraction of each SAC batch drawn from the dataset, the rest from the model
+    rollout_batch: int = 50_000  # rollouts started per round, from dataset states drawn uniformly
+    rollout_every: int = 1_000  # gradient steps between rollout rounds
+    retain_rollouts: int = 5  # rounds of model data kept in the FIFO buffer
+    batch_size: int = 256  # rows per SAC update, real and model together
+    actor_lr_cosine: bool = True  # anneal the actor lr to 0 over the run's steps (OfflineRL-Kit's MOPO)
+    sac: SACConfig = field(default_factory=_mopo_sac)  # the actor-critic learner
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """An algorithm's idea inside the shared loop; every part is optional (none of them: MBPO)."""
+
+    step: StepHook | None = None  # applied to every rollout step (compose several with rollout.compose)
+    critic_reg: UpdateHook | None = None  # added to the critic loss
+    target_penalty: UpdateHook | None = None  # subtracted from the reward inside the critic target
+    state: Mapping[str, Any] = field(default_factory=dict)  # more objects a checkpoint must hold
+
+    def checkpointed(self) -> dict[str, Any]:
+        """Every stateful part (anything with `state_dict`), named for the checkpoint."""
+        parts = {"step": self.step, "critic_reg": self.critic_reg, "target_penalty": self.target_penalty}
+        found = {f"hooks/{k}": v for k, v in parts.items() if hasattr(v, "state_dict")}
+        return {**found, **{f"hooks/{k}": v for k, v in self.state.items()}}
+
+
+def build_sac(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> SAC:
+    a = cfg.algo
+    sac_cfg = a.sac
+    if a.actor_lr_cosine:
+        sac_cfg = dataclasses.replace(sac_cfg, actor_lr_cosine_steps=cfg.steps)
+    return SAC(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, sac_cfg, device=device)
+
+
+def train_model_based(
+    cfg: TrainConfig,
+    dataset: OfflineDataset,
+    dynamics: DynamicsEnsemble,
+    run: Run,
+    hooks: Hooks = Hooks(),  # noqa: B008 - frozen, never mutated
+) -> tuple[ActorPolicy, dict[str, Any]]:
+    """Train SAC on real and model data with `hooks`; `cfg.algo` is a `ModelBasedConfig`."""
+    a: ModelBasedConfig = cfg.algo
+    spec, device = dataset.spec, run.device
+    sac = build_sac(cfg, spec, device)
+    terminated = termination_fn(spec.env, spec.gym_id)
+    buffer = ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
+    n_real = round(a.batch_size * a.real_ratio)
+    gen = run.generator
+
+    def explore(obs: torch.Tensor) -> torch.Tensor:
+        return sac.act(obs, deterministic=False, generator=gen)
+
+    def policy() -> ActorPolicy:
+        return ActorPolicy(lambda o: sac.act(o, deterministic=True), device)
+
+    state = {"sac": sac, "buffer": buffer, **hooks.checkpointed()}
+    for step in run.loop(state, policy):
+        if step % a.rollout_every == 0:
+            idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gen)
+            ro = rollout(dynamics, explore, dataset.data.obs[idx], a.horizon, terminated, hooks.step, gen)
+            batch, extras = ro.transitions()
+            buffer.add(batch)
+            run.log(
+                {
+                    "rollout/length": ro.lengths().float().mean(),
+                    "rollout/reward": batch.rew.mean(),
+                    "rollout/terminal_rate": batch.term.mean(),
+                    **{f"rollout/{k}": v.mean() for k, v in extras.items()},
+                }
+            )
+        real = dataset.sample(n_real, gen)
+        model = buffer.sample(a.batch_size - n_real, gen)
+        metrics = sac.update(
+            mix(real, model), critic_reg=hooks.critic_reg, target_penalty=hooks.target_penalty, generator=gen
+        )
+        run.log(metrics)
+    return policy(), {"actor": sac.actor.state_dict()}
+
+
+def load_sac_policy(cfg: TrainConfig, spec: EnvSpec, state: dict, device: torch.device) -> ActorPolicy:
+    """Rebuild the deterministic actor of a finished SAC-based run from its `policy.pt`."""
+    s = cfg.algo.sac
+    actor = TanhGaussianActor(
+        spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, s.actor_hidden, s.log_std_min, s.log_std_max
+    )
+    actor.load_state_dict(state["actor"])
+    actor.to(device).eval()
+    return ActorPolicy(lambda o: actor(o, deterministic=True)[0], device)
