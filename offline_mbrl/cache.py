@@ -1,8 +1,16 @@
-"""Where the suite keeps derived artefacts, and how it publishes files without leaving half-written ones.
+"""The artefact store: every derived artefact, keyed by content; and atomic publishing of files.
 
-Artefacts are keyed by the content that determines them (design principle 4). Everything is written
-to a temporary sibling path first and published with an atomic `os.replace`, so a killed process never
-leaves a partial file where a reader would take it for a finished one.
+Artefacts are keyed by the content that determines them (design principle 4): the dataset fingerprint,
+the artefact's own config with its seed, a format version; never downstream (algorithm) settings, so a
+50-trial sweep fits each of them once. One store serves every kind (`KINDS`): an entry is the folder
+`cache_root()/<kind>/<key>/` holding the builder's files and `manifest.json` (kind, key, what it was made
+from, a one-line summary, and each file's size, so a truncated or missing file shows as damaged).
+`get_or_build` builds a missing entry under an exclusive per-key lock (a second process waits, then
+loads) and publishes it with one atomic rename; `list_artefacts` and `clear_artefacts` serve
+`offline-mbrl cache ls` and `cache clear`.
+
+Everything is written to a temporary sibling path first and published with an atomic `os.replace`, so a
+killed process never leaves a partial file where a reader would take it for a finished one.
 """
 
 from __future__ import annotations
@@ -14,9 +22,26 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from offline_mbrl.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None  # type: ignore[assignment]
+
+# Kinds of artefact and what each holds. A new kind is one line here.
+KINDS: dict[str, str] = {
+    "dynamics": "a fitted dynamics ensemble (model.pt, report.json)",
+    "dynamics_reward": "MOREC's learned dynamics reward",
+    "behaviour_policy": "a behaviour policy cloned from a dataset (MBRCSL)",
+    "rollouts": "filtered model rollouts (MBRCSL)",
+}
+MANIFEST = "manifest.json"
 
 
 def cache_root() -> Path:
@@ -85,3 +110,136 @@ def temp_dir_beside(path: Path) -> Path:
     """A fresh hidden directory on the same filesystem as `path` (so a later rename is atomic)."""
     path.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
+
+
+# ---- the artefact store -----------------------------------------------------------------------------
+
+
+def _kind_dir(kind: str) -> Path:
+    if kind not in KINDS:
+        raise UserError(f"unknown artefact kind '{kind}'; kinds: {', '.join(KINDS)}")
+    path = cache_root() / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artefact_path(kind: str, key: str) -> Path:
+    """Where the entry `(kind, key)` lives once published (it may not exist)."""
+    return _kind_dir(kind) / key
+
+
+def get_or_build(
+    kind: str, key: str, build: Callable[[Path], dict[str, Any]], verbose: bool = True
+) -> tuple[Path, bool]:
+    """The published entry folder of `(kind, key)`, and whether this call built it.
+
+    On a miss, `build(folder)` writes the artefact's files into a fresh private folder and returns the
+    manifest's description (`dataset_id`, `dataset_name`, `summary`, anything JSON); the folder is
+    then published atomically. Concurrent callers of one key build it once: the others wait on the lock.
+    """
+    entry = artefact_path(kind, key)
+    if entry.exists():
+        return entry, False
+    waiting = f"waiting for another process building {kind} {key} ..." if verbose else None
+    with key_lock(entry.parent / f".{key}.lock", waiting):
+        if entry.exists():  # another process published it while we waited
+            return entry, False
+        with atomic_path(entry) as tmp:
+            tmp.mkdir()
+            info = build(tmp)
+            files = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
+            manifest = {
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                **info,
+                "kind": kind,
+                "key": key,
+                "files": files,
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return entry, True
+
+
+@contextlib.contextmanager
+def key_lock(lock_file: Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive `fcntl` lock on `lock_file` (POSIX; elsewhere the atomic publish alone still
+    leaves one valid entry, at the cost of a duplicate build). `waiting` is printed if another holds it.
+
+    The lock file stays: deleting it would let a third process lock a new inode while the first builds.
+    """
+    if fcntl is None:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_manifest(entry: Path) -> tuple[dict[str, Any], bool]:
+    """An entry's manifest and whether the entry is damaged (manifest unreadable, or a file missing or
+    of another size than when it was published)."""
+    try:
+        if not (entry / MANIFEST).exists() and (entry / "report.json").is_file():
+            # a dynamics entry published before the store wrote manifests: its report describes it
+            report = json.loads((entry / "report.json").read_text())
+            return {
+                **report,
+                "summary": f"{report['epochs']} epochs, elite MSE {report['elite_mse']:.5f}",
+            }, False
+        manifest = json.loads((entry / MANIFEST).read_text())
+        files = manifest["files"]
+        damaged = any(
+            not (entry / name).is_file() or (entry / name).stat().st_size != size
+            for name, size in files.items()
+        )
+        return manifest, damaged
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, True
+
+
+def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
+    """One row per entry, every kind (or one): kind, key, dataset_id, dataset_name, summary, size_mb,
+    created, damaged, and the manifest itself."""
+    rows = []
+    for k in KINDS if kind is None else [kind]:
+        folder = _kind_dir(k)
+        for entry in sorted(folder.iterdir()):
+            if not entry.is_dir() or entry.name.startswith("."):  # locks and in-flight publishes
+                continue
+            manifest, damaged = _read_manifest(entry)
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            rows.append(
+                {
+                    "kind": k,
+                    "key": entry.name,
+                    "dataset_id": manifest.get("dataset_id"),
+                    "dataset_name": manifest.get("dataset_name"),
+                    "summary": manifest.get("summary", ""),
+                    "size_mb": size / 2**20,
+                    "created": manifest.get("created"),
+                    "damaged": damaged,
+                    "manifest": manifest,
+                }
+            )
+    return rows
+
+
+def clear_artefacts(kind: str | None = None, dataset: str | None = None) -> int:
+    """Remove every entry (of one kind, or of one dataset: id or short name; damaged entries always
+    go); return how many. Only entry folders the store published are touched."""
+    removed = 0
+    for row in list_artefacts(kind):
+        if dataset is None or row["damaged"] or dataset in (row["dataset_id"], row["dataset_name"]):
+            entry = artefact_path(row["kind"], row["key"])
+            trash = entry.parent / f".{entry.name}.removed-{uuid.uuid4().hex[:8]}"
+            entry.rename(trash)  # readers see the whole entry or none of it
+            shutil.rmtree(trash, ignore_errors=True)
+            removed += 1
+    return removed

@@ -263,6 +263,18 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return set_paths(cfg, items)
 
 
+def dynamics_config_from_overrides(seed: int, overrides: list[str]) -> DynamicsConfig:
+    """`dynamics fit`'s config: the same `dynamics.KEY=V` keys `train --set` takes."""
+    items: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith("dynamics."):
+            raise UserError(f"--set {item}: dynamics fit takes dynamics.KEY=VALUE (as train does)")
+        items[key.removeprefix("dynamics.")] = value.strip()
+    return set_paths(dataclasses.replace(DynamicsConfig(), seed=seed), items, "dynamics.")
+
+
 def get_path(cfg: Any, key: str) -> Any:
     for part in key.split("."):
         cfg = getattr(cfg, part)

@@ -20,8 +20,8 @@ Deviations from the reference code (OfflineRL-Kit / mbpo), each deliberate:
   member's Gaussian: the same distribution as sampling all members and picking, E times cheaper.
 - The report's holdout NLL is the proper per-dimension Gaussian NLL in nats (with 1/2 and log 2π),
   for readability; the training loss is the constant-free form above.
-- The cache serialises concurrent fits of one key with an `fcntl` lock (POSIX only; elsewhere the
-  atomic directory publish alone still leaves one valid entry, at the cost of a duplicate fit).
+- The fitted ensemble is an entry of the artefact store (`offline_mbrl.cache`, kind "dynamics"), which
+  serialises concurrent fits of one key with a lock and publishes the entry atomically.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ import contextlib
 import dataclasses
 import json
 import math
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,14 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offline_mbrl.cache import atomic_path, cache_root, stable_hash
+from offline_mbrl.cache import atomic_path, get_or_build, stable_hash
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleMLP
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - non-POSIX
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from offline_mbrl.data import OfflineDataset
@@ -373,7 +366,7 @@ def load(path: Path | str, device: torch.device | str | None = None) -> Dynamics
     return model.to(device) if device is not None else model
 
 
-# ---- the content-keyed cache: cache_root()/dynamics/<key>/{model.pt, report.json} -------------------------
+# ---- the cached artefact: cache_root()/dynamics/<key>/{model.pt, report.json, manifest.json} ------------
 
 
 def dynamics_key(fingerprint_key: str, cfg: DynamicsConfig) -> str:
@@ -381,12 +374,6 @@ def dynamics_key(fingerprint_key: str, cfg: DynamicsConfig) -> str:
     return stable_hash(
         {"dataset": fingerprint_key, "dynamics": dataclasses.asdict(cfg), "format": FORMAT_VERSION}
     )
-
-
-def _cache_dir() -> Path:
-    path = cache_root() / "dynamics"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def load_or_fit(
@@ -399,18 +386,19 @@ def load_or_fit(
     if device is not None:
         dataset = dataset.to(device)
     key = dynamics_key(dataset.fingerprint.key, cfg)
-    entry = _cache_dir() / key
-    if not entry.exists():
-        with _key_lock(key, progress):
-            if not entry.exists():  # another process may have published it while we waited
-                model, report = fit_dynamics(dataset, cfg, progress)
-                # Through JSON, so the caller gets exactly what a later load returns (lists, not tuples).
-                report = json.loads(json.dumps({**report, **_provenance(dataset, cfg, key)}))
-                with atomic_path(entry) as tmp:
-                    tmp.mkdir()
-                    save(model, tmp / "model.pt")
-                    (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-                return model, report, key
+
+    def build(folder: Path) -> dict:
+        model, report = fit_dynamics(dataset, cfg, progress)
+        report = {**report, **_provenance(dataset, cfg, key)}
+        save(model, folder / "model.pt")
+        (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return {
+            "dataset_id": dataset.fingerprint.dataset_id,
+            "dataset_name": dataset.name,
+            "summary": f"{report['epochs']} epochs, elite MSE {report['elite_mse']:.5f}",
+        }
+
+    entry, _ = get_or_build("dynamics", key, build, verbose=progress)
     model, report = _load_entry(entry, dataset.data.obs.device)
     if (model.obs_dim, model.act_dim, model.cfg) != (
         dataset.data.obs.shape[1],
@@ -433,26 +421,6 @@ def _provenance(dataset: OfflineDataset, cfg: DynamicsConfig, key: str) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _key_lock(key: str, verbose: bool) -> Iterator[None]:
-    """Hold an exclusive lock on this key, so a second process waits for the first fit and then loads it."""
-    if fcntl is None:  # pragma: no cover - non-POSIX
-        yield
-        return
-    # The lock file stays: deleting it would let a third process lock a new inode while the first still fits.
-    with open(_cache_dir() / f".{key}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if verbose:
-                print(f"waiting for another process fitting dynamics {key} ...", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _damaged(entry: Path, why: str) -> UserError:
     return UserError(
         f"dynamics cache entry {entry} is damaged ({why}); run `offline-mbrl cache clear` and retry"
@@ -466,36 +434,3 @@ def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsEnsemb
     except (OSError, ValueError, UserError) as exc:
         raise _damaged(entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return model, report
-
-
-def list_cached() -> list[dict]:
-    """One row per entry: key, dataset, epochs, elite MSE, size on disk, created; damaged ones flagged."""
-    rows = []
-    for entry in sorted(_cache_dir().iterdir()):
-        if not entry.is_dir() or entry.name.startswith("."):  # locks and in-flight publishes
-            continue
-        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-        row = {"key": entry.name, "size_mb": size / 2**20, "damaged": False}
-        try:
-            report = json.loads((entry / "report.json").read_text())
-            row |= {k: report[k] for k in ("dataset_id", "dataset_name", "epochs", "elite_mse", "created")}
-        except (OSError, ValueError, KeyError, TypeError):
-            row |= dict.fromkeys(("dataset_id", "dataset_name", "epochs", "created")) | {
-                "elite_mse": math.nan
-            }
-            row["damaged"] = True
-        rows.append(row)
-    return rows
-
-
-def clear_cache(dataset: str | None = None) -> int:
-    """Remove every entry, or one dataset's (id or name; damaged entries always go); return the count."""
-    removed = 0
-    for row in list_cached():
-        if dataset is None or row["damaged"] or dataset in (row["dataset_id"], row["dataset_name"]):
-            entry = _cache_dir() / row["key"]
-            trash = entry.parent / f".{entry.name}.removed-{uuid.uuid4().hex[:8]}"
-            entry.rename(trash)  # readers see the whole entry or none of it
-            shutil.rmtree(trash, ignore_errors=True)
-            removed += 1
-    return removed

@@ -104,12 +104,14 @@ def execute(
     spec = ALGORITHMS[cfg.algorithm]
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
-    dynamics, key = None, None
+    dynamics, artefacts = None, {}
     if spec.uses_dynamics:
         termination_fn(dataset.spec.env, dataset.spec.gym_id)  # fail before a long fit if none exists
-        dynamics, _, key = load_or_fit(dataset, cfg.dynamics, device=cfg.device, progress=progress)
+        dynamics, _, artefacts["dynamics"] = load_or_fit(
+            dataset, cfg.dynamics, device=cfg.device, progress=progress
+        )
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
-    run = Run(cfg, dataset, out, key, resume=resume, progress=progress, on_eval=on_eval)
+    run = Run(cfg, dataset, out, artefacts, resume=resume, progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)
 

@@ -6,7 +6,7 @@ host sync), which is also where divergence is detected: a non-finite or explodin
 with a one-line message, and the last checkpoint (always written right after a healthy flush) is kept.
 
 Files (one row per run, read by sweeps and reports): `config.json` (resolved config, dataset fingerprint,
-dynamics cache key, code version), `metrics.jsonl` (the training curve), `final.json` (every episode
+the key of every cached artefact used, code version), `metrics.jsonl` (the training curve), `final.json` (every episode
 return of the final evaluation, normalised score, steps, wall time, device), `checkpoint.pt`.
 """
 
@@ -69,7 +69,7 @@ class Run:
         cfg: TrainConfig,
         dataset: OfflineDataset,
         out_dir: Path,
-        dynamics_key: str | None,
+        artefacts: dict[str, str] | None = None,
         resume: bool = False,
         progress: bool = True,
         on_eval: Callable[[int, EvalResult], None] | None = None,
@@ -79,7 +79,7 @@ class Run:
         self.device = torch.device(cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.progress_enabled = progress
-        self.dynamics_key = dynamics_key
+        self.artefacts = dict(artefacts or {})  # kind -> key of every cached artefact the run used
         self.start_step = 0
         self._sums: dict[str, torch.Tensor] = {}
         self._host_sums: dict[str, float] = {}
@@ -91,16 +91,26 @@ class Run:
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         out_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+
+    def _write_config(self) -> None:
         write_json_atomic(
-            out_dir / "config.json",
+            self.dir / "config.json",
             {
-                "config": to_dict(cfg),
-                "dataset_id": dataset.dataset_id,
-                "dataset_fingerprint": dataclasses.asdict(dataset.fingerprint),
-                "dynamics_key": dynamics_key,
+                "config": to_dict(self.cfg),
+                "dataset_id": self.dataset.dataset_id,
+                "dataset_fingerprint": dataclasses.asdict(self.dataset.fingerprint),
+                "dynamics_key": self.artefacts.get("dynamics"),
+                "artefacts": self.artefacts,
                 "code_version": code_version(),
             },
         )
+
+    def use_artefact(self, kind: str, key: str) -> None:
+        """Record in config.json that the run used the cached artefact `(kind, key)`."""
+        if self.artefacts.get(kind) != key:
+            self.artefacts[kind] = key
+            self._write_config()
 
     # --- metrics -------------------------------------------------------------------------------------
     def log(self, metrics: dict[str, torch.Tensor | float]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from offline_mbrl import dynamics as D
-from offline_mbrl.cache import stable_hash
+from offline_mbrl.cache import artefact_path, clear_artefacts, list_artefacts, stable_hash
 from offline_mbrl.data import Batch, EnvSpec, Fingerprint, OfflineDataset
 from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction
 from offline_mbrl.errors import UserError
@@ -264,13 +264,13 @@ def test_cache_key_depends_on_dataset_content_and_dynamics_config_only():
     renamed = dataclasses.replace(ds, name="another-name")
     _, _, k2 = D.load_or_fit(renamed, cfg, device="cpu", progress=True)
     assert k1 == k2 == D.dynamics_key(ds.fingerprint.key, cfg)
-    assert len(D.list_cached()) == 1
+    assert len(list_artefacts()) == 1
 
 
 def test_load_or_fit_fits_once_then_loads(monkeypatch):
     ds = make_dataset()
     model, report, key = D.load_or_fit(ds, tiny(), progress=False)
-    entry = D.cache_root() / "dynamics" / key
+    entry = artefact_path("dynamics", key)
     assert (entry / "model.pt").is_file() and (entry / "report.json").is_file()
     assert report["dataset_id"] == "test/linear-v0" and report["fingerprint"] == ds.fingerprint.key
     assert report["key"] == key and report["created"]
@@ -331,15 +331,15 @@ def test_concurrent_fits_of_one_key_leave_one_valid_entry(tmp_path):
 def test_damaged_entry_asks_for_cache_clear():
     ds = make_dataset()
     _, _, key = D.load_or_fit(ds, tiny(), progress=False)
-    entry = D.cache_root() / "dynamics" / key
+    entry = artefact_path("dynamics", key)
     (entry / "model.pt").write_bytes(b"\x00truncated")
     with pytest.raises(UserError, match="offline-mbrl cache clear"):
         D.load_or_fit(ds, tiny(), progress=False)
     (entry / "report.json").unlink()
     with pytest.raises(UserError, match="offline-mbrl cache clear"):
         D.load_or_fit(ds, tiny(), progress=False)
-    assert [row["damaged"] for row in D.list_cached()] == [True]
-    assert D.clear_cache("some/other-v0") == 1  # a damaged entry is removed whatever the filter
+    assert [row["damaged"] for row in list_artefacts()] == [True]
+    assert clear_artefacts(dataset="some/other-v0") == 1  # a damaged entry is removed whatever the filter
     D.load_or_fit(ds, tiny(), progress=False)  # and fitted afresh
 
 
@@ -350,12 +350,16 @@ def test_list_and_clear_cache():
     )
     _, report_a, key_a = D.load_or_fit(a, tiny(), progress=False)
     D.load_or_fit(b, tiny(), progress=False)
-    rows = {row["key"]: row for row in D.list_cached()}
+    rows = {row["key"]: row for row in list_artefacts()}
     assert len(rows) == 2
     row = rows[key_a]
-    assert row["dataset_id"] == "test/a-v0" and row["epochs"] == report_a["epochs"] and not row["damaged"]
-    assert row["elite_mse"] == report_a["elite_mse"] and row["size_mb"] > 0 and row["created"]
-    assert D.clear_cache("test/a-v0") == 1
-    assert [r["dataset_id"] for r in D.list_cached()] == ["test/b-v0"]
-    assert D.clear_cache("b") == 1  # by short name too
-    assert D.list_cached() == [] and D.clear_cache() == 0
+    assert row["dataset_id"] == "test/a-v0" and row["kind"] == "dynamics" and not row["damaged"]
+    assert row["summary"] == f"{report_a['epochs']} epochs, elite MSE {report_a['elite_mse']:.5f}"
+    assert (
+        row["size_mb"] > 0 and row["created"] and set(row["manifest"]["files"]) == {"model.pt", "report.json"}
+    )
+    assert clear_artefacts(dataset="test/a-v0") == 1
+    assert [r["dataset_id"] for r in list_artefacts()] == ["test/b-v0"]
+    assert clear_artefacts("behaviour_policy") == 0  # another kind: nothing of it here
+    assert clear_artefacts(dataset="b") == 1  # by short name too
+    assert list_artefacts() == [] and clear_artefacts() == 0

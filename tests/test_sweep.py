@@ -24,8 +24,8 @@ import typer
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
+from offline_mbrl.cache import list_artefacts
 from offline_mbrl.cli.sweep import sweep_app
-from offline_mbrl.dynamics import list_cached
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.paths import project_root
@@ -310,13 +310,15 @@ def test_a_study_created_for_another_algorithm_or_objective_is_refused(root):
 
 def test_dynamics_are_fitted_once_per_seed_and_shared_between_trials_with_equal_dynamics(root):
     run_sweep(spec(trials=3, seeds=2), progress=False)
-    assert len(list_cached()) == 2  # 3 trials x 2 seeds, one fit per seed
+    assert len(list_artefacts("dynamics")) == 2  # 3 trials x 2 seeds, one fit per seed
     name = space(root, "members", '"dynamics.members" = { type = "categorical", choices = [7, 6] }\n')
     sweep = Sweep(spec(space=name, trials=3))
     for members in (7, 6, 6):
         sweep.study.enqueue_trial({"dynamics.members": members})
     sweep.work()
-    assert len(list_cached()) == 3  # 7 members (the default) reuses the seed-0 fit; 6 members is fitted once
+    assert (
+        len(list_artefacts("dynamics")) == 3
+    )  # 7 members (the default) reuses the seed-0 fit; 6 members is fitted once
 
 
 def test_unreachable_or_unsupported_storage_is_a_one_line_error(tmp_path):

@@ -23,7 +23,7 @@ datasets_app = typer.Typer(help="List, inspect, import and make datasets.", no_a
 app.add_typer(datasets_app, name="datasets")
 dynamics_app = typer.Typer(help="Fit and inspect the cached dynamics ensembles.", no_args_is_help=True)
 app.add_typer(dynamics_app, name="dynamics")
-cache_app = typer.Typer(help="List and clear cached artefacts (dynamics models).", no_args_is_help=True)
+cache_app = typer.Typer(help="List and clear cached artefacts of every kind.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(sweep_app, name="sweep")
 register_report_commands(app)  # report, evaluate, reproduce, compare
@@ -233,32 +233,42 @@ def config_cmd(
     dataset: Annotated[str, typer.Option(help="dataset")] = "hopper-medium",
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
     preset: Annotated[str | None, typer.Option(help="'paper'")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the config as JSON instead")] = False,
 ) -> None:
-    """Print the fully resolved config (every key `--set` accepts) as JSON."""
+    """Print the fully resolved config: every key `--set` accepts, its value and what it means."""
     import json
 
-    from offline_mbrl.config import to_dict
+    from offline_mbrl.config import describe, to_dict
     from offline_mbrl.launch import build_config
 
     cfg = build_config(algo, dataset, overrides=set_ or [], preset=preset)
-    console.print_json(json.dumps(to_dict(cfg)))
+    if as_json:
+        console.print_json(json.dumps(to_dict(cfg)))
+        return
+    table = Table(title=f"{algo} on {dataset}: keys for --set, sweep spaces and result columns")
+    for col in ("key", "value", "meaning"):
+        table.add_column(col)
+    for key, value, doc in describe(cfg):
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        table.add_row(key, shown, doc)
+    console.print(table)
 
 
 @dynamics_app.command("fit")
 def dynamics_fit(
     dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
     seed: Annotated[int, typer.Option(help="dynamics seed")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: --set members=5")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: --set dynamics.members=5 (as train takes)")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
 ) -> None:
     """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors."""
-    import dataclasses
-
-    from offline_mbrl.config import apply_overrides
+    from offline_mbrl.config import dynamics_config_from_overrides
     from offline_mbrl.data import load_dataset
-    from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
+    from offline_mbrl.dynamics import load_or_fit
 
-    cfg = apply_overrides(dataclasses.replace(DynamicsConfig(), seed=seed), set_ or [])
+    cfg = dynamics_config_from_overrides(seed, set_ or [])
     ds = load_dataset(dataset, device=device)
     _, report, key = load_or_fit(ds, cfg, device=device)
     table = Table(title=f"dynamics {key} on {ds.dataset_id}")
@@ -277,33 +287,39 @@ def dynamics_fit(
 
 
 @cache_app.command("ls")
-def cache_ls() -> None:
-    """List the cached dynamics models."""
-    from offline_mbrl.dynamics import list_cached
+def cache_ls(
+    kind: Annotated[str | None, typer.Option(help="only this kind (dynamics, dynamics_reward, ...)")] = None,
+) -> None:
+    """List the cached artefacts of every kind (dynamics, dynamics rewards, behaviour policies, rollouts)."""
+    from offline_mbrl.cache import cache_root, list_artefacts
 
-    table = Table(title="cached dynamics")
-    for col in ("key", "dataset", "epochs", "elite MSE", "MB", "created"):
+    rows = list_artefacts(kind)
+    table = Table(title=f"cached artefacts in {cache_root()}")
+    for col in ("kind", "key", "dataset", "summary", "MB", "created"):
         table.add_column(col)
-    for e in list_cached():
+    for e in rows:
         table.add_row(
+            e["kind"],
             e["key"],
-            e["dataset_id"],
-            str(e["epochs"]),
-            f"{e['elite_mse']:.5f}",
+            e["dataset_id"] or "",
+            "DAMAGED (cache clear removes it)" if e["damaged"] else e["summary"],
             f"{e['size_mb']:.1f}",
-            e["created"],
+            e["created"] or "",
         )
     console.print(table)
+    console.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
 
 
 @cache_app.command("clear")
 def cache_clear(
-    dataset: Annotated[str | None, typer.Option(help="only the entries of this dataset id")] = None,
+    kind: Annotated[str | None, typer.Option(help="only this kind of artefact")] = None,
+    dataset: Annotated[str | None, typer.Option(help="only the entries of this dataset (id or name)")] = None,
 ) -> None:
-    """Remove cached dynamics models (all, or one dataset's)."""
-    from offline_mbrl.dynamics import clear_cache
+    """Remove cached artefacts: all, one kind's, or one dataset's (damaged entries always)."""
+    from offline_mbrl.cache import clear_artefacts
 
-    console.print(f"removed {clear_cache(dataset)} cached dynamics model(s)")
+    n = clear_artefacts(kind, dataset)
+    console.print(f"removed {n} cached artefact{'' if n == 1 else 's'}")
 
 
 def main() -> None:
