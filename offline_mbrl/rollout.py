@@ -7,7 +7,8 @@ host sync inside the loop. A per-step hook may change the reward (MOPO's penalty
 (MOREC's choice among candidate next states, drawn with `step.pred.candidates(n, step.generator)`) or
 stopping (MOREC's reward-consistency cut-off), and adds its own per-step quantities to `extras`. Hooks
 compose: `compose(filter_hook, penalty_hook)` is one hook that runs them in order. Short branches (MOPO,
-RAVL, h = 1..5), long filtered branches (MOREC, h = 100) and whole trajectories with returns (MBRCSL, no termination) are the same function.
+RAVL, h = 1..5), long filtered branches (MOREC, h = 100) and whole trajectories with returns (MBRCSL,
+no termination) are the same function.
 """
 
 from __future__ import annotations

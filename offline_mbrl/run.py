@@ -6,8 +6,9 @@ host sync), which is also where divergence is detected: a non-finite or explodin
 with a one-line message, and the last checkpoint (always written right after a healthy flush) is kept.
 
 Files (one row per run, read by sweeps and reports): `config.json` (resolved config, dataset fingerprint,
-the key of every cached artefact used, code version), `metrics.jsonl` (the training curve), `final.json` (every episode
-return of the final evaluation, normalised score, steps, wall time, device), `checkpoint.pt`.
+the key of every cached artefact used, code version), `metrics.jsonl` (the training curve), `final.json`
+(every episode return of the final evaluation, normalised score, steps, wall time, device),
+`checkpoint.pt`.
 """
 
 from __future__ import annotations
