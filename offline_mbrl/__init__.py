@@ -1,6 +1,11 @@
 """offline-mbrl: an offline model-based RL benchmarking suite.
 
 Read `algorithms/mopo.py` first and follow its imports; the data flow is described in the README.
+`AlgorithmSpec` is the public type a researcher's own algorithm registers (README: "Add your own
+algorithm").
 """
 
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
+
+__all__ = ["AlgorithmSpec", "LearningCheck", "__version__"]
 __version__ = "0.1.0"

@@ -1,22 +1,26 @@
 """From user input to a finished run: build the resolved config, fetch data and dynamics, train, evaluate.
 
 `build_config` turns `--algo/--dataset/--set/--preset/--config` into one resolved `TrainConfig`;
-`execute` runs it and returns the contents of `final.json`. The sweep layer calls the same two
-functions, so a sweep trial and a `train` command are the same thing.
+`execute` runs it and returns the contents of `final.json`. The sweep layer and `compare`/`reproduce`
+call the same two functions, so a sweep trial, a table cell and a `train` command are the same thing,
+and `run_mode` is the one rule for what happens to an existing run folder (reuse, resume, restart).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import torch
 
-from offline_mbrl.algorithms import ALGORITHMS
-from offline_mbrl.config import TrainConfig, apply_overrides, from_dict, load_json, set_path
+from offline_mbrl.algorithms import get_spec
+from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.data import load_dataset
-from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
+from offline_mbrl.dynamics import load_or_fit
 from offline_mbrl.errors import UserError
+from offline_mbrl.evaluation import EvalResult
 from offline_mbrl.names import parse_short_name
 from offline_mbrl.run import Run, run_dir_for, seed_everything
 from offline_mbrl.termination import termination_fn
@@ -32,25 +36,15 @@ def build_config(
     preset: str | None = None,
     config_file: Path | None = None,
 ) -> TrainConfig:
-    if algo not in ALGORITHMS:
-        raise UserError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGORITHMS)}")
-    spec = ALGORITHMS[algo]
+    spec = get_spec(algo)
     cfg = TrainConfig(algorithm=algo, dataset=dataset, algo=spec.config_type(), seed=seed, device=device)
     if config_file is not None:
         raw = load_json(config_file)
         raw = raw.get("config", raw)  # accepts a run's config.json or a sweep's exported best config
         if raw.get("algorithm", algo) != algo:
             raise UserError(f"{config_file} is a config for '{raw['algorithm']}', not '{algo}'")
-        algo_cfg = from_dict(spec.config_type, raw.get("algo", {}))
-        dyn = from_dict(DynamicsConfig, raw.get("dynamics", {}))
-        top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics", "algorithm", "dataset", "seed")}
-        cfg = dataclasses.replace(
-            from_dict(TrainConfig, {"algorithm": algo, "dataset": dataset, "algo": None, **top}),
-            algo=algo_cfg,
-            dynamics=dyn,
-            seed=seed,
-            device=device,
-        )
+        mine = {"algorithm": algo, "dataset": dataset, "seed": seed, "device": device}
+        cfg = train_config_from_dict({**raw, **mine}, spec.config_type)
     if preset is not None:
         if preset != "paper":
             raise UserError(f"unknown preset '{preset}'; the only preset is 'paper'")
@@ -78,15 +72,43 @@ def build_config(
     return cfg.resolved()
 
 
+Mode = Literal["new", "reuse", "resume", "restart"]
+
+
+def run_mode(out: Path, resume: bool | Literal["auto"] = False, force: bool = False) -> Mode:
+    """What to do with the run folder `out`: the one rule for train, compare, reproduce and sweeps.
+
+    A finished run is reused unless `force` (restart). An unfinished one resumes with `resume=True`;
+    `resume="auto"` (compare, reproduce, sweeps) resumes it when a checkpoint exists and restarts it
+    otherwise; with neither, an unfinished run is an error that says which flag to pass.
+    """
+    if force:
+        return "restart"
+    if (out / "final.json").exists():
+        return "reuse"
+    checkpointed = (out / "checkpoint.pt").exists() or any(out.glob("phase-*.pt"))
+    started = checkpointed or (out / "metrics.jsonl").exists()
+    if resume == "auto":
+        return "resume" if checkpointed else "restart" if started else "new"
+    if resume:
+        return "resume"
+    if started:
+        raise UserError(
+            f"an unfinished run exists at {out}: pass --resume to continue it or --force to start over"
+        )
+    return "new"
+
+
 def execute(
     cfg: TrainConfig,
     results_root: Path = Path("results"),
-    resume: bool = False,
+    resume: bool | Literal["auto"] = False,
     force: bool = False,
     progress: bool = True,
-    on_eval=None,
+    on_eval: Callable[[int, EvalResult], None] | None = None,
 ) -> dict:
-    """Train and evaluate one run; returns final.json's contents. A finished run is reused, not redone.
+    """Train and evaluate one run; returns final.json's contents. A finished run is reused, not redone
+    (`run_mode` decides).
 
     `on_eval(step, EvalResult)` is called after each periodic evaluation (a sweep reports it to its
     pruner and may raise `optuna.TrialPruned` to stop the run there).
@@ -94,14 +116,10 @@ def execute(
     import json
 
     out = run_dir_for(cfg, results_root)
-    final_file = out / "final.json"
-    if final_file.exists() and not force:
-        return json.loads(final_file.read_text())
-    if (out / "metrics.jsonl").exists() and not (resume or force):
-        raise UserError(
-            f"an unfinished run exists at {out}: pass --resume to continue it or --force to start over"
-        )
-    spec = ALGORITHMS[cfg.algorithm]
+    mode = run_mode(out, resume, force)
+    if mode == "reuse":
+        return json.loads((out / "final.json").read_text())
+    spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dynamics, artefacts = None, {}
@@ -111,7 +129,7 @@ def execute(
             dataset, cfg.dynamics, device=cfg.device, progress=progress
         )
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
-    run = Run(cfg, dataset, out, artefacts, resume=resume, progress=progress, on_eval=on_eval)
+    run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)
 
@@ -127,16 +145,8 @@ def load_run(run_dir: Path, device: str = "cpu"):
     if not (run_dir / "final.json").exists() or not (run_dir / "policy.pt").exists():
         raise UserError(f"{run_dir} is not a finished run (needs final.json and policy.pt)")
     raw = json.loads((run_dir / "config.json").read_text())["config"]
-    spec = ALGORITHMS.get(raw["algorithm"])
-    if spec is None:
-        raise UserError(f"{run_dir} was trained with unknown algorithm '{raw['algorithm']}'")
-    algo_cfg = from_dict(spec.config_type, raw["algo"])
-    top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics")}
-    cfg = dataclasses.replace(
-        from_dict(TrainConfig, {**top, "algo": None}),
-        algo=algo_cfg,
-        dynamics=from_dict(DynamicsConfig, raw["dynamics"]),
-    )
+    spec = get_spec(raw["algorithm"])
+    cfg = train_config_from_dict(raw, spec.config_type)
     dataset = load_dataset(cfg.dataset, device=device)
     state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
     return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset

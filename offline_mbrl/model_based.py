@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
@@ -34,6 +35,21 @@ from offline_mbrl.rollout import ModelBuffer, StepHook, mix, rollout
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.termination import termination_fn
+
+# The contract battery's tiny run and the run budgets' scale, shared by the model-based algorithms' specs.
+TEST_SETTINGS = (
+    "algo.rollout_batch=32",
+    "algo.rollout_every=20",
+    "algo.horizon=2",
+    "algo.sac.actor_hidden=32,32",
+    "algo.sac.critic_hidden=32,32",
+)
+BUDGETS = {
+    "smoke": ("algo.rollout_batch=1000", "algo.rollout_every=250"),
+    "small": ("algo.rollout_batch=10000",),
+}
+# The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
+LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))
 
 
 def _mopo_sac() -> SACConfig:

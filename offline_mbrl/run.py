@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ from offline_mbrl.evaluation import EvalResult, Policy, evaluate
 from offline_mbrl.paths import code_version
 
 EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
+MAIN = "train"  # the stage that trains the output policy for cfg.steps: its rows carry no `phase`
+T = TypeVar("T")
 
 
 class DivergedError(UserError):
@@ -81,7 +83,9 @@ class Run:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.progress_enabled = progress
         self.artefacts = dict(artefacts or {})  # kind -> key of every cached artefact the run used
-        self.start_step = 0
+        self._ckpt: dict[str, Any] | None = None
+        self._entered = False  # a fresh run's first stage clears old rows; later stages append
+        self._lines_done = 0  # metrics.jsonl rows written by finished stages
         self._sums: dict[str, torch.Tensor] = {}
         self._host_sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
@@ -92,6 +96,9 @@ class Run:
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a restart: stage states of an earlier attempt must not be resumed from later
+            for stale in out_dir.glob("phase-*.pt"):
+                stale.unlink()
         self._write_config()
 
     def _write_config(self) -> None:
@@ -124,7 +131,9 @@ class Run:
                 self._host_sums[k] = self._host_sums.get(k, 0.0) + float(v)
             self._counts[k] = self._counts.get(k, 0) + 1
 
-    def _flush(self, step: int, extra: dict[str, float] | None = None) -> dict[str, float]:
+    def _flush(
+        self, step: int, extra: dict[str, Any] | None = None, where: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         keys = list(self._sums)
         values = torch.stack([self._sums[k] for k in keys]).tolist() if keys else []  # the one host sync
         sums = {**dict(zip(keys, values, strict=True)), **self._host_sums}
@@ -135,7 +144,7 @@ class Run:
             ckpt = self.dir / "checkpoint.pt"
             kept = f"; last good checkpoint kept at {ckpt}" if ckpt.exists() else ""
             raise DivergedError(f"training diverged near step {step}: {k} = {v:.4g}{kept}")
-        row = {"step": step, **row, **(extra or {}), "wall_time": round(self.wall_time, 2)}
+        row = {"step": step, **(where or {}), **row, **(extra or {}), "wall_time": round(self.wall_time, 2)}
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         self._sums, self._host_sums, self._counts = {}, {}, {}
@@ -146,86 +155,159 @@ class Run:
         return self._elapsed_before + time.time() - self._started
 
     # --- checkpoints ---------------------------------------------------------------------------------
-    def _save(self, step: int, state: dict[str, Any]) -> None:
-        payload = {
+    def _payload(self, step: int, state: dict[str, Any], phase: str) -> dict[str, Any]:
+        metrics = self.dir / "metrics.jsonl"
+        return {
             "step": step,
+            "phase": phase,
             "state": {k: _snapshot(v) for k, v in state.items()},
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
-            "metrics_lines": sum(1 for _ in open(self.dir / "metrics.jsonl"))
-            if (self.dir / "metrics.jsonl").exists()
-            else 0,
+            "metrics_lines": sum(1 for _ in open(metrics)) if metrics.exists() else 0,
             "wall_time": self.wall_time,
         }
-        with atomic_path(self.dir / "checkpoint.pt") as tmp:
+
+    def _save(self, path: Path, payload: dict[str, Any]) -> None:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        path = self.dir / "checkpoint.pt"
-        if not path.exists():  # killed before its first checkpoint: start over, without the old rows
-            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
-            return
+    def _load(self, path: Path) -> dict[str, Any]:
         try:
-            payload = torch.load(path, map_location=self.device, weights_only=False)
+            return torch.load(path, map_location=self.device, weights_only=False)
         except Exception as exc:  # a damaged file raises one of several types
             raise UserError(
                 f"checkpoint {path} cannot be read ({type(exc).__name__}); rerun without --resume"
             ) from None
+
+    def _restore(self, payload: dict[str, Any], state: dict[str, Any]) -> None:
         for k, v in state.items():
             (v.restore if hasattr(v, "restore") else v.load_state_dict)(payload["state"][k])
         self.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         np.random.set_state(payload["numpy_rng"])
         random.setstate(payload["python_rng"])
-        self.start_step = payload["step"]
         self._elapsed_before = payload["wall_time"]
+        self._started = time.time()
+        self._keep_metrics(payload["metrics_lines"])
+
+    def _keep_metrics(self, lines: int) -> None:
+        """Drop rows logged after a checkpoint (they will be logged again); 0 lines: no file."""
         metrics = self.dir / "metrics.jsonl"
-        if metrics.exists():  # drop rows logged after the checkpoint: they will be logged again
-            lines = metrics.read_text().splitlines(keepends=True)[: payload["metrics_lines"]]
+        if lines == 0:
+            metrics.unlink(missing_ok=True)
+        elif metrics.exists():
+            kept = metrics.read_text().splitlines(keepends=True)[:lines]
             with atomic_path(metrics) as tmp:
-                tmp.write_text("".join(lines))
+                tmp.write_text("".join(kept))
+
+    def _phase_file(self, phase: str) -> Path:
+        return self.dir / f"phase-{phase}.pt"
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        """The resumable checkpoint, read once (None if the run was killed before its first one)."""
+        if self._ckpt is None and (self.dir / "checkpoint.pt").exists():
+            self._ckpt = self._load(self.dir / "checkpoint.pt")
+        return self._ckpt
+
+    def _enter(self, phase: str, state: dict[str, Any]) -> int | None:
+        """Where `phase` starts: None if it finished before (its end state restored), else its step."""
+        if not self._resume:
+            if not self._entered:
+                (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+            self._entered = True
+            return 0
+        if self._phase_file(phase).exists():
+            payload = self._load(self._phase_file(phase))
+            self._restore(payload, state)
+            self._lines_done = payload["metrics_lines"]
+            return None
+        ckpt = self._checkpoint()
+        if ckpt is not None and ckpt.get("phase", MAIN) == phase:
+            self._restore(ckpt, state)
+            return int(ckpt["step"])
+        self._keep_metrics(self._lines_done)  # this phase had no checkpoint: it starts over
+        return 0
 
     # --- the loop ------------------------------------------------------------------------------------
     def evaluate(self, policy: Policy, episodes: int) -> EvalResult:
         return evaluate(policy, self.dataset.spec, episodes, seed=eval_seed(self.cfg.seed))
 
-    def loop(self, state: dict[str, Any], policy: Callable[[], Policy]) -> Iterator[int]:
-        """Yield the step indices still to run; log, evaluate and checkpoint on the configured cadence."""
+    def loop(
+        self,
+        state: dict[str, Any],
+        policy: Callable[[], Policy] | None = None,
+        phase: str | None = None,
+        steps: int | None = None,
+    ) -> Iterator[int]:
+        """Yield the step indices still to run; log, evaluate and checkpoint on the configured cadence.
+
+        One loop trains the output policy for `cfg.steps`. An algorithm with several stages calls it once
+        per stage with the stage's name and length (`phase="behaviour", steps=...`): the stage's rows
+        carry `phase`, its checkpoints say where they belong, and at its end its state is kept
+        (`phase-<name>.pt`), so a resumed run skips finished stages and continues in the one it was in.
+        Periodic evaluations need `policy`.
+        """
         cfg = self.cfg
-        if self._resume:
-            self._restore(state)
-        else:
-            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        name = phase or MAIN
+        total = cfg.steps if steps is None else steps
+        start = self._enter(name, state)
+        if start is None:
+            return
+        label = f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}" + (f" [{phase}]" if phase else "")
         columns = (
-            TextColumn(f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
+        extra_cols = {"phase": phase} if phase else {}
         with Progress(*columns, disable=not self.progress_enabled) as bar:
-            task = bar.add_task("train", total=cfg.steps, completed=self.start_step, info="")
-            for step in range(self.start_step, cfg.steps):
+            task = bar.add_task(name, total=total, completed=start, info="")
+            for step in range(start, total):
                 yield step
                 done = step + 1
-                if done % cfg.log_every == 0 or done == cfg.steps:
-                    extra = None
-                    if done % cfg.eval_every == 0 and done != cfg.steps:
+                if done % cfg.log_every == 0 or done == total:
+                    extra: dict[str, Any] | None = None
+                    if policy is not None and done % cfg.eval_every == 0 and done != total:
                         self.last_eval = self.evaluate(policy(), cfg.eval_episodes)
                         extra = {
                             "eval/score": self.last_eval.score,
                             "eval/return": float(self.last_eval.returns.mean()),
                         }
-                    self._flush(done, extra)
-                    if done % cfg.checkpoint_every == 0 and done != cfg.steps:
-                        self._save(done, state)
+                    self._flush(done, extra, extra_cols)
+                    if done % cfg.checkpoint_every == 0 and done != total:
+                        self._save(self.dir / "checkpoint.pt", self._payload(done, state, name))
                     if extra is not None and self.on_eval is not None:  # after the save: it may stop the run
+                        assert self.last_eval is not None
                         self.on_eval(done, self.last_eval)
                     info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
                     bar.update(task, completed=done, info=info)
+        if phase is not None:
+            payload = self._payload(total, state, name)
+            self._save(self._phase_file(name), payload)
+            self._lines_done = payload["metrics_lines"]
+
+    def once(self, phase: str, build: Callable[[], T]) -> T:
+        """A stage without gradient steps (collect rollouts): `build()` runs once and its result is kept
+        (`phase-<name>.pt`), so a resumed run reuses it. Metrics it logs become one row with `phase`."""
+        if self._resume and self._phase_file(phase).exists():
+            payload = self._load(self._phase_file(phase))
+            self._restore(payload, {})
+            self._lines_done = payload["metrics_lines"]
+            return payload["result"]
+        if self._enter(phase, {}) is None:  # pragma: no cover - handled above
+            raise AssertionError
+        result = build()
+        if self._counts:
+            self._flush(0, None, {"phase": phase})
+        payload = {**self._payload(0, {}, phase), "result": result}
+        self._save(self._phase_file(phase), payload)
+        self._lines_done = payload["metrics_lines"]
+        return result
 
     def finish(self, policy: Policy, policy_state: dict | None = None) -> dict:
         """Final evaluation; writes final.json (and the policy's weights, for later family evaluation)."""
@@ -252,6 +334,8 @@ class Run:
         }
         write_json_atomic(self.dir / "final.json", final)
         (self.dir / "checkpoint.pt").unlink(missing_ok=True)
+        for stage in self.dir.glob("phase-*.pt"):
+            stage.unlink()
         return final
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl.algorithms import ALGORITHMS
+from offline_mbrl.algorithms import algorithms, get_spec
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import evaluate
 from offline_mbrl.launch import build_config, execute, load_run
@@ -27,19 +27,9 @@ TINY = [
     "dynamics.weight_decay=1e-5,1e-5,1e-5",
     "dynamics.max_epochs=2",
 ]
-MODEL_BASED = [
-    "algo.rollout_batch=32",
-    "algo.rollout_every=20",
-    "algo.horizon=2",
-    "algo.sac.actor_hidden=32,32",
-    "algo.sac.critic_hidden=32,32",
-]
-PER_ALGO = {
-    "mbpo": MODEL_BASED,
-    "mopo": MODEL_BASED,
-    "ravl": [*MODEL_BASED, "algo.sac.critics=3"],
-    "bc": ["algo.hidden=32,32"],
-}
+# each algorithm brings its own tiny settings (AlgorithmSpec.test_settings), plugins included
+PER_ALGO = {name: list(spec.test_settings) for name, spec in algorithms().items()}
+MODEL_BASED = PER_ALGO["mopo"]
 
 
 @pytest.fixture
@@ -54,9 +44,10 @@ def tiny_pendulum():
     return "test/pendulum/tiny-v0"
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", sorted(algorithms()))
 def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendulum, tmp_path):
-    cfg = build_config(algo, tiny_pendulum, seed=1, steps=60, overrides=[*TINY, *PER_ALGO[algo]])
+    overrides = [*TINY, *get_spec(algo).test_settings]
+    cfg = build_config(algo, tiny_pendulum, seed=1, steps=60, overrides=overrides)
     final = execute(cfg, tmp_path, progress=False)
     run_dir = run_dir_for(cfg, tmp_path)
     assert (run_dir / "final.json").exists() and (run_dir / "policy.pt").exists()
@@ -69,7 +60,7 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
     assert (
         config["config"]["algorithm"] == algo and config["dataset_fingerprint"]["dataset_id"] == tiny_pendulum
     )
-    assert (config["dynamics_key"] is not None) == ALGORITHMS[algo].uses_dynamics
+    assert (config["dynamics_key"] is not None) == get_spec(algo).uses_dynamics
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
     assert "eval/score" in rows[2] and all(np.isfinite(v) for r in rows for v in r.values())
@@ -93,10 +84,10 @@ def test_resume_after_a_kill_reaches_the_same_result(tiny_pendulum, tmp_path, mo
 
     original = Run._flush
 
-    def killed_at_50(self, step, extra=None):
+    def killed_at_50(self, step, extra=None, where=None):
         if step == 50:
             raise KeyboardInterrupt
-        return original(self, step, extra)
+        return original(self, step, extra, where)
 
     monkeypatch.setattr(Run, "_flush", killed_at_50)
     with pytest.raises(KeyboardInterrupt):

@@ -274,10 +274,10 @@ def test_rerunning_continues_the_study_and_an_interrupted_trial_is_retried_reusi
     assert len(again.study.get_trials()) == 2
     original = Run._flush
 
-    def interrupted(self, step, extra=None):
+    def interrupted(self, step, extra=None, where=None):
         if self.cfg.seed == 1 and step == 30:
             raise KeyboardInterrupt
-        return original(self, step, extra)
+        return original(self, step, extra, where)
 
     monkeypatch.setattr(Run, "_flush", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -1,42 +1,78 @@
-"""The algorithm registry: an explicit dict, no import magic. Each algorithm's idea is in its own file."""
+"""The algorithm registry: built-ins listed here, one line each, plus researchers' own algorithms from
+installed packages through the entry-point group `offline_mbrl.algorithms` (no import magic beyond that
+one documented group). Each algorithm's idea is in its own file, which defines its `SPEC`.
+
+`algorithms()` is the registry (built-ins first, then plugins, loaded once per process); `get_spec(name)`
+is the one place an unknown name becomes a one-line error. A plugin that fails to import, is not an
+`AlgorithmSpec`, clashes with a built-in or another plugin, or names a key its config lacks is a one-line
+error naming its package.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import functools
+from importlib.metadata import entry_points
 
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.algorithms import bc, mbpo, mopo, ravl
-from offline_mbrl.model_based import load_sac_policy
+from offline_mbrl.errors import UserError
 
+__all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
 
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    name: str
-    config_type: type
-    train: Callable  # (TrainConfig, OfflineDataset, DynamicsEnsemble | None, Run) -> (Policy, policy_state)
-    load_policy: Callable  # (TrainConfig, EnvSpec, policy_state, device) -> Policy, for a finished run
-    paper: str
-    uses_dynamics: bool = True
-    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # D4RL task -> {dotted key: value}
+ENTRY_POINT_GROUP = "offline_mbrl.algorithms"
 
-
-ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "mbpo": AlgorithmSpec(
-        "mbpo", mbpo.MBPOConfig, mbpo.train, load_sac_policy, "Janner et al., NeurIPS 2019 (MBPO)"
-    ),
-    "mopo": AlgorithmSpec(
-        "mopo",
-        mopo.MOPOConfig,
-        mopo.train,
-        load_sac_policy,
-        "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
-        presets=mopo.PAPER_PRESETS,
-    ),
-    "ravl": AlgorithmSpec(
-        "ravl", ravl.RAVLConfig, ravl.train, load_sac_policy, "Sims et al., NeurIPS 2024 (RAVL)"
-    ),
-    "bc": AlgorithmSpec(
-        "bc", bc.BCConfig, bc.train, bc.load_policy, "behaviour cloning", uses_dynamics=False
-    ),
+BUILTINS: dict[str, AlgorithmSpec] = {
+    spec.name: spec
+    for spec in (
+        mbpo.SPEC,
+        mopo.SPEC,
+        ravl.SPEC,
+        bc.SPEC,
+    )
 }
+
+
+def validate_spec(spec: AlgorithmSpec, where: str) -> None:
+    """Every key a spec names (test settings, budgets, presets) must exist in its config."""
+    from offline_mbrl.config import TrainConfig, flat_keys
+
+    keys = flat_keys(TrainConfig(spec.name, "-", spec.config_type()))
+    named = [item.partition("=")[0] for item in spec.test_settings]
+    named += [item.partition("=")[0] for items in spec.budgets.values() for item in items]
+    named += [key for preset in spec.presets.values() for key in preset]
+    missing = sorted(set(named) - set(keys))
+    if missing:
+        raise UserError(
+            f"{where}: algorithm '{spec.name}' names key(s) its config lacks: {', '.join(missing)}"
+        )
+
+
+@functools.cache
+def algorithms() -> dict[str, AlgorithmSpec]:
+    """Every registered algorithm: the built-ins, then installed plugins."""
+    found = dict(BUILTINS)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        package = ep.dist.name if ep.dist is not None else ep.value
+        where = f"algorithm plugin '{ep.name}' ({ep.value}) from package {package}"
+        try:
+            spec = ep.load()
+        except Exception as exc:  # any import-time failure of someone else's package
+            raise UserError(f"{where} failed to load: {type(exc).__name__}: {exc}") from None
+        if not isinstance(spec, AlgorithmSpec):
+            raise UserError(f"{where} is a {type(spec).__name__}, not an offline_mbrl.AlgorithmSpec")
+        if spec.name != ep.name:
+            raise UserError(f"{where}: the entry point is named '{ep.name}' but its spec '{spec.name}'")
+        if spec.name in found:
+            other = "a built-in algorithm" if spec.name in BUILTINS else "another plugin"
+            raise UserError(f"{where}: the name '{spec.name}' is already taken by {other}")
+        validate_spec(spec, where)
+        found[spec.name] = spec
+    return found
+
+
+def get_spec(name: str) -> AlgorithmSpec:
+    """The spec of a registered algorithm; a one-line error naming the choices otherwise."""
+    known = algorithms()
+    if name not in known:
+        raise UserError(f"unknown algorithm '{name}'; choose from {', '.join(known)}")
+    return known[name]

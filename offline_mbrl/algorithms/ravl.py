@@ -16,10 +16,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, train_model_based
+from offline_mbrl.model_based import (
+    BUDGETS,
+    LEARNING_CHECK,
+    TEST_SETTINGS,
+    Hooks,
+    ModelBasedConfig,
+    load_sac_policy,
+    train_model_based,
+)
 from offline_mbrl.run import Run
 from offline_mbrl.sac import EDACRegulariser, SACConfig
 
@@ -49,3 +58,21 @@ def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble 
     eta = cfg.algo.eta
     hooks = Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)
     return train_model_based(cfg, dataset, dynamics, run, hooks)
+
+
+# The CPU-sized critics of benchmarks/compare_small.py: 10 critics of 3x256 with EDAC take minutes per
+# thousand steps on a CPU.
+_CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
+
+SPEC = AlgorithmSpec(
+    name="ravl",
+    config_type=RAVLConfig,
+    train=train,
+    load_policy=load_sac_policy,
+    paper="Sims et al., NeurIPS 2024 (RAVL)",
+    test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
+    budgets=BUDGETS,
+    learning_check=LearningCheck(
+        LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *_CPU_CRITICS)
+    ),
+)

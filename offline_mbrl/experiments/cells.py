@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from offline_mbrl.algorithms import ALGORITHMS
-from offline_mbrl.config import TrainConfig, flat_keys
+from offline_mbrl.algorithms import get_spec
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
-from offline_mbrl.launch import build_config, execute
+from offline_mbrl.launch import build_config, execute, run_mode
 from offline_mbrl.names import parse_short_name, resolve
 from offline_mbrl.report.render import Text
 from offline_mbrl.run import run_dir_for
@@ -30,7 +30,7 @@ from offline_mbrl.run import run_dir_for
 class Budget:
     name: str
     description: str
-    overrides: tuple[str, ...]  # applied to every cell where the key exists (then the user's --set)
+    overrides: tuple[str, ...]  # common to every algorithm; then its own (AlgorithmSpec.budgets), then --set
     seeds: int | None  # default seed count (None: the table's)
     dataset_size: int | None = None  # make an absent suite dataset at this size (smoke only)
     full_data: bool = False  # refuse suite datasets made at a reduced size
@@ -50,8 +50,6 @@ BUDGETS = {
             "final_eval_episodes=5",
             "dynamics.max_epochs=2",
             "dynamics.steps_per_epoch=50",
-            "algo.rollout_batch=1000",
-            "algo.rollout_every=250",
         ),
         seeds=2,
         dataset_size=20_000,
@@ -65,7 +63,6 @@ BUDGETS = {
             "eval_every=10000",
             "checkpoint_every=10000",
             "dynamics.max_epochs=30",
-            "algo.rollout_batch=10000",
         ),
         seeds=3,
     ),
@@ -94,14 +91,16 @@ class CellRun:
     final: dict | None = None
 
 
-def _budget_overrides(budget: Budget, algo: str, keys: dict) -> list[str]:
-    uses_dynamics = ALGORITHMS[algo].uses_dynamics
-    out = []
-    for item in budget.overrides:
-        key = item.partition("=")[0]
-        if key in keys and (uses_dynamics or not key.startswith("dynamics.")):
-            out.append(item)
-    return out
+def _budget_overrides(budget: Budget, algo: str) -> list[str]:
+    """The budget's common overrides (its `dynamics.*` ones only for algorithms that fit dynamics), then
+    the algorithm's own for this budget (`AlgorithmSpec.budgets`, every key checked at registration)."""
+    spec = get_spec(algo)
+    common = [item for item in budget.overrides if spec.uses_dynamics or not item.startswith("dynamics.")]
+    if budget.name != "paper" and budget.name not in spec.budgets:
+        raise UserError(
+            f"algorithm '{algo}' has no settings for the {budget.name} budget (AlgorithmSpec.budgets)"
+        )
+    return common + list(spec.budgets.get(budget.name, ()))
 
 
 def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict[str, list[str]]:
@@ -123,7 +122,7 @@ def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict
 
 def has_preset(algo: str, dataset: str) -> bool:
     short = parse_short_name(dataset)
-    return short is not None and f"{short.env}-{short.tier}" in ALGORITHMS[algo].presets
+    return short is not None and f"{short.env}-{short.tier}" in get_spec(algo).presets
 
 
 def cell_config(
@@ -135,10 +134,7 @@ def cell_config(
     device: str,
     steps: int | None,
 ) -> TrainConfig:
-    if algo not in ALGORITHMS:
-        raise UserError(f"unknown algorithm '{algo}'; choose from {', '.join(ALGORITHMS)}")
-    keys = flat_keys(build_config(algo, dataset))
-    scaled = _budget_overrides(budget, algo, keys) + list(overrides)
+    scaled = _budget_overrides(budget, algo) + list(overrides)
     preset = "paper" if has_preset(algo, dataset) else None
     return build_config(algo, dataset, seed, steps, device, scaled, preset)
 
@@ -206,7 +202,7 @@ def run_cells(
             cell.status, cell.error = "failed", str(cfg)
             continue
         cell.run_dir = run_dir_for(cfg, results_root)
-        if (cell.run_dir / "final.json").exists():
+        if run_mode(cell.run_dir, resume="auto") == "reuse":
             cell.status, cell.final = "reused", json.loads((cell.run_dir / "final.json").read_text())
     todo = [c for c in cells if c.status == "pending"]
     reused = sum(c.status == "reused" for c in cells)
@@ -231,9 +227,7 @@ def run_cells(
                     prepared[cell.dataset] = exc
             if prepared[cell.dataset] is not None:
                 raise prepared[cell.dataset]
-            resume = (cell.run_dir / "checkpoint.pt").exists()
-            force = not resume and (cell.run_dir / "metrics.jsonl").exists()
-            cell.final = execute(cfg, results_root, resume=resume, force=force, progress=progress)
+            cell.final = execute(cfg, results_root, resume="auto", progress=progress)
             cell.status = "ran"
             log(f"  done in {time.time() - start:.0f} s: {_shown_score(cell.final)}")
         except UserError as exc:

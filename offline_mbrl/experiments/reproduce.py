@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from offline_mbrl.algorithms import ALGORITHMS
+from offline_mbrl.algorithms import algorithms as registered
 from offline_mbrl.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
 from offline_mbrl.names import resolve
@@ -89,10 +89,10 @@ def load_table(name_or_path: str) -> PaperTable:
         what = f"missing key(s) {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(unknown)}"
         raise UserError(f"{path}: {what}; keys: {', '.join(sorted(_TABLE_KEYS))}")
     algorithms = dict(raw["algorithms"])
-    bad = sorted(set(algorithms) - set(ALGORITHMS))
+    bad = sorted(set(algorithms) - set(registered()))
     if bad:
         raise UserError(
-            f"{path}: algorithm(s) {', '.join(bad)} are not in the suite ({', '.join(ALGORITHMS)})"
+            f"{path}: algorithm(s) {', '.join(bad)} are not in the suite ({', '.join(registered())})"
         )
     published = _read_published(path, raw["published"])
     return PaperTable(

@@ -283,10 +283,8 @@ def _execute_once(cfg: TrainConfig, results: Path, on_eval) -> dict:
     out = run_dir_for(cfg, results)
     out.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(out.parent / f".{out.name}.lock"):
-        unfinished = not (out / "final.json").exists()
-        resume = unfinished and (out / "checkpoint.pt").exists()  # a pruned or killed run goes on from there
-        force = unfinished and not resume and (out / "metrics.jsonl").exists()  # no checkpoint: start over
-        return execute(cfg, results, resume=resume, force=force, progress=False, on_eval=on_eval)
+        # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
+        return execute(cfg, results, resume="auto", progress=False, on_eval=on_eval)
 
 
 def trial_line(t: FrozenTrial) -> str:

@@ -1,0 +1,65 @@
+"""`AlgorithmSpec`: everything the suite needs to know about an algorithm, built-in or from a plugin.
+
+An algorithm is one file that defines its config (a frozen dataclass, each field with a one-line comment),
+its `train` function and one `SPEC = AlgorithmSpec(...)`; the registry (`offline_mbrl.algorithms`) lists
+built-ins by one line each, and a researcher's own package adds its spec through the entry-point group
+`offline_mbrl.algorithms` (see the README, "Add your own algorithm"). `offline_mbrl.AlgorithmSpec` is
+this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+    from offline_mbrl.config import TrainConfig
+    from offline_mbrl.data import EnvSpec, OfflineDataset
+    from offline_mbrl.dynamics import DynamicsEnsemble
+    from offline_mbrl.evaluation import Policy
+    from offline_mbrl.run import Run
+
+
+class TrainFn(Protocol):
+    """Train on `dataset` (with `dynamics` when the spec uses them) inside `run`; return the policy to
+    evaluate and the state `load_policy` rebuilds it from (saved as policy.pt)."""
+
+    def __call__(
+        self, cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run
+    ) -> tuple[Policy, dict[str, Any]]: ...
+
+
+class LoadPolicyFn(Protocol):
+    """Rebuild a finished run's policy from its policy.pt state."""
+
+    def __call__(self, cfg: TrainConfig, spec: EnvSpec, state: dict, device: torch.device) -> Policy: ...
+
+
+@dataclass(frozen=True)
+class LearningCheck:
+    """The slow test's toy task: on pendulum-medium-replay (made from the committed behaviour policies),
+    train `steps` with `overrides`; the final normalised score must beat the data's mean by `margin`."""
+
+    steps: int
+    margin: float
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    name: str  # the --algo name
+    config_type: type  # the algorithm's frozen config dataclass (TrainConfig.algo)
+    train: TrainFn
+    load_policy: LoadPolicyFn
+    paper: str  # the paper (authors, venue, year) shown in reports
+    uses_dynamics: bool = True  # whether train() gets the cached dynamics ensemble
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # D4RL task -> {key: value}
+    # `--set` overrides that make the contract battery's tiny run (60 steps, tiny data) take seconds
+    test_settings: tuple[str, ...] = ()
+    # per run budget ("smoke", "small"): the algorithm's own overrides on top of the budget's common ones;
+    # every key must exist in the config (checked when the algorithm is registered)
+    budgets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    learning_check: LearningCheck | None = None  # the slow test's learning threshold (None: not checked)
