@@ -55,22 +55,22 @@ _EVAL_CHUNK = 8192  # holdout rows per forward pass, to bound memory for a large
 
 @dataclass(frozen=True)
 class DynamicsConfig:
-    members: int = 7
-    elites: int = 5
-    hidden: tuple[int, ...] = (200, 200, 200, 200)
-    activation: str = "silu"
-    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # hidden layers, then output
-    lr: float = 1e-3
-    batch_size: int = 256
-    holdout_ratio: float = 0.2
-    max_holdout: int = 1000
+    members: int = 7  # ensemble size (each member on its own bootstrap of the training split)
+    elites: int = 5  # members with the lowest holdout MSE, the ones rollouts sample from
+    hidden: tuple[int, ...] = (200, 200, 200, 200)  # each member's hidden layer sizes
+    activation: str = "silu"  # hidden activation: silu, relu, tanh or elu
+    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # L2 per layer, output last
+    lr: float = 1e-3  # Adam learning rate
+    batch_size: int = 256  # rows per member per gradient step
+    holdout_ratio: float = 0.2  # the fraction of the data held out for early stopping and elite choice
+    max_holdout: int = 1000  # at most this many held-out rows
     patience: int = 5  # epochs in a row in which no member improved
     improvement: float = 0.01  # relative holdout-MSE gain that counts as an improvement
-    max_epochs: int | None = None
-    min_epochs: int = 0
+    max_epochs: int | None = None  # stop after this many epochs at the latest; None: only by patience
+    min_epochs: int = 0  # train at least this many epochs before early stopping may stop
     steps_per_epoch: int | None = None  # None: one pass over the training split
-    logvar_loss_coef: float = 0.01
-    seed: int = 0
+    logvar_loss_coef: float = 0.01  # weight of the loss on the learnable log-variance bounds
+    seed: int = 0  # init and batch order; set from the run's dynamics_seed
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; tuples keep the config hashable and its cache key unchanged.

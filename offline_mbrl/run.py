@@ -181,7 +181,9 @@ class Run:
                 f"checkpoint {path} cannot be read ({type(exc).__name__}); rerun without --resume"
             ) from None
 
-    def _restore(self, payload: dict[str, Any], state: dict[str, Any]) -> None:
+    def _restore(self, payload: dict[str, Any], state: dict[str, Any], rows: bool = True) -> None:
+        """Load a checkpoint's state and random generators; `rows`: drop the metric rows logged after it
+        (off for a finished stage's end state, whose later rows belong to the stages after it)."""
         for k, v in state.items():
             (v.restore if hasattr(v, "restore") else v.load_state_dict)(payload["state"][k])
         self.generator.set_state(payload["generator"])
@@ -190,7 +192,8 @@ class Run:
         random.setstate(payload["python_rng"])
         self._elapsed_before = payload["wall_time"]
         self._started = time.time()
-        self._keep_metrics(payload["metrics_lines"])
+        if rows:
+            self._keep_metrics(payload["metrics_lines"])
 
     def _keep_metrics(self, lines: int) -> None:
         """Drop rows logged after a checkpoint (they will be logged again); 0 lines: no file."""
@@ -220,7 +223,7 @@ class Run:
             return 0
         if self._phase_file(phase).exists():
             payload = self._load(self._phase_file(phase))
-            self._restore(payload, state)
+            self._restore(payload, state, rows=False)
             self._lines_done = payload["metrics_lines"]
             return None
         ckpt = self._checkpoint()
@@ -296,7 +299,7 @@ class Run:
         (`phase-<name>.pt`), so a resumed run reuses it. Metrics it logs become one row with `phase`."""
         if self._resume and self._phase_file(phase).exists():
             payload = self._load(self._phase_file(phase))
-            self._restore(payload, {})
+            self._restore(payload, {}, rows=False)
             self._lines_done = payload["metrics_lines"]
             return payload["result"]
         if self._enter(phase, {}) is None:  # pragma: no cover - handled above

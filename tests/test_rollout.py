@@ -8,7 +8,7 @@ import torch
 
 from offline_mbrl.data import Batch
 from offline_mbrl.dynamics import Prediction
-from offline_mbrl.rollout import ModelBuffer, mix, rollout, with_extras
+from offline_mbrl.rollout import ModelBuffer, Step, compose, mix, rollout, with_extras
 
 
 class LineWorld:
@@ -103,3 +103,61 @@ def test_buffer_state_round_trip():
 def test_mix_concatenates_real_then_model():
     m = mix(batch_of([1, 2]), batch_of([3, 4, 5]))
     assert m.rew.tolist() == [1, 2, 3, 4, 5] and m.obs.shape == (5, 1)
+
+
+def test_step_carries_the_generator_and_hooks_compose_into_one():
+    gen = torch.Generator().manual_seed(0)
+    seen = []
+
+    def cut_at_two(step):  # a filter: marks the transition terminal
+        seen.append(step.generator)
+        return with_extras(replace(step, term=step.term | (step.next_obs[:, 0] >= 2.0)), cut=step.rew * 0 + 1)
+
+    def penalty(step):  # a penalty: lowers the reward
+        return with_extras(replace(step, rew=step.rew - 0.5), raw_reward=step.rew)
+
+    both = compose(cut_at_two, None, penalty)
+    ro = rollout(LineWorld(), step_right, torch.zeros(2, 1), 5, beyond(100.0), both, gen)
+    assert seen and all(g is gen for g in seen)  # every step hands the run's generator to the hooks
+    assert ro.lengths().tolist() == [2, 2]  # the filter's cut
+    assert torch.allclose(ro.rew[:2], ro.extras["raw_reward"][:2] - 0.5)  # the penalty after it
+    assert set(ro.extras) == {"cut", "raw_reward"}
+    # composing is applying in order: the same Step out as calling them one after the other
+    step = Step(0, torch.zeros(2, 1), torch.ones(2, 1), None, torch.full((2, 1), 3.0), torch.ones(2),
+                torch.zeros(2, dtype=torch.bool), torch.zeros(2, dtype=torch.long), gen)  # fmt: skip
+    a, b = both(step), penalty(cut_at_two(step))
+    assert torch.equal(a.rew, b.rew) and torch.equal(a.term, b.term) and a.extras.keys() == b.extras.keys()
+    assert compose(None, None) is None and compose(penalty) is penalty
+
+
+def test_prediction_draws_n_samples_per_member_and_candidates_per_elite():
+    mean = torch.tensor([0.0, 10.0, 20.0]).reshape(3, 1, 1).expand(3, 2, 4).clone()  # (E=3, B=2, D=4)
+    mean[:, 1] += 100.0  # the second transition's means differ
+    std = torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1).expand(3, 2, 4).clone()
+    pred = Prediction(mean=mean, std=std, elites=torch.tensor([2, 0]))
+    draws = pred.samples(20_000, torch.Generator().manual_seed(0))
+    assert draws.shape == (20_000, 3, 2, 4)
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.1, rtol=0)
+    torch.testing.assert_close(draws.std(0), std, atol=0.05, rtol=0)
+    cand = pred.candidates(5, torch.Generator().manual_seed(1))
+    assert cand.next_obs.shape == (10, 2, 3) and cand.rew.shape == (10, 2)
+    assert cand.member.tolist() == [2] * 5 + [0] * 5  # elites x samples, best elite first
+    big = pred.candidates(20_000, torch.Generator().manual_seed(2))
+    first, second = big.next_obs[:20_000], big.next_obs[20_000:]  # elite 2, then elite 0
+    assert abs(float(first[:, 0].mean()) - 20.0) < 0.1 and abs(float(first[:, 0].std()) - 3.0) < 0.1
+    assert abs(float(second[:, 1].mean()) - 100.0) < 0.05 and abs(float(second.std(0).mean()) - 1.0) < 0.05
+    # the same generator seed, the same candidates
+    again = pred.candidates(5, torch.Generator().manual_seed(1))
+    assert torch.equal(again.next_obs, cand.next_obs) and torch.equal(again.rew, cand.rew)
+
+
+def test_mix_keeps_which_rows_came_from_the_model():
+    real = Batch(torch.zeros(3, 2), torch.zeros(3, 1), torch.zeros(3), torch.zeros(3, 2), torch.zeros(3))
+    model = Batch(torch.ones(5, 2), torch.ones(5, 1), torch.ones(5), torch.ones(5, 2), torch.zeros(5))
+    mixed = mix(real, model)
+    assert mixed.from_model is not None
+    assert mixed.from_model.tolist() == [False] * 3 + [True] * 5
+    assert torch.equal(mixed.from_model, mixed.rew.bool())  # the mask marks exactly the model rows
+    picked = mixed.index(torch.tensor([0, 4, 7]))
+    assert picked.from_model.tolist() == [False, True, True]
+    assert real.from_model is None and real.index(torch.tensor([1])).from_model is None

@@ -1,0 +1,49 @@
+"""RewClip: MBPO whose model rewards are clipped to the range of rewards seen in the dataset.
+
+An example of an algorithm living in its own package (README, "Add your own algorithm"). The idea in one
+line: a learned model's reward is least trustworthy where it leaves the data's range, so clip it there
+(a crude relative of MOPO's penalty, `offline_mbrl/algorithms/mopo.py`, its nearest sibling). Everything
+else is the suite's shared model-based loop; the idea is one rollout step hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from offline_mbrl import AlgorithmSpec
+from offline_mbrl.model_based import (
+    BUDGETS,
+    TEST_SETTINGS,
+    Hooks,
+    ModelBasedConfig,
+    load_sac_policy,
+    train_model_based,
+)
+from offline_mbrl.rollout import Step, with_extras
+
+
+@dataclass(frozen=True)
+class RewClipConfig(ModelBasedConfig):
+    margin: float = 0.0  # widen the data's reward range by this much on both sides before clipping
+
+
+def train(cfg, dataset, dynamics, run):
+    rew = dataset.data.rew
+    low, high = float(rew.min()) - cfg.algo.margin, float(rew.max()) + cfg.algo.margin
+
+    def clip(step: Step) -> Step:
+        clipped = step.rew.clamp(low, high)  # (B,)
+        return with_extras(replace(step, rew=clipped), clipped_share=(clipped != step.rew).float())
+
+    return train_model_based(cfg, dataset, dynamics, run, Hooks(step=clip))
+
+
+SPEC = AlgorithmSpec(
+    name="rewclip",
+    config_type=RewClipConfig,
+    train=train,
+    load_policy=load_sac_policy,
+    paper="an example plugin (MBPO, Janner et al. 2019, with clipped model rewards)",
+    test_settings=TEST_SETTINGS,
+    budgets=BUDGETS,
+)
