@@ -28,14 +28,14 @@ class TrainFn(Protocol):
     evaluate and the state `load_policy` rebuilds it from (saved as policy.pt)."""
 
     def __call__(
-        self, cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run
+        self, cfg: TrainConfig[Any], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run
     ) -> tuple[Policy, dict[str, Any]]: ...
 
 
 class LoadPolicyFn(Protocol):
     """Rebuild a finished run's policy from its policy.pt state."""
 
-    def __call__(self, cfg: TrainConfig, spec: EnvSpec, state: dict, device: torch.device) -> Policy: ...
+    def __call__(self, cfg: TrainConfig[Any], spec: EnvSpec, state: dict, device: torch.device) -> Policy: ...
 
 
 @dataclass(frozen=True)

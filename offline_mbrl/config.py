@@ -23,23 +23,24 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from offline_mbrl.cache import stable_hash
 from offline_mbrl.dynamics import DynamicsConfig
 from offline_mbrl.errors import UserError
 
 T = TypeVar("T")
+A = TypeVar("A", covariant=True)  # an algorithm's own config type (`AlgorithmSpec.config_type`)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Generic[A]):
     """One run: the algorithm, the dataset, the loop's cadence, the dynamics stage and the algorithm's own
     config under `algo`. Resolved (`resolved()`), it is hashed into the run's folder name."""
 
     algorithm: str  # registered algorithm name (`offline-mbrl config --algo A` lists its keys)
     dataset: str  # dataset short name or Minari id
-    algo: Any  # the algorithm's own frozen config (its `AlgorithmSpec.config_type`)
+    algo: A  # the algorithm's own frozen config (its `AlgorithmSpec.config_type`)
     seed: int = 0  # run seed: network init, sampling, evaluation seeds (and dynamics, unless dynamics_seed)
     steps: int = 3_000_000  # gradient steps of the output policy
     device: str = "cpu"  # torch device: cpu, cuda, cuda:1
@@ -51,14 +52,14 @@ class TrainConfig:
     dynamics_seed: int | None = None  # seed of the dynamics fit; None: the run's seed
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)  # the dynamics ensemble's config
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self) -> TrainConfig[A]:
         seed = self.seed if self.dynamics_seed is None else self.dynamics_seed
         return dataclasses.replace(
             self, dynamics_seed=seed, dynamics=dataclasses.replace(self.dynamics, seed=seed)
         )
 
 
-def train_config_from_dict(raw: dict, algo_type: type) -> TrainConfig:
+def train_config_from_dict(raw: dict, algo_type: type[A]) -> TrainConfig[A]:
     """Rebuild a `TrainConfig` from `to_dict` output (a run's config.json, a sweep export)."""
     top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics")}
     return dataclasses.replace(

@@ -84,7 +84,7 @@ class Hooks:
         return {**found, **{f"hooks/{k}": v for k, v in self.state.items()}}
 
 
-def build_sac(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> SAC:
+def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.device) -> SAC:
     a = cfg.algo
     sac_cfg = a.sac
     if a.actor_lr_cosine:
@@ -93,14 +93,14 @@ def build_sac(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> SAC:
 
 
 def train_model_based(
-    cfg: TrainConfig,
+    cfg: TrainConfig[ModelBasedConfig],
     dataset: OfflineDataset,
     dynamics: DynamicsEnsemble,
     run: Run,
     hooks: Hooks = Hooks(),  # noqa: B008 - frozen, never mutated
 ) -> tuple[ActorPolicy, dict[str, Any]]:
     """Train SAC on real and model data with `hooks`; `cfg.algo` is a `ModelBasedConfig`."""
-    a: ModelBasedConfig = cfg.algo
+    a = cfg.algo
     spec, device = dataset.spec, run.device
     sac = build_sac(cfg, spec, device)
     terminated = termination_fn(spec.env, spec.gym_id)
@@ -138,7 +138,9 @@ def train_model_based(
     return policy(), {"actor": sac.actor.state_dict()}
 
 
-def load_sac_policy(cfg: TrainConfig, spec: EnvSpec, state: dict, device: torch.device) -> ActorPolicy:
+def load_sac_policy(
+    cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, state: dict, device: torch.device
+) -> ActorPolicy:
     """Rebuild the deterministic actor of a finished SAC-based run from its `policy.pt`."""
     s = cfg.algo.sac
     actor = TanhGaussianActor(

@@ -41,13 +41,13 @@ class BCPolicy(torch.nn.Module):
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
 
 
-def load_policy(cfg: TrainConfig, spec, state: dict, device) -> ActorPolicy:
+def load_policy(cfg: TrainConfig[BCConfig], spec, state: dict, device) -> ActorPolicy:
     model = BCPolicy(spec, cfg.algo, state["obs_mean"], state["obs_std"]).to(device)
     model.load_state_dict(state)
     return ActorPolicy(model, device)
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics, run: Run):
+def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Run):
     a, device = cfg.algo, run.device
     torch.manual_seed(cfg.seed)
     obs_mean, obs_std = dataset.data.obs.mean(0), dataset.data.obs.std(0) + 1e-3

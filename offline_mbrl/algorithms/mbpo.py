@@ -30,7 +30,7 @@ class MBPOConfig(ModelBasedConfig):
     """Only the shared loop's fields."""
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
     assert dynamics is not None
     return train_model_based(cfg, dataset, dynamics, run)
 

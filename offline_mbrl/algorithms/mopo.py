@@ -68,9 +68,9 @@ def penalty_hook(penalty: PenaltyName, coef: float, members: Members) -> StepHoo
     return hook
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
     assert dynamics is not None
-    a: MOPOConfig = cfg.algo
+    a = cfg.algo
     hooks = Hooks(step=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members))
     return train_model_based(cfg, dataset, dynamics, run, hooks)
 

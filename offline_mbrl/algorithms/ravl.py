@@ -53,7 +53,7 @@ class RAVLConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_ravl_sac)  # N = 10 critics, 3x256, EDAC init, every lr 3e-4
 
 
-def train(cfg: TrainConfig, dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
     assert dynamics is not None
     eta = cfg.algo.eta
     hooks = Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)
