@@ -1,0 +1,135 @@
+"""Same results before and after a change: fixed-seed MOPO and RAVL runs from two revisions, compared.
+
+Each revision is checked out in its own `git worktree` and run through its own CLI (`python -m
+offline_mbrl.cli train`, with that tree first on PYTHONPATH) on pendulum-medium-replay with the same seed
+and settings, one after the other, each with an empty artefact cache of its own (so each fits its own
+dynamics model). The final.json scores and returns and every metrics.jsonl row (wall time aside) must be
+equal; the table goes to benchmarks/results/same_results_<before>_<after>.md.
+
+    python benchmarks/same_results.py --before 7208652              # against the working tree's HEAD
+    python benchmarks/same_results.py --before 7208652 --after HEAD --steps 3000
+
+The dataset is made (from the committed behaviour policies) into a scratch Minari root if absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = "pendulum-medium-replay"
+SETTINGS = [
+    "algo.rollout_batch=2000",
+    "dynamics.max_epochs=5",
+    "eval_every=1000",
+    "log_every=100",
+    "checkpoint_every=1000",
+    "eval_episodes=2",
+    "final_eval_episodes=5",
+]
+
+
+def sh(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> str:
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def train_all(tree: Path, scratch: Path, tag: str, seed: int, steps: int) -> dict[str, Path]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "OMP_NUM_THREADS": "1",
+        "MINARI_DATASETS_PATH": str(scratch / "minari"),
+        "OFFLINE_MBRL_CACHE": str(scratch / f"cache-{tag}"),
+    }
+    cli = [sys.executable, "-m", "offline_mbrl.cli"]
+    sh([*cli, "datasets", "make", DATASET, "--if-missing"], env, cwd=tree)
+    out = {}
+    for algo in ("mopo", "ravl"):
+        results = scratch / f"results-{tag}"
+        args = [
+            *cli,
+            "train",
+            "--algo",
+            algo,
+            "--dataset",
+            DATASET,
+            "--seed",
+            str(seed),
+            "--steps",
+            str(steps),
+        ]
+        sh([*args, *(x for s in SETTINGS for x in ("--set", s)), "--results", str(results)], env, cwd=tree)
+        (run_dir,) = (results / algo / DATASET).iterdir()
+        out[algo] = run_dir
+        print(f"{tag} {algo}: {run_dir}", flush=True)
+    return out
+
+
+def rows(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "wall_time"} for x in lines]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--before", required=True, help="git revision before the change")
+    parser.add_argument("--after", default="HEAD", help="git revision after the change (default HEAD)")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    revs = {
+        tag: sh(["git", "rev-parse", "--short", rev]).strip()
+        for tag, rev in (("before", args.before), ("after", args.after))
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="same-results-"))
+    runs = {}
+    for tag, rev in revs.items():
+        tree = scratch / f"tree-{tag}"
+        sh(["git", "worktree", "add", "--detach", str(tree), rev])
+        try:
+            runs[tag] = train_all(tree, scratch, tag, args.seed, args.steps)
+        finally:
+            sh(["git", "worktree", "remove", "--force", str(tree)])
+    lines = [
+        f"# Same results: {revs['before']} vs {revs['after']}",
+        "",
+        f"`python benchmarks/same_results.py --before {args.before} --after {args.after} "
+        f"--steps {args.steps} --seed {args.seed}`: {DATASET}, seed {args.seed}, {args.steps} steps, "
+        f"`--set` {' '.join(SETTINGS)}.",
+        "",
+        "| algo | score before | score after | returns equal | metrics rows equal (of) | run folder equal |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    same = True
+    for algo in ("mopo", "ravl"):
+        a, b = runs["before"][algo], runs["after"][algo]
+        fa, fb = (json.loads((d / "final.json").read_text()) for d in (a, b))
+        ra, rb = rows(a), rows(b)
+        equal_rows = sum(x == y for x, y in zip(ra, rb, strict=False))
+        ok = fa["returns"] == fb["returns"] and ra == rb
+        same &= ok
+        lines.append(
+            f"| {algo} | {fa['normalized_score']:.4f} | {fb['normalized_score']:.4f} | "
+            f"{fa['returns'] == fb['returns']} | {equal_rows} ({len(ra)} vs {len(rb)}) | {a.name == b.name} |"
+        )
+    lines += ["", "Equal." if same else "NOT equal."]
+    out = ROOT / "benchmarks" / "results" / f"same_results_{revs['before']}_{revs['after']}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"written to {out}")
+    sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()
