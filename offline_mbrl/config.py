@@ -23,13 +23,17 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from offline_mbrl.cache import stable_hash
 from offline_mbrl.dynamics import DynamicsConfig
 from offline_mbrl.errors import UserError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")  # a config instance (what `dataclasses.replace` takes)
 A = TypeVar("A", covariant=True)  # an algorithm's own config type (`AlgorithmSpec.config_type`)
 
 
@@ -112,7 +116,8 @@ def field_docs(cls: type) -> dict[str, str]:
 def describe(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
     """`(dotted key, value, description)` for every settable key of a config instance."""
     rows: list[tuple[str, Any, str]] = []
-    docs = field_docs(type(cfg))
+    cls: type = type(cfg)  # annotated: mypy does not take type[Any] as Hashable (field_docs is cached)
+    docs = field_docs(cls)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -228,12 +233,12 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
-def set_path(cfg: T, key: str, value: Any) -> T:
+def set_path(cfg: D, key: str, value: Any) -> D:
     """Return a copy of `cfg` with the dotted `key` set (value coerced to the field's type)."""
     return set_paths(cfg, {key: value})
 
 
-def set_paths(cfg: T, items: dict[str, Any], _prefix: str = "") -> T:
+def set_paths(cfg: D, items: dict[str, Any], _prefix: str = "") -> D:
     """Set several dotted keys at once: one `replace` per config level, so a config that validates
     itself (the dynamics config checks hidden sizes against weight decays) sees all changes together."""
     valid = flat_keys(cfg)
@@ -253,7 +258,7 @@ def set_paths(cfg: T, items: dict[str, Any], _prefix: str = "") -> T:
     return dataclasses.replace(cfg, **direct)
 
 
-def apply_overrides(cfg: T, overrides: list[str]) -> T:
+def apply_overrides(cfg: D, overrides: list[str]) -> D:
     """Apply `key=value` strings (a later one for the same key wins)."""
     items: dict[str, Any] = {}
     for item in overrides:

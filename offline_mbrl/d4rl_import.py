@@ -69,7 +69,8 @@ def split_episodes(arrays: dict[str, np.ndarray]) -> tuple[list[Episode], int]:
     ends = np.flatnonzero(term | timeout)
     if len(ends) == 0 or ends[-1] != len(rew) - 1:
         ends = np.append(ends, len(rew) - 1)  # trailing steps: an episode cut by the end of the file
-    episodes, dropped, start = [], 0, 0
+    episodes, dropped = [], 0
+    start: int | np.integer = 0  # then the row after each end (a numpy integer, from `ends`)
     for end in ends:
         stop = end + 1
         if next_obs is not None:

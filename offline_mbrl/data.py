@@ -13,6 +13,7 @@ import json
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, cast
 
 import gymnasium as gym
 import minari
@@ -47,10 +48,14 @@ class Batch:
         return self.obs.shape[0]
 
     def index(self, idx: torch.Tensor) -> Batch:
-        return Batch(*(None if (v := getattr(self, f.name)) is None else v[idx] for f in fields(self)))
+        values: list[Any] = [None if (v := getattr(self, f.name)) is None else v[idx] for f in fields(self)]
+        return Batch(*values)
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)))
+        values: list[Any] = [
+            None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)
+        ]
+        return Batch(*values)
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,8 @@ def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDatase
         arrays = _flatten_minari(res)
         with atomic_path(cache_file) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                # cast: numpy's stubs match **arrays against savez's allow_pickle keyword (numpy >= 2.1 only)
+                cast(Any, np.savez)(f, **arrays)
     spec = env_spec_from_metadata(res, metadata, arrays)
     version = res.dataset_id.rsplit("-v", 1)[-1]
     fingerprint = Fingerprint(res.dataset_id, int(version) if version.isdigit() else None, content_hash)

@@ -31,11 +31,11 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ from torch import nn
 
 from offline_mbrl.cache import atomic_path, get_or_build, stable_hash
 from offline_mbrl.errors import UserError
-from offline_mbrl.nets import EnsembleMLP
+from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
 
 if TYPE_CHECKING:
     from offline_mbrl.data import OfflineDataset
@@ -157,6 +157,10 @@ class Candidates:
 class DynamicsEnsemble(nn.Module):
     """`members` Gaussian MLPs over `[Δobs, reward]` given `[obs, act]`, with their input normaliser."""
 
+    input_mean: torch.Tensor  # buffers, registered in __init__
+    input_std: torch.Tensor
+    elites: torch.Tensor
+
     def __init__(self, obs_dim: int, act_dim: int, cfg: DynamicsConfig):
         super().__init__()
         self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
@@ -194,9 +198,10 @@ def member_losses(model: DynamicsEnsemble, inputs: torch.Tensor, targets: torch.
     """Each member's NLL on its own batch plus its L2 weight decay, `(E,)`: entry i sees member i only."""
     mean, logvar = model(inputs)  # (E, B, out)
     nll = ((mean - targets).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+    layers = cast("Sequence[EnsembleLinear]", model.net.layers)  # an nn.ModuleList of EnsembleLinear
     decay = sum(
         wd * 0.5 * layer.weight.square().sum(dim=(1, 2))
-        for wd, layer in zip(model.cfg.weight_decay, model.net.layers, strict=True)
+        for wd, layer in zip(model.cfg.weight_decay, layers, strict=True)
     )
     return nll + decay
 

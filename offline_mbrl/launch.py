@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -50,7 +50,7 @@ def build_config(
             raise UserError(f"unknown preset '{preset}'; the only preset is 'paper'")
         short = parse_short_name(dataset)
         task = f"{short.env}-{short.tier}" if short else None
-        if task not in spec.presets:
+        if task is None or task not in spec.presets:  # a None task is in no presets either
             known = ", ".join(spec.presets) or "none"
             raise UserError(
                 f"no paper preset of {algo} for dataset '{dataset}' (tasks with presets: {known})"
@@ -146,7 +146,7 @@ def load_run(run_dir: Path, device: str = "cpu"):
         raise UserError(f"{run_dir} is not a finished run (needs final.json and policy.pt)")
     raw = json.loads((run_dir / "config.json").read_text())["config"]
     spec = get_spec(raw["algorithm"])
-    cfg = train_config_from_dict(raw, spec.config_type)
+    cfg: TrainConfig[Any] = train_config_from_dict(raw, spec.config_type)
     dataset = load_dataset(cfg.dataset, device=device)
     state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
     return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset

@@ -168,7 +168,9 @@ def mix(real: Batch, model: Batch) -> Batch:
     fields = ("obs", "act", "rew", "next_obs", "term")
     from_model = torch.ones(len(real) + len(model), dtype=torch.bool, device=real.obs.device)
     from_model[: len(real)] = False
-    return Batch(*(torch.cat([getattr(real, f), getattr(model, f)]) for f in fields), from_model=from_model)
+    return Batch(
+        **{f: torch.cat([getattr(real, f), getattr(model, f)]) for f in fields}, from_model=from_model
+    )
 
 
 def with_extras(step: Step, **extras: torch.Tensor) -> Step:

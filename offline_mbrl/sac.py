@@ -38,13 +38,13 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from offline_mbrl.data import Batch
-from offline_mbrl.nets import EnsembleMLP, mlp
+from offline_mbrl.nets import EnsembleLinear, EnsembleMLP, mlp
 
 
 class UpdateHook(Protocol):
@@ -83,6 +83,10 @@ class SACConfig:
 
 class TanhGaussianActor(nn.Module):
     """Gaussian in an unbounded space, squashed by tanh into [-1, 1], then mapped onto the action box."""
+
+    act_scale: Tensor  # buffers, registered in __init__
+    act_bias: Tensor
+    log_scale_sum: Tensor
 
     def __init__(
         self,
@@ -167,7 +171,9 @@ class EDACRegulariser:
         return self.eta * reg, {"critic_reg": reg.detach()}
 
 
-def _edac_init(hidden: Sequence[nn.Module], output: nn.Module, bound: float) -> None:
+def _edac_init(
+    hidden: Sequence[nn.Linear | EnsembleLinear], output: nn.Linear | EnsembleLinear, bound: float
+) -> None:
     for layer in hidden:
         nn.init.constant_(layer.bias, 0.1)
     nn.init.uniform_(output.weight, -bound, bound)
@@ -196,14 +202,15 @@ class SAC(nn.Module):
         if cfg.edac_init:
             linears = [m for m in self.actor.net if isinstance(m, nn.Linear)]
             _edac_init(linears[:-1], linears[-1], 1e-3)
-            _edac_init(self.critics.net.layers[:-1], self.critics.net.layers[-1], 3e-3)
+            critic_layers = cast("Sequence[EnsembleLinear]", self.critics.net.layers)  # nn.ModuleList
+            _edac_init(critic_layers[:-1], critic_layers[-1], 3e-3)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)), requires_grad=cfg.auto_alpha)
         self.to(device)
 
         self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critics.parameters())
-        self._target_params = list(self.target_critics.parameters())
+        self._critic_params: list[Tensor] = list(self.critics.parameters())
+        self._target_params: list[Tensor] = list(self.target_critics.parameters())
         self.actor_optim = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr)
         self.critic_optim = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr) if cfg.auto_alpha else None

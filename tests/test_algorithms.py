@@ -62,7 +62,8 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
     )
     assert (config["dynamics_key"] is not None) == get_spec(algo).uses_dynamics
     # every cached artefact the run used is recorded by kind and key
-    assert config["artefacts"] == ({"dynamics": config["dynamics_key"]} if get_spec(algo).uses_dynamics else {})
+    used = {"dynamics": config["dynamics_key"]} if get_spec(algo).uses_dynamics else {}
+    assert config["artefacts"] == used
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
     assert "eval/score" in rows[2] and all(np.isfinite(v) for r in rows for v in r.values())

@@ -28,6 +28,11 @@ class BCConfig:
 class BCPolicy(torch.nn.Module):
     """Observation normaliser + MLP + tanh mapped onto the action box."""
 
+    obs_mean: torch.Tensor  # buffers, registered in __init__
+    obs_std: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
     def __init__(self, spec, cfg: BCConfig, obs_mean: torch.Tensor, obs_std: torch.Tensor):
         super().__init__()
         self.net = mlp(spec.obs_dim, cfg.hidden, spec.act_dim)

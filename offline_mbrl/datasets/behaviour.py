@@ -22,6 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -101,8 +102,9 @@ def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
         [lambda: gym.make(environment.gym_id) for _ in range(cfg.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    obs_dim = envs.single_observation_space.shape[0]
-    act_space = envs.single_action_space
+    # every environment of the suite has continuous (Box) observation and action spaces
+    obs_dim = cast(gym.spaces.Box, envs.single_observation_space).shape[0]
+    act_space = cast(gym.spaces.Box, envs.single_action_space)
     act_dim = act_space.shape[0]
     policy = GaussianPolicy(obs_dim, act_dim, act_space.low, act_space.high, cfg.hidden)
     value = _value_net(obs_dim, cfg.hidden)
@@ -159,9 +161,9 @@ def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
                         ).squeeze(-1)
                     scaled[idx] += cfg.gamma * v_final.numpy()
                 buf_rew[t], buf_done[t] = np.clip(scaled, -10, 10), done
-                for i in np.flatnonzero(done):
-                    ep_done_returns.append(ep_ret[i])
-                    window_returns.append(ep_ret[i])
+                for env_i in np.flatnonzero(done):
+                    ep_done_returns.append(ep_ret[env_i])
+                    window_returns.append(ep_ret[env_i])
                 ep_ret[done], disc_return[done] = 0.0, 0.0
             with torch.no_grad():
                 buf_val[T] = (
@@ -255,7 +257,7 @@ def run_train_behaviour(env_name: str, seed: int, steps: int | None, out_dir: Pa
         ]
     )
     expert_i, medium_i = select_tiers(eval_returns, float(random_returns.mean()))
-    summary = {
+    summary: dict[str, Any] = {
         "random": {"mean_return": float(random_returns.mean()), "std_return": float(random_returns.std())}
     }
     out_dir.mkdir(parents=True, exist_ok=True)

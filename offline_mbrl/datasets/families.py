@@ -24,12 +24,16 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import gymnasium
 import numpy as np
 
 from offline_mbrl.errors import UserError
 from offline_mbrl.paths import assets_dir
+
+if TYPE_CHECKING:
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 _MUJOCO = ("gravity_scale", "friction_scale", "body_mass_scale", "actuator_gear_scale", "joint_damping_scale")
 
@@ -76,20 +80,29 @@ class ParameterSpec:
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.distribution == "uniform":
-            return float(rng.uniform(self.low, self.high))
+            return float(rng.uniform(*self._range()))
         if self.distribution == "log_uniform":
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+            low, high = self._range()
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
         if self.distribution == "choice":
             return float(self.values[int(rng.integers(len(self.values)))])
-        return float(self.value)
+        return float(self._value())
 
     def support(self) -> tuple[float, float]:
         """The smallest and largest value a draw can take."""
         if self.distribution in ("uniform", "log_uniform"):
-            return self.low, self.high
+            return self._range()
         if self.distribution == "choice":
             return min(self.values), max(self.values)
-        return self.value, self.value
+        return self._value(), self._value()
+
+    # The parser sets `low` and `high` for "uniform" and "log_uniform", and `value` for "fixed": the only
+    # distributions that read them. The casts only tell mypy so; they check nothing.
+    def _range(self) -> tuple[float, float]:
+        return cast(float, self.low), cast(float, self.high)
+
+    def _value(self) -> float:
+        return cast(float, self.value)
 
 
 @dataclass(frozen=True)
@@ -234,7 +247,8 @@ def apply_params(env: gymnasium.Env, params: dict[str, float]) -> None:
         _check_known(pname, env_id, f"{where} {pname!r}")
         _number(value, pname, f"{where} {pname!r}")
     if env_id == "Pendulum-v1":
-        nominal = _nominal(base, lambda: {"m": base.m, "l": base.l, "g": base.g})
+        pendulum = cast("PendulumEnv", base)
+        nominal = _nominal(base, lambda: {"m": pendulum.m, "l": pendulum.l, "g": pendulum.g})
         for pname, value in nominal.items():
             setattr(base, pname, float(params.get(pname, value)))
         return

@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import minari
@@ -165,7 +166,9 @@ def _reference_scores(env: str) -> tuple[float, float, str]:
     return random["mean_return"], expert["mean_return"], "offline-mbrl's uniform-random and expert policies"
 
 
-def _tier_sources(env: str, tier: str, size: int, seed: int) -> list[tuple[object, int, int, str]]:
+def _tier_sources(
+    env: str, tier: str, size: int, seed: int
+) -> list[tuple[str | tuple[str, int], int, int, str]]:
     """(act_fn factory input, transitions, seed, label) for each part of a tier's data."""
     gym_seed = seed * 100
     if tier == "random":
@@ -274,7 +277,8 @@ def make_dataset(
     sources = _tier_sources(env, tier, size, seed)
     start = time.time()
     probe = gym.make(gym_id)
-    low, high = probe.action_space.low, probe.action_space.high
+    act_box = cast(gym.spaces.Box, probe.action_space)  # every suite environment has continuous actions
+    low, high = act_box.low, act_box.high
     obs_space, act_space = probe.observation_space, probe.action_space
     probe.close()
     replay = None
@@ -283,13 +287,17 @@ def make_dataset(
     columns = (TextColumn(f"make {dataset_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as progress:
         for source, n, part_seed, _label in sources:
-            reused = _made_part(env, source, n, part_seed, fam) if tier == "medium-expert" else None
+            # a medium-expert tier's sources are the tier names "medium" and "expert"
+            reused = (
+                _made_part(env, cast(str, source), n, part_seed, fam) if tier == "medium-expert" else None
+            )
             if reused is not None:
                 progress.console.print(
                     f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})"
                 )
                 episodes += reused
                 continue
+            act_fn: _Uniform | _Stochastic
             if source == "random":
                 act_fn = _Uniform(low, high, part_seed)
             elif isinstance(source, tuple):

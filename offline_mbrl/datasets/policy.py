@@ -17,6 +17,11 @@ from offline_mbrl.errors import UserError
 
 
 class GaussianPolicy(nn.Module):
+    obs_mean: torch.Tensor  # buffers, registered in __init__
+    obs_var: torch.Tensor
+    act_low: torch.Tensor
+    act_high: torch.Tensor
+
     def __init__(self, obs_dim: int, act_dim: int, act_low, act_high, hidden: tuple[int, ...] = (64, 64)):
         super().__init__()
         self.hidden = tuple(hidden)

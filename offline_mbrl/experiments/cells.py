@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute, run_mode
-from offline_mbrl.names import parse_short_name, resolve
+from offline_mbrl.names import Resolution, ShortName, parse_short_name, resolve
 from offline_mbrl.report.render import Text
 from offline_mbrl.run import run_dir_for
 
@@ -139,6 +140,16 @@ def cell_config(
     return build_config(algo, dataset, seed, steps, device, scaled, preset)
 
 
+def _short(res: Resolution) -> ShortName:
+    """`res.short` where the code needs it; a dataset named by its full Minari id has none."""
+    if res.short is None:
+        raise UserError(
+            f"{res.dataset_id} is named by its Minari id: name a suite dataset by its short name (ENV-TIER) "
+            "for a budget to make or check it"
+        )
+    return res.short
+
+
 def reduced_size(dataset: str) -> tuple[int, int] | None:
     """`(size, full size)` of a suite dataset made smaller than its default (a smoke run's), else None."""
     res = resolve(dataset)
@@ -150,7 +161,8 @@ def reduced_size(dataset: str) -> tuple[int, int] | None:
     from offline_mbrl.datasets.make import default_size
 
     try:
-        full = default_size(res.short.env, res.short.tier)
+        short = _short(res)
+        full = default_size(short.env, short.tier)
     except UserError:  # no behaviour manifest to say what full is
         return None
     return (meta["size"], full) if meta["size"] < full else None
@@ -174,12 +186,14 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
     if not res.present and budget.dataset_size is not None:
         from offline_mbrl.datasets.make import default_size, make_dataset
 
-        env_tier = f"{res.short.env}-{res.short.tier}"
-        make_dataset(env_tier, size=min(budget.dataset_size, default_size(res.short.env, res.short.tier)))
+        short = _short(res)
+        env_tier = f"{short.env}-{short.tier}"
+        make_dataset(env_tier, size=min(budget.dataset_size, default_size(short.env, short.tier)))
         return
     reduced = reduced_size(dataset)  # an absent one fails in the run, with the command that makes it
     if budget.full_data and reduced is not None:
-        env_tier = f"{res.short.env}-{res.short.tier}"
+        short = _short(res)
+        env_tier = f"{short.env}-{short.tier}"
         raise UserError(
             f"{res.dataset_id} holds {reduced[0]:,} transitions, fewer than its full {reduced[1]:,} (made by "
             f"a smoke run?); remake it: `offline-mbrl datasets make {env_tier} --overwrite`"
@@ -188,7 +202,7 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
 
 def run_cells(
     cells: list[CellRun],
-    configs: dict[int, TrainConfig | UserError],
+    configs: Mapping[int, TrainConfig | UserError],
     budget: Budget,
     results_root: Path,
     progress: bool,
@@ -212,7 +226,8 @@ def run_cells(
         + (f", {failed} failed to configure" if failed else "")
     )
     for k, cell in enumerate(todo, start=1):
-        cfg = configs[cells.index(cell)]
+        # pending: its config is not a UserError (those cells failed in the loop above)
+        cfg = cast(TrainConfig, configs[cells.index(cell)])
         log(
             f"[{k}/{len(todo)}] {cell.algorithm} on {cell.dataset} seed {cell.seed} "
             f"({len(todo) - k} remaining after it)"
@@ -225,8 +240,9 @@ def run_cells(
                     prepared[cell.dataset] = None
                 except UserError as exc:
                     prepared[cell.dataset] = exc
-            if prepared[cell.dataset] is not None:
-                raise prepared[cell.dataset]
+            error = prepared[cell.dataset]
+            if error is not None:
+                raise error
             cell.final = execute(cfg, results_root, resume="auto", progress=progress)
             cell.status = "ran"
             log(f"  done in {time.time() - start:.0f} s: {_shown_score(cell.final)}")
@@ -289,11 +305,12 @@ def compare(
     done = [c for c in cells if c.final is not None]
     if not done:
         raise UserError(f"no cell finished; first failure: {failed[0].error}")
+    done_dirs = [cast(Path, c.run_dir) for c in done]  # a cell gets its run_dir before it can finish
     if family is not None:
         from offline_mbrl.experiments.family_eval import evaluate_family
 
-        for c in done:
-            evaluate_family(c.run_dir, family, episodes, device, progress=progress)
+        for run_dir in done_dirs:
+            evaluate_family(run_dir, family, episodes, device, progress=progress)
     default = "compare-" + "-".join(algorithms) + "-" + "-".join(d.replace("/", "_") for d in datasets)
     folder = Path(out) if out else Path("reports") / default
     preface = [
@@ -311,7 +328,7 @@ def compare(
 
     title = f"{' vs '.join(algorithms)} on {', '.join(datasets)}"
     report = make_report(
-        [c.run_dir for c in done],
+        done_dirs,
         folder,
         title=title,
         intersect=bool(failed),

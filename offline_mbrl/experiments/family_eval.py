@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,7 +88,9 @@ def evaluate_family(
     weights = np.full(len(members), 1.0 / len(members))
     member_returns = np.array([r.returns.mean() for r in results])
     has_scores = results[0].normalized is not None
-    member_scores = np.array([r.normalized.mean() for r in results]) if has_scores else None
+    # every member is evaluated on the same spec: all have normalised scores when the first has
+    normalized = [cast(np.ndarray, r.normalized) for r in results] if has_scores else None
+    member_scores = np.array([s.mean() for s in normalized]) if normalized is not None else None
     record = {
         "family": fam.name,
         "env_id": fam.env_id,
@@ -99,7 +102,7 @@ def evaluate_family(
         "weights": weights.tolist(),
         "returns": [r.returns.tolist() for r in results],
         "lengths": [r.lengths.tolist() for r in results],
-        "normalized_scores": [r.normalized.tolist() for r in results] if has_scores else None,
+        "normalized_scores": [s.tolist() for s in normalized] if normalized is not None else None,
         "member_returns": member_returns.tolist(),
         "member_scores": None if member_scores is None else member_scores.tolist(),
         "family_weighted_return": float(weights @ member_returns),

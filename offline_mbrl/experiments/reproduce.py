@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from offline_mbrl.algorithms import algorithms as registered
+from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
 from offline_mbrl.names import resolve
@@ -178,7 +179,7 @@ def reproduce(
         for task in spec.tasks
         for algo in spec.algorithms
     ]
-    configs = {}
+    configs: dict[int, TrainConfig | UserError] = {}
     for i, c in enumerate(cells):
         try:
             configs[i] = cell_config(c.algorithm, c.dataset, c.seed, b, per_algo[c.algorithm], device, None)
@@ -271,7 +272,8 @@ def _preface(spec, b, n_seeds, cells, rows, data, made, overrides) -> list:
             "of the mean over seeds)."
         )
     )
-    table_rows, errors = [], {}
+    table_rows = []
+    errors: dict[str, int] = {}  # each failure's text -> its footnote number
     for r in rows:
         ours = r["ours"]
         failed = ", ".join(f"[{errors.setdefault(e, len(errors) + 1)}]" for e in r["errors"])

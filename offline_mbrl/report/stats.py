@@ -25,10 +25,12 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rliable import library, metrics
 from scipy import stats
 
@@ -64,7 +66,11 @@ class Interval:
         return self.low is not None
 
     def contains(self, value: float) -> bool | None:
-        return None if not self.has_ci else bool(self.low <= value <= self.high)
+        if self.low is None:  # not self.has_ci
+            return None
+        if self.high is None:  # what `low <= value <= None` raises
+            raise TypeError("'<=' not supported between instances of 'float' and 'NoneType'")
+        return bool(self.low <= value <= self.high)
 
     def fmt(self, digits: int = 2) -> str:
         if not self.has_ci:
@@ -101,7 +107,7 @@ class Bootstrap:
             TimeElapsedColumn(),
             disable=not progress,
         )
-        self._task = None
+        self._task: TaskID | None = None  # set on entering
 
     def __enter__(self) -> Bootstrap:
         self._bar.__enter__()
@@ -112,10 +118,16 @@ class Bootstrap:
         self._bar.__exit__(*exc)
 
     def plan(self, jobs: int) -> None:
-        self._bar.update(self._task, total=self._bar.tasks[0].total + jobs)
+        total = cast(float, self._bar.tasks[0].total)  # the one task, created with total=0
+        self._bar.update(self._entered_task(), total=total + jobs)
 
     def step(self, label: str) -> None:
-        self._bar.update(self._task, description=label, advance=1)
+        self._bar.update(self._entered_task(), description=label, advance=1)
+
+    def _entered_task(self) -> TaskID:
+        if self._task is None:  # used outside `with`: the KeyError rich raises for an unknown task
+            raise KeyError(None)
+        return self._task
 
     def interval(self, scores, func: Callable, reps: int, label: str) -> np.ndarray:
         """`(3, ...)`: point, low, high of `func` on `scores` (an array, or a list for paired metrics)."""
@@ -158,14 +170,14 @@ def scope_stats(scope: Scope, boot: Bootstrap) -> ScopeStats:
     aggregates = {}
     if norm:
         for m in methods:
-            x = scope.matrix(m)
+            scores = scope.matrix(m)
             if scope.single_run(m):
                 aggregates[m] = {
-                    k: Interval(float(v)) for k, v in zip(METRICS, aggregate_metrics(x), strict=True)
+                    k: Interval(float(v)) for k, v in zip(METRICS, aggregate_metrics(scores), strict=True)
                 }
                 boot.step(f"{scope.name}: {m} (one run: no interval)")
                 continue
-            est = boot.interval(x, aggregate_metrics, boot.reps, f"{scope.name}: aggregates of {m}")
+            est = boot.interval(scores, aggregate_metrics, boot.reps, f"{scope.name}: aggregates of {m}")
             aggregates[m] = {k: Interval(*map(float, est[:, i])) for i, k in enumerate(METRICS)}
     improvement = {}
     for x, y in pairs:
@@ -178,7 +190,9 @@ def scope_stats(scope: Scope, boot: Bootstrap) -> ScopeStats:
             p = Interval(*map(float, est[:, 0]))
         improvement[(x, y)] = p
         # P(Y > X) = 1 - P(X > Y) exactly: Mann-Whitney's U counts ties as one half on both sides.
-        improvement[(y, x)] = Interval(1 - p.point, *((1 - p.high, 1 - p.low) if p.has_ci else ()))
+        # p.has_ci, spelled out for mypy: p has both bounds or neither (made just above)
+        flipped = (1 - p.high, 1 - p.low) if p.low is not None and p.high is not None else ()
+        improvement[(y, x)] = Interval(1 - p.point, *flipped)
     result = ScopeStats(scope, aggregates, improvement, task_means(scope, boot))
     if norm:
         tau, profiles, cis = performance_profiles(scope, boot)
@@ -193,13 +207,16 @@ def task_means(scope: Scope, boot: Bootstrap) -> dict[tuple[str, str], Interval]
         score = scope.matrix(m, "score") * SCORE_SCALE if scope.norm_tasks else None
         raw = scope.matrix(m, "raw")
         for j, task in enumerate(scope.tasks):
-            column = score[:, [scope.norm_tasks.index(task)]] if task in scope.norm_tasks else raw[:, [j]]
+            if score is not None and task in scope.norm_tasks:  # score is None only without normalised tasks
+                column = score[:, [scope.norm_tasks.index(task)]]
+            else:
+                column = raw[:, [j]]
             out[(m, task)] = mean_interval(column, boot.pair_reps, boot.seed)
         boot.step(f"{scope.name}: per-task means of {m}")
     return out
 
 
-def mean_interval(values: np.ndarray, reps: int, seed: int = 0) -> Interval:
+def mean_interval(values: npt.ArrayLike, reps: int, seed: int = 0) -> Interval:
     """The mean of `values` (runs, or `(runs, tasks)`) with its stratified-bootstrap 95% interval."""
     x = np.asarray(values, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -34,7 +35,8 @@ def describe(study: optuna.Study) -> dict:
     trials = study.get_trials(deepcopy=False)
     retried_as = {t.system_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.system_attrs}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = max(complete, key=lambda t: cast(float, t.value)) if complete else None  # complete: has a value
+    importances: dict[str, float | str]  # the importances, or why there are none
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -36,7 +36,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
@@ -68,11 +68,10 @@ class Param:
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.key, list(self.choices))
+        low, high = cast(float, self.low), cast(float, self.high)  # the parser sets both for float and int
         if self.kind == "int":
-            return trial.suggest_int(
-                self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
-            )
-        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
+            return trial.suggest_int(self.key, int(low), int(high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.key, low, high, step=self.step, log=self.log)
 
     def corners(self) -> tuple[Any, Any]:
         if self.kind == "categorical":
@@ -189,7 +188,8 @@ def validate(space: Space, algo: str, dataset: str, steps: int | None, extra: li
     keys = flat_keys(base)
     for p in space.params:
         if p.key in DERIVED:
-            if p.kind != "float" or p.low <= 0 or p.high > 1:
+            # a float parameter has both bounds (the parser sets them)
+            if p.kind != "float" or cast(float, p.low) <= 0 or cast(float, p.high) > 1:
                 raise UserError(f"{space.path}: '{p.key}' is a fraction: type float with 0 < low < high <= 1")
             continue
         if p.key in RESERVED:

@@ -28,8 +28,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -73,7 +75,11 @@ class JournalHeartbeat(JournalStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        last = {t._trial_id: t.system_attrs.get("heartbeat", t.datetime_start.timestamp()) for t in running}
+        # a running trial always has its start time
+        last = {
+            t._trial_id: t.system_attrs.get("heartbeat", cast(datetime, t.datetime_start).timestamp())
+            for t in running
+        }
         return [trial_id for trial_id, beat in last.items() if now - beat > 2 * self._interval]
 
     def get_heartbeat_interval(self) -> int:
@@ -96,7 +102,7 @@ def default_journal(study: str) -> Path:
 
 def open_storage(
     study: str, url: str | None, heartbeat: int = 60, create: bool = True
-) -> tuple[optuna.storages.BaseStorage, Callable[[], contextlib.AbstractContextManager], str]:
+) -> tuple[JournalHeartbeat | RDBStorage, Callable[[], contextlib.AbstractContextManager], str]:
     """(storage, claim lock factory, printable location); unreachable or unsupported URLs are UserErrors."""
     if url is None or "://" not in url:
         path = Path(url) if url else default_journal(study)

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -89,7 +89,7 @@ class SweepSpec:
 
 
 def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    startup = {} if spec.startup_trials is None else {"n_startup_trials": spec.startup_trials}
+    startup: dict[str, Any] = {} if spec.startup_trials is None else {"n_startup_trials": spec.startup_trials}
     if spec.sampler == "gp":  # Bayesian optimisation: a Gaussian process with log-EI (torch, scipy)
         return optuna.samplers.GPSampler(seed=spec.seed, **startup)
     if spec.sampler == "cmaes":
@@ -332,7 +332,8 @@ def run_sweep(
                     seen.add(t.number)
                     if progress:
                         bar.console.print(trial_line(t))
-            best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
+            # a complete trial has a value
+            best = max((cast(float, t.value) for t in trials if t.state == TrialState.COMPLETE), default=None)
             done = sum(map(counts, trials))
             bar.update(
                 task, completed=min(done, spec.trials), info="" if best is None else f"best {best:.2f}"
