@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from offline_mbrl.algorithm_spec import LearningCheck
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
@@ -149,3 +149,17 @@ def load_sac_policy(
     actor.load_state_dict(state["actor"])
     actor.to(device).eval()
     return ActorPolicy(lambda o: actor(o, deterministic=True)[0], device)
+
+
+def model_based_spec(
+    name: str, config_type: type[ModelBasedConfig], train: TrainFn, paper: str, **fields: Any
+) -> AlgorithmSpec:
+    """The spec of an algorithm built on this loop: its SAC policy loader, the shared tiny test settings,
+    budgets and learning check, unless `fields` says otherwise (presets, more test settings)."""
+    defaults: dict[str, Any] = {
+        "load_policy": load_sac_policy,
+        "test_settings": TEST_SETTINGS,
+        "budgets": BUDGETS,
+        "learning_check": LEARNING_CHECK,
+    }
+    return AlgorithmSpec(name, config_type, train, paper=paper, **{**defaults, **fields})

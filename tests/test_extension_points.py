@@ -338,7 +338,7 @@ def test_every_config_field_has_a_one_line_description(algo):
 def test_field_docs_read_trailing_and_preceding_comments():
     docs = field_docs(get_spec("ravl").config_type)
     assert docs["eta"].startswith("η, the EDAC diversity weight")
-    assert docs["actor_lr_cosine"].startswith("the reference's constant actor lr")  # the comment above it
+    assert docs["actor_lr_cosine"].startswith("anneal the actor lr (off: RAVL's")  # the comment above it
     assert docs["horizon"] == "h, the length of each model rollout"  # inherited from ModelBasedConfig
 
 

@@ -141,3 +141,9 @@ def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path):
         "error: algorithm plugin 'broken' (acme_broken:SPEC) from package acme-rl failed to load: "
         "RuntimeError: boom"
     ]
+
+
+def test_the_readme_shows_the_example_as_it_is():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("pyproject.toml", "rewclip.py"):
+        assert (EXAMPLE / name).read_text() in readme, f"README's copy of examples/rewclip/{name} is stale"

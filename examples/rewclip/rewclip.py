@@ -10,15 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from offline_mbrl import AlgorithmSpec
-from offline_mbrl.model_based import (
-    BUDGETS,
-    TEST_SETTINGS,
-    Hooks,
-    ModelBasedConfig,
-    load_sac_policy,
-    train_model_based,
-)
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
 from offline_mbrl.rollout import Step, with_extras
 
 
@@ -38,12 +30,5 @@ def train(cfg, dataset, dynamics, run):
     return train_model_based(cfg, dataset, dynamics, run, Hooks(step=clip))
 
 
-SPEC = AlgorithmSpec(
-    name="rewclip",
-    config_type=RewClipConfig,
-    train=train,
-    load_policy=load_sac_policy,
-    paper="an example plugin (MBPO, Janner et al. 2019, with clipped model rewards)",
-    test_settings=TEST_SETTINGS,
-    budgets=BUDGETS,
-)
+# An offline_mbrl.AlgorithmSpec with the shared loop's policy loader, test settings and budgets filled in
+SPEC = model_based_spec("rewclip", RewClipConfig, train, "example: MBPO with clipped model rewards")

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
-from offline_mbrl.model_based import (
-    BUDGETS,
-    LEARNING_CHECK,
-    TEST_SETTINGS,
-    ModelBasedConfig,
-    load_sac_policy,
-    train_model_based,
-)
+from offline_mbrl.model_based import ModelBasedConfig, model_based_spec, train_model_based
 from offline_mbrl.run import Run
 
 
@@ -35,13 +27,4 @@ def train(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynam
     return train_model_based(cfg, dataset, dynamics, run)
 
 
-SPEC = AlgorithmSpec(
-    name="mbpo",
-    config_type=MBPOConfig,
-    train=train,
-    load_policy=load_sac_policy,
-    paper="Janner et al., NeurIPS 2019 (MBPO)",
-    test_settings=TEST_SETTINGS,
-    budgets=BUDGETS,
-    learning_check=LEARNING_CHECK,
-)
+SPEC = model_based_spec("mbpo", MBPOConfig, train, "Janner et al., NeurIPS 2019 (MBPO)")

@@ -14,19 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
-from offline_mbrl.model_based import (
-    BUDGETS,
-    LEARNING_CHECK,
-    TEST_SETTINGS,
-    Hooks,
-    ModelBasedConfig,
-    load_sac_policy,
-    train_model_based,
-)
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
 from offline_mbrl.penalties import PENALTIES, Members, PenaltyName
 from offline_mbrl.rollout import Step, StepHook, with_extras
 from offline_mbrl.run import Run
@@ -75,14 +66,6 @@ def train(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: Dynam
     return train_model_based(cfg, dataset, dynamics, run, hooks)
 
 
-SPEC = AlgorithmSpec(
-    name="mopo",
-    config_type=MOPOConfig,
-    train=train,
-    load_policy=load_sac_policy,
-    paper="Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
-    presets=PAPER_PRESETS,
-    test_settings=TEST_SETTINGS,
-    budgets=BUDGETS,
-    learning_check=LEARNING_CHECK,
+SPEC = model_based_spec(
+    "mopo", MOPOConfig, train, "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022", presets=PAPER_PRESETS
 )

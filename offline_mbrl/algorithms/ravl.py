@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
+from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
 from offline_mbrl.model_based import (
-    BUDGETS,
     LEARNING_CHECK,
     TEST_SETTINGS,
     Hooks,
     ModelBasedConfig,
-    load_sac_policy,
+    model_based_spec,
     train_model_based,
 )
 from offline_mbrl.run import Run
@@ -48,7 +47,7 @@ def _ravl_sac() -> SACConfig:
 @dataclass(frozen=True)
 class RAVLConfig(ModelBasedConfig):
     eta: float = 1.0  # η, the EDAC diversity weight (0: plain SAC with N critics)
-    # the reference's constant actor lr (ModelBasedConfig's default anneals it, as MOPO's reference does)
+    # anneal the actor lr (off: RAVL's reference keeps it constant; MOPO's reference anneals it)
     actor_lr_cosine: bool = False
     sac: SACConfig = field(default_factory=_ravl_sac)  # N = 10 critics, 3x256, EDAC init, every lr 3e-4
 
@@ -64,14 +63,12 @@ def train(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: Dynam
 # thousand steps on a CPU.
 _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
-SPEC = AlgorithmSpec(
-    name="ravl",
-    config_type=RAVLConfig,
-    train=train,
-    load_policy=load_sac_policy,
-    paper="Sims et al., NeurIPS 2024 (RAVL)",
+SPEC = model_based_spec(
+    "ravl",
+    RAVLConfig,
+    train,
+    "Sims et al., NeurIPS 2024 (RAVL)",
     test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
-    budgets=BUDGETS,
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *_CPU_CRITICS)
     ),

@@ -189,7 +189,7 @@ def datasets_families(
 
 @app.command("train")
 def train_cmd(
-    algo: Annotated[str, typer.Option(help="algorithm: mbpo, mopo, ravl, bc")],
+    algo: Annotated[str, typer.Option(help="algorithm: mbpo, mopo, ravl, bc, or an installed plugin's")],
     dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
     seed: Annotated[
         int, typer.Option(help="run seed (also the dynamics seed unless dynamics_seed is set)")
@@ -229,7 +229,7 @@ def train_cmd(
 
 @app.command("config")
 def config_cmd(
-    algo: Annotated[str, typer.Option(help="algorithm")],
+    algo: Annotated[str, typer.Option(help="algorithm (built-in or an installed plugin's)")],
     dataset: Annotated[str, typer.Option(help="dataset")] = "hopper-medium",
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
     preset: Annotated[str | None, typer.Option(help="'paper'")] = None,

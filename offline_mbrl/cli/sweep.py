@@ -1,8 +1,8 @@
 """`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`); `sweep show` and `sweep export` one.
 
-A thin layer over `offline_mbrl.sweep.study`. The group's own options run a sweep when no subcommand follows;
-`cli.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and `python -m offline_mbrl.cli.sweep`
-runs it alone.
+A thin layer over `offline_mbrl.sweep.study`. The group's own options run a sweep when no subcommand
+follows; `cli/main.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and
+`python -m offline_mbrl.cli.sweep` runs it alone.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sweep_app = typer.Typer(
 @sweep_app.callback()
 def sweep_run(
     ctx: typer.Context,
-    algo: Annotated[str | None, typer.Option(help="algorithm: mbpo, mopo, ravl, ...")] = None,
+    algo: Annotated[str | None, typer.Option(help="algorithm: mbpo, mopo, ravl, ... or a plugin's")] = None,
     dataset: Annotated[
         list[str] | None, typer.Option(help="dataset; repeat for several (the objective averages them)")
     ] = None,

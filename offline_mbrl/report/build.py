@@ -1,8 +1,8 @@
 """Reports: finished runs -> tidy table -> rliable statistics -> `report.md`, `report.html`, figures, tables.
 
 `make_report(paths, out)` reads the runs under `paths` (files only: the report layer never imports
-algorithm code; see `report_table`), checks them, computes the statistics (`report_stats`), draws the
-figures (`report_figures`) and writes, all or nothing, the folder `out`:
+algorithm code; see `report.table`), checks them, computes the statistics (`report.stats`), draws the
+figures (`report.figures`) and writes, all or nothing, the folder `out`:
 
     report.md  report.html       the report (the HTML is self-contained: figures embedded)
     results.csv  results.parquet the tidy table, one row per run and scope (nominal MDP, family member)

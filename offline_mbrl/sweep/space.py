@@ -132,7 +132,7 @@ def load_space(path: Path) -> Space:
         why = (
             f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else "needs `algorithm` and [params]"
         )
-        raise UserError(f"{path}: {why} (the format is in offline_mbrl/sweep_space.py)")
+        raise UserError(f"{path}: {why} (the format is in offline_mbrl/sweep/space.py)")
     params = tuple(_param(path, key, spec) for key, spec in raw["params"].items())
     if not params:
         raise UserError(f"{path}: [params] is empty: nothing to search")

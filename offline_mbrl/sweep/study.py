@@ -12,8 +12,8 @@ positions. A trial that diverges or raises is recorded FAIL with its reason and 
 same command on other machines) claims trials until N count (complete, pruned, or failed by their own
 config), counting and creating each trial under one lock so that N is exact. Workers record heartbeats;
 a trial stopped by Ctrl-C, or whose worker was killed, is retried with the same parameters, reusing its
-finished runs. Storage, locks and heartbeats are in `sweep_storage`, the space format in `sweep_space`,
-show and export in `sweep_results`.
+finished runs. Storage, locks and heartbeats are in `sweep.storage`, the space format in `sweep.space`,
+show and export in `sweep.results`.
 
 The study records what its values mean (algorithm, datasets, objective, steps, seeds, the space's
 fingerprint); a command that disagrees is refused, so values of different objectives never mix.
