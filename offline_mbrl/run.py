@@ -5,10 +5,15 @@ the run does the rest. Metrics are summed on the device and read back once per `
 host sync), which is also where divergence is detected: a non-finite or exploding loss stops the run
 with a one-line message, and the last checkpoint (always written right after a healthy flush) is kept.
 
+An algorithm with several stages runs each as a named phase (`run.loop(state, phase="behaviour",
+steps=N)`, `run.once("rollouts", build)`): rows carry the phase, checkpoints say which phase they belong
+to, and each finished stage's end state is kept in `phase-<name>.pt` until the run finishes, so a resumed
+run skips finished stages and continues inside the one it was in.
+
 Files (one row per run, read by sweeps and reports): `config.json` (resolved config, dataset fingerprint,
 the key of every cached artefact used, code version), `metrics.jsonl` (the training curve), `final.json`
 (every episode return of the final evaluation, normalised score, steps, wall time, device),
-`checkpoint.pt`.
+`checkpoint.pt` and `phase-*.pt` while it is unfinished.
 """
 
 from __future__ import annotations
@@ -96,9 +101,9 @@ class Run:
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:  # a restart: stage states of an earlier attempt must not be resumed from later
-            for stale in out_dir.glob("phase-*.pt"):
-                stale.unlink()
+        if not resume:  # a restart: an earlier attempt's checkpoint and stage states must not be resumed
+            for stale in [out_dir / "checkpoint.pt", *out_dir.glob("phase-*.pt")]:
+                stale.unlink(missing_ok=True)
         self._write_config()
 
     def _write_config(self) -> None:
