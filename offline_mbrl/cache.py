@@ -115,11 +115,12 @@ def temp_dir_beside(path: Path) -> Path:
 # ---- the artefact store -----------------------------------------------------------------------------
 
 
-def _kind_dir(kind: str) -> Path:
+def _kind_dir(kind: str, create: bool = True) -> Path:
     if kind not in KINDS:
         raise UserError(f"unknown artefact kind '{kind}'; kinds: {', '.join(KINDS)}")
     path = cache_root() / kind
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -182,17 +183,20 @@ def key_lock(lock_file: Path, waiting: str | None = None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_manifest(entry: Path) -> tuple[dict[str, Any], bool]:
+def _read_manifest(entry: Path) -> tuple[dict[str, Any], bool] | None:
     """An entry's manifest and whether the entry is damaged (manifest unreadable, or a file missing or
-    of another size than when it was published)."""
-    try:
-        if not (entry / MANIFEST).exists() and (entry / "report.json").is_file():
-            # a dynamics entry published before the store wrote manifests: its report describes it
+    of another size than when it was published); None for a folder the store did not publish."""
+    if not (entry / MANIFEST).exists():
+        if not (entry / "report.json").is_file():
+            return None
+        # a dynamics entry published before the store wrote manifests: its report describes it
+        try:
             report = json.loads((entry / "report.json").read_text())
-            return {
-                **report,
-                "summary": f"{report['epochs']} epochs, elite MSE {report['elite_mse']:.5f}",
-            }, False
+            summary = f"{report['epochs']} epochs, elite MSE {report['elite_mse']:.5f}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}, True
+        return {**report, "summary": summary}, not (entry / "model.pt").is_file()
+    try:
         manifest = json.loads((entry / MANIFEST).read_text())
         files = manifest["files"]
         damaged = any(
@@ -209,11 +213,14 @@ def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
     created, damaged, and the manifest itself."""
     rows = []
     for k in KINDS if kind is None else [kind]:
-        folder = _kind_dir(k)
-        for entry in sorted(folder.iterdir()):
+        folder = _kind_dir(k, create=False)
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
             if not entry.is_dir() or entry.name.startswith("."):  # locks and in-flight publishes
                 continue
-            manifest, damaged = _read_manifest(entry)
+            read = _read_manifest(entry)
+            if read is None:  # not published by the store: never listed, never removed
+                continue
+            manifest, damaged = read
             size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
             rows.append(
                 {
@@ -233,7 +240,8 @@ def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
 
 def clear_artefacts(kind: str | None = None, dataset: str | None = None) -> int:
     """Remove every entry (of one kind, or of one dataset: id or short name; damaged entries always
-    go); return how many. Only entry folders the store published are touched."""
+    go); return how many. Only entry folders the store published (with a manifest, or a round-1
+    dynamics report) are touched."""
     removed = 0
     for row in list_artefacts(kind):
         if dataset is None or row["damaged"] or dataset in (row["dataset_id"], row["dataset_name"]):

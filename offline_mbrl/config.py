@@ -276,7 +276,10 @@ def dynamics_config_from_overrides(seed: int, overrides: list[str]) -> DynamicsC
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key.startswith("dynamics."):
-            raise UserError(f"--set {item}: dynamics fit takes dynamics.KEY=VALUE (as train does)")
+            raise UserError(
+                f"--set {item}: dynamics fit takes the keys train takes, dynamics.KEY=VALUE "
+                f"(e.g. dynamics.{key.removeprefix('dynamics.') or 'members'}={value.strip() or 5})"
+            )
         items[key.removeprefix("dynamics.")] = value.strip()
     return set_paths(dataclasses.replace(DynamicsConfig(), seed=seed), items, "dynamics.")
 

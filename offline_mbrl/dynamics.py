@@ -428,7 +428,8 @@ def _provenance(dataset: OfflineDataset, cfg: DynamicsConfig, key: str) -> dict:
 
 def _damaged(entry: Path, why: str) -> UserError:
     return UserError(
-        f"dynamics cache entry {entry} is damaged ({why}); run `offline-mbrl cache clear` and retry"
+        f"dynamics cache entry {entry} is damaged ({why}); "
+        "run `offline-mbrl cache clear --kind dynamics` and retry"
     )
 
 

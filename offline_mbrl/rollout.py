@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -43,18 +44,35 @@ class Step:
 StepHook = Callable[[Step], Step]
 
 
+class Composed:
+    """Hooks applied in order, as one hook; the state of its stateful parts (any with `state_dict`) is
+    its own, so a composed hook is checkpointed like any other."""
+
+    def __init__(self, hooks: list[StepHook]):
+        self.hooks = hooks
+
+    def __call__(self, step: Step) -> Step:
+        for hook in self.hooks:
+            step = hook(step)
+        return step
+
+    def _stateful(self) -> dict[str, Any]:
+        return {str(i): h for i, h in enumerate(self.hooks) if hasattr(h, "state_dict")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {i: h.state_dict() for i, h in self._stateful().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for i, h in self._stateful().items():
+            h.load_state_dict(state[i])
+
+
 def compose(*hooks: StepHook | None) -> StepHook | None:
     """One hook that applies `hooks` in order (None entries skipped); None if there are none."""
     active = [h for h in hooks if h is not None]
     if len(active) <= 1:
         return active[0] if active else None
-
-    def composed(step: Step) -> Step:
-        for hook in active:
-            step = hook(step)
-        return step
-
-    return composed
+    return Composed(active)
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,10 @@ class Run:
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:  # a restart: an earlier attempt's checkpoint and stage states must not be resumed
-            for stale in [out_dir / "checkpoint.pt", *out_dir.glob("phase-*.pt")]:
-                stale.unlink(missing_ok=True)
+        if not resume:  # a restart: nothing of an earlier attempt may be resumed or reused
+            stale = ["checkpoint.pt", "final.json", "policy.pt", "phase-*.pt", "family_*.json"]
+            for path in [p for pattern in stale for p in out_dir.glob(pattern)]:
+                path.unlink()
         self._write_config()
 
     def _write_config(self) -> None:

@@ -244,6 +244,20 @@ def test_phases_log_separately_and_a_killed_run_resumes_in_its_phase(
 # ---- one rule for an existing run folder ------------------------------------------------------------
 
 
+def test_a_restart_leaves_nothing_of_the_earlier_attempt(tiny_data, register, tmp_path, monkeypatch):
+    register(STAGED)
+    cfg = build_config("staged", tiny_data, seed=1, steps=60, overrides=PHASED)
+    execute(cfg, tmp_path, progress=False)
+    out = run_dir_for(cfg, tmp_path)
+    (out / "family_pf.json").write_text("{}")  # an evaluation of the old policy
+    restore = kill_at(monkeypatch, lambda step, phase: phase == "first" and step == 10)
+    with pytest.raises(KeyboardInterrupt):
+        execute(cfg, tmp_path, force=True, progress=False)
+    restore()
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]  # killed before its first row
+    assert run_mode(out) == "new"
+
+
 def test_run_mode_decides_reuse_resume_and_restart(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -285,6 +299,26 @@ def test_the_artefact_store_builds_each_kind_once_lists_and_clears_it():
     assert clear_artefacts("rollouts") == 1 and [r["kind"] for r in list_artefacts()] == ["behaviour_policy"]
     with pytest.raises(UserError, match="unknown artefact kind 'models'; kinds: dynamics"):
         get_or_build("models", "k", build)
+
+
+def test_the_store_lists_and_clears_only_what_it_published(isolated_roots):
+    from offline_mbrl.cache import cache_root
+
+    assert list_artefacts() == [] and not (cache_root() / "rollouts").exists()  # listing creates nothing
+    mine = cache_root() / "dynamics" / "my_notes"  # a user's own folder inside the cache
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    legacy = cache_root() / "dynamics" / "0123abcd"  # a round-1 entry: report.json, no manifest
+    legacy.mkdir()
+    (legacy / "report.json").write_text(json.dumps({"epochs": 3, "elite_mse": 0.5, "dataset_id": "d"}))
+    rows = list_artefacts()
+    assert [(r["key"], r["damaged"], r["summary"]) for r in rows] == [
+        ("0123abcd", True, "3 epochs, elite MSE 0.50000")
+    ]
+    (legacy / "model.pt").write_bytes(b"weights")
+    assert [r["damaged"] for r in list_artefacts()] == [False]
+    assert clear_artefacts() == 1
+    assert (mine / "notes.txt").read_text() == "keep me" and not legacy.exists()
 
 
 def test_a_failed_build_publishes_nothing():
@@ -352,7 +386,9 @@ def test_config_command_prints_each_value_beside_its_meaning():
 def test_dynamics_fit_takes_the_same_keys_as_train():
     cfg = dynamics_config_from_overrides(3, ["dynamics.members=5", "dynamics.elites=2"])
     assert (cfg.members, cfg.elites, cfg.seed) == (5, 2, 3)
-    with pytest.raises(UserError, match="dynamics fit takes dynamics.KEY=VALUE"):
+    with pytest.raises(
+        UserError, match=r"takes the keys train takes, dynamics.KEY=VALUE \(e.g. dynamics.members=5\)"
+    ):
         dynamics_config_from_overrides(0, ["members=5"])
     with pytest.raises(UserError, match="unknown config key 'dynamics.membrs'"):
         dynamics_config_from_overrides(0, ["dynamics.membrs=5"])

@@ -161,3 +161,27 @@ def test_mix_keeps_which_rows_came_from_the_model():
     picked = mixed.index(torch.tensor([0, 4, 7]))
     assert picked.from_model.tolist() == [False, True, True]
     assert real.from_model is None and real.index(torch.tensor([1])).from_model is None
+
+
+def test_a_composed_hook_keeps_the_state_of_its_stateful_parts():
+    class Counter:  # a stateful filter (MOREC's keeps statistics; a checkpoint must hold them)
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, step):
+            self.calls += 1
+            return step
+
+        def state_dict(self):
+            return {"calls": self.calls}
+
+        def load_state_dict(self, state):
+            self.calls = state["calls"]
+
+    counter = Counter()
+    both = compose(counter, lambda step: step)
+    rollout(LineWorld(), step_right, torch.zeros(2, 1), 3, beyond(100.0), both)
+    assert both.state_dict() == {"0": {"calls": 3}}
+    fresh = Counter()
+    compose(fresh, lambda step: step).load_state_dict(both.state_dict())
+    assert fresh.calls == 3

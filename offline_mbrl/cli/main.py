@@ -62,7 +62,7 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
     for key in ("algorithm_name", "description", "code_permalink", "minari_version"):
         if key in meta:
             console.print(f"  {key}: {meta[key]}")
-    console.print(f"  environment: {spec.gym_id} (environment: {spec.env or 'unknown'})")
+    console.print(f"  environment: {spec.gym_id} (short name: {spec.env or 'unknown'})")
     console.print(f"  transitions: {len(ds):,}  episodes: {len(ds.episode_lengths):,}")
     console.print(
         f"  terminals: {int(ds.data.term.sum()):,}  time-outs: {int(ds.timeout.sum()):,}  "

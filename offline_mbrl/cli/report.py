@@ -1,7 +1,8 @@
 """The `report`, `evaluate`, `reproduce` and `compare` subcommands, mounted on the main app by `register`.
 
-Thin layers over `report.make_report`, `family_eval.evaluate_family`, `reproduce.reproduce` and
-`reproduce.compare`; heavy imports happen inside the commands so `offline-mbrl --help` stays fast.
+Thin layers over `report.build.make_report`, `experiments.family_eval.evaluate_family`,
+`experiments.reproduce.reproduce` and `experiments.cells.compare`; heavy imports happen inside the
+commands so `offline-mbrl --help` stays fast.
 """
 
 from __future__ import annotations
