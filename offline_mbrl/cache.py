@@ -48,7 +48,13 @@ def cache_root() -> Path:
     """The artefact store: `$OFFLINE_MBRL_CACHE`, else `~/.cache/offline-mbrl`."""
     root = os.environ.get("OFFLINE_MBRL_CACHE") or os.path.join(Path.home(), ".cache", "offline-mbrl")
     path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"the artefact cache {path} is not a usable folder ({exc.strerror}); "
+            "set OFFLINE_MBRL_CACHE to a writable folder"
+        ) from None
     return path
 
 
@@ -142,7 +148,7 @@ def get_or_build(
     if entry.exists():
         return entry, False
     waiting = f"waiting for another process building {kind} {key} ..." if verbose else None
-    with key_lock(entry.parent / f".{key}.lock", waiting):
+    with _writing(entry), key_lock(entry.parent / f".{key}.lock", waiting):
         if entry.exists():  # another process published it while we waited
             return entry, False
         with atomic_path(entry) as tmp:
@@ -161,9 +167,22 @@ def get_or_build(
 
 
 @contextlib.contextmanager
+def _writing(entry: Path) -> Iterator[None]:
+    """A read-only or full cache is one line; atomic_path has already removed the partial entry."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {entry.parent.name} artefact {entry.name} in {entry.parent.parent} "
+            f"({exc.strerror or exc}); nothing was published: free space or set OFFLINE_MBRL_CACHE"
+        ) from None
+
+
+@contextlib.contextmanager
 def key_lock(lock_file: Path, waiting: str | None = None) -> Iterator[None]:
-    """Hold an exclusive `fcntl` lock on `lock_file` (POSIX; elsewhere the atomic publish alone still
-    leaves one valid entry, at the cost of a duplicate build). `waiting` is printed if another holds it.
+    """Hold an exclusive `fcntl` lock on `lock_file`, released by the kernel if the holder dies (POSIX;
+    elsewhere the store's atomic publish alone still leaves one valid entry, at the cost of a duplicate
+    build). `waiting` is printed if another process holds it. The sweep's claim and run locks use it too.
 
     The lock file stays: deleting it would let a third process lock a new inode while the first builds.
     """
@@ -247,7 +266,12 @@ def clear_artefacts(kind: str | None = None, dataset: str | None = None) -> int:
         if dataset is None or row["damaged"] or dataset in (row["dataset_id"], row["dataset_name"]):
             entry = artefact_path(row["kind"], row["key"])
             trash = entry.parent / f".{entry.name}.removed-{uuid.uuid4().hex[:8]}"
-            entry.rename(trash)  # readers see the whole entry or none of it
+            try:
+                entry.rename(trash)  # readers see the whole entry or none of it
+            except OSError as exc:
+                raise UserError(
+                    f"cannot remove {entry} ({exc.strerror}); {removed} removed before it"
+                ) from None
             shutil.rmtree(trash, ignore_errors=True)
             removed += 1
     return removed

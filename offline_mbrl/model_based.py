@@ -31,7 +31,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import DynamicsEnsemble
 from offline_mbrl.policies import ActorPolicy
-from offline_mbrl.rollout import ModelBuffer, StepHook, mix, rollout
+from offline_mbrl.rollout import ModelBuffer, StepHook, mix, model_rows, rollout
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.termination import termination_fn
@@ -106,6 +106,7 @@ def train_model_based(
     terminated = termination_fn(spec.env, spec.gym_id)
     buffer = ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
     n_real = round(a.batch_size * a.real_ratio)
+    from_model = model_rows(n_real, a.batch_size - n_real, device)  # the same rows every update
     gen = run.generator
 
     def explore(obs: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,10 @@ def train_model_based(
         real = dataset.sample(n_real, gen)
         model = buffer.sample(a.batch_size - n_real, gen)
         metrics = sac.update(
-            mix(real, model), critic_reg=hooks.critic_reg, target_penalty=hooks.target_penalty, generator=gen
+            mix(real, model, from_model),
+            critic_reg=hooks.critic_reg,
+            target_penalty=hooks.target_penalty,
+            generator=gen,
         )
         run.log(metrics)
     return policy(), {"actor": sac.actor.state_dict()}

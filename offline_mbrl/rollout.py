@@ -181,11 +181,19 @@ class ModelBuffer:
             getattr(self, k)[: self.size] = state[k].to(self.obs.device)
 
 
-def mix(real: Batch, model: Batch) -> Batch:
-    """Real rows first, then model rows; `from_model` marks the model rows."""
+def model_rows(n_real: int, n_model: int, device: torch.device | str) -> torch.Tensor:
+    """The `from_model` mask of a mixed batch: `(n_real + n_model,)` bool, real rows first."""
+    from_model = torch.ones(n_real + n_model, dtype=torch.bool, device=device)
+    from_model[:n_real] = False
+    return from_model
+
+
+def mix(real: Batch, model: Batch, from_model: torch.Tensor | None = None) -> Batch:
+    """Real rows first, then model rows; `from_model` marks the model rows (pass `model_rows(...)` made
+    once to save two kernel launches per update)."""
     fields = ("obs", "act", "rew", "next_obs", "term")
-    from_model = torch.ones(len(real) + len(model), dtype=torch.bool, device=real.obs.device)
-    from_model[: len(real)] = False
+    if from_model is None:
+        from_model = model_rows(len(real), len(model), real.obs.device)
     return Batch(
         **{f: torch.cat([getattr(real, f), getattr(model, f)]) for f in fields}, from_model=from_model
     )

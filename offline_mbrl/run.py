@@ -220,6 +220,15 @@ class Run:
             self._ckpt = self._load(self.dir / "checkpoint.pt")
         return self._ckpt
 
+    def _finished(self, phase: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        """On resume, a stage that finished before: its end state restored and its payload returned."""
+        if not (self._resume and self._phase_file(phase).exists()):
+            return None
+        payload = self._load(self._phase_file(phase))
+        self._restore(payload, state, rows=False)
+        self._lines_done = payload["metrics_lines"]
+        return payload
+
     def _enter(self, phase: str, state: dict[str, Any]) -> int | None:
         """Where `phase` starts: None if it finished before (its end state restored), else its step."""
         if not self._resume:
@@ -227,10 +236,7 @@ class Run:
                 (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             self._entered = True
             return 0
-        if self._phase_file(phase).exists():
-            payload = self._load(self._phase_file(phase))
-            self._restore(payload, state, rows=False)
-            self._lines_done = payload["metrics_lines"]
+        if self._finished(phase, state) is not None:
             return None
         ckpt = self._checkpoint()
         if ckpt is not None and ckpt.get("phase", MAIN) == phase:
@@ -303,13 +309,10 @@ class Run:
     def once(self, phase: str, build: Callable[[], T]) -> T:
         """A stage without gradient steps (collect rollouts): `build()` runs once and its result is kept
         (`phase-<name>.pt`), so a resumed run reuses it. Metrics it logs become one row with `phase`."""
-        if self._resume and self._phase_file(phase).exists():
-            payload = self._load(self._phase_file(phase))
-            self._restore(payload, {}, rows=False)
-            self._lines_done = payload["metrics_lines"]
-            return payload["result"]
-        if self._enter(phase, {}) is None:  # pragma: no cover - handled above
-            raise AssertionError
+        done = self._finished(phase, {})
+        if done is not None:
+            return done["result"]
+        self._enter(phase, {})
         result = build()
         if self._counts:
             self._flush(0, None, {"phase": phase})

@@ -175,6 +175,7 @@ def staged_train(cfg, dataset, dynamics, run):
 
     def collect():
         CALLS["collect"] += 1
+        run.use_artefact("rollouts", "toy-key")  # as if built in the store: config.json names it
         run.log({"collect/kept": 5.0})
         return torch.randn(5, generator=gen) + first.weight.detach().sum()
 
@@ -225,6 +226,8 @@ def test_phases_log_separately_and_a_killed_run_resumes_in_its_phase(
     ]
     assert "eval/score" in rows[7] and not any("eval/score" in r for r in rows[:5])  # only the policy stage
     assert not list(run_dir_for(cfg, tmp_path / "a").glob("phase-*.pt"))  # stage states go with the run
+    config = json.loads((run_dir_for(cfg, tmp_path / "a") / "config.json").read_text())
+    assert config["artefacts"] == {"rollouts": "toy-key"} and config["dynamics_key"] is None
 
     restore = kill_at(monkeypatch, kill)
     with pytest.raises(KeyboardInterrupt):
@@ -319,6 +322,40 @@ def test_the_store_lists_and_clears_only_what_it_published(isolated_roots):
     assert [r["damaged"] for r in list_artefacts()] == [False]
     assert clear_artefacts() == 1
     assert (mine / "notes.txt").read_text() == "keep me" and not legacy.exists()
+
+
+def test_an_unusable_cache_root_is_one_line(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", str(blocker / "cache"))
+    with pytest.raises(UserError, match=r"the artefact cache .*a-file/cache is not a usable folder") as err:
+        get_or_build("rollouts", "k", lambda f: {}, verbose=False)
+    assert "\n" not in str(err.value) and blocker.read_text() == "not a folder"
+
+
+def test_interrupting_train_says_how_to_continue(monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("offline_mbrl.launch.execute", interrupted)
+    args = [
+        "train",
+        "--algo",
+        "bc",
+        "--dataset",
+        "pendulum-medium-replay",
+        "--steps",
+        "10",
+        "--set",
+        "algo.lr=0.01",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130
+    assert (
+        "keeps its last checkpoint and finished stages; continue with: offline-mbrl train --algo bc"
+        in result.output
+    )
+    assert result.output.rstrip().endswith("--set algo.lr=0.01 --device cpu --results results --resume")
 
 
 def test_a_failed_build_publishes_nothing():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -214,7 +216,21 @@ def train_cmd(
     from offline_mbrl.run import run_dir_for
 
     cfg = build_config(algo, dataset, seed, steps, device, set_ or [], preset, config)
-    final = execute(cfg, results, resume=resume, force=force)
+    try:
+        final = execute(cfg, results, resume=resume, force=force)
+    except KeyboardInterrupt:
+        again = ["offline-mbrl", "train", "--algo", algo, "--dataset", dataset, "--seed", str(seed)]
+        again += ["--steps", str(steps)] if steps is not None else []
+        again += [x for item in set_ or [] for x in ("--set", item)]
+        again += ["--preset", preset] if preset else []
+        again += ["--config", str(config)] if config else []
+        again += ["--device", device, "--results", str(results), "--resume"]
+        print(
+            f"interrupted: {run_dir_for(cfg, results)} keeps its last checkpoint and finished stages; "
+            f"continue with: {shlex.join(again)}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
     score = final["normalized_score"]
     shown = (
         f"normalised score {score:.1f}"

@@ -20,7 +20,6 @@ journal or SQLite file, a PostgreSQL advisory lock (released by the server if it
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import re
@@ -40,6 +39,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from offline_mbrl.cache import key_lock
 from offline_mbrl.errors import UserError
 from offline_mbrl.paths import project_root
 
@@ -115,7 +115,7 @@ def open_storage(
             )
         if not path.parent.is_dir():
             raise UserError(f"cannot use storage {path}: the folder {path.parent} does not exist")
-        lock = partial(file_lock, path.with_name(path.name + ".claim"))
+        lock = partial(key_lock, path.with_name(path.name + ".claim"))
         return JournalHeartbeat(str(path), heartbeat), lock, str(path)
     scheme = url.split("://", 1)[0]
     if not (scheme.startswith("postgresql") or scheme == "sqlite"):
@@ -141,7 +141,7 @@ def open_storage(
     if postgres:
         return storage, partial(_pg_lock, storage.engine, study), given
     db = Path(url.split(":///", 1)[-1])
-    return storage, partial(file_lock, db.with_name(db.name + ".claim")), given
+    return storage, partial(key_lock, db.with_name(db.name + ".claim")), given
 
 
 def _rdb(url: str, engine: dict, heartbeat: int) -> RDBStorage:
@@ -166,16 +166,6 @@ def _rdb(url: str, engine: dict, heartbeat: int) -> RDBStorage:
             # already exists"); the losers find them made when they try again.
             time.sleep(0.5 + attempt)
     return make()
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:  # flock: released by the kernel if the holder dies
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from offline_mbrl.cache import key_lock
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute
@@ -50,7 +51,7 @@ from offline_mbrl.names import missing_dataset_message, resolve
 from offline_mbrl.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
-from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, file_lock, open_storage, retry
+from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, open_storage, retry
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -282,7 +283,7 @@ def _execute_once(cfg: TrainConfig, results: Path, on_eval) -> dict:
     """`execute`, with one process per run directory (two trials may propose the same config)."""
     out = run_dir_for(cfg, results)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(out.parent / f".{out.name}.lock"):
+    with key_lock(out.parent / f".{out.name}.lock"):
         # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
         return execute(cfg, results, resume="auto", progress=False, on_eval=on_eval)
 
