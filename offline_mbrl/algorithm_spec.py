@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from offline_mbrl.config import TrainConfig
     from offline_mbrl.data import EnvSpec, OfflineDataset
-    from offline_mbrl.dynamics import DynamicsEnsemble
+    from offline_mbrl.dynamics import Dynamics
     from offline_mbrl.evaluation import Policy
     from offline_mbrl.run import Run
 
@@ -28,7 +28,7 @@ class TrainFn(Protocol):
     evaluate and the state `load_policy` rebuilds it from (saved as policy.pt)."""
 
     def __call__(
-        self, cfg: TrainConfig[Any], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run
+        self, cfg: TrainConfig[Any], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run
     ) -> tuple[Policy, dict[str, Any]]: ...
 
 

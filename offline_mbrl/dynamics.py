@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,9 @@ class DynamicsConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training split
     logvar_loss_coef: float = 0.01  # weight of the loss on the learnable log-variance bounds
     seed: int = 0  # init and batch order; set from the run's dynamics_seed
+    # "ensemble": the learned model; "oracle": the true simulator (offline_mbrl/oracle.py) for experiments
+    kind: Literal["ensemble", "oracle"] = "ensemble"
+    oracle_mix: float = 1.0  # with kind=oracle: λ between the learned model (0) and the true simulator (1)
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; tuples keep the config hashable and its cache key unchanged.
@@ -96,8 +99,26 @@ class DynamicsConfig:
             or (self.steps_per_epoch is not None and self.steps_per_epoch < 1)
         ):
             problems.append("batch_size, patience and steps_per_epoch must be positive")
+        if self.kind not in ("ensemble", "oracle"):
+            problems.append(f"kind must be ensemble or oracle, got {self.kind!r}")
+        if not 0.0 <= self.oracle_mix <= 1.0:  # also refuses NaN
+            problems.append(
+                f"oracle_mix must be in [0, 1] (1: the true simulator alone), got {self.oracle_mix}"
+            )
+        elif self.kind == "ensemble" and self.oracle_mix != 1.0:
+            problems.append("oracle_mix applies to kind=oracle only (set dynamics.kind=oracle)")
         if problems:
             raise UserError("invalid dynamics config: " + "; ".join(problems))
+
+    def learned(self) -> DynamicsConfig:
+        """The config of the learned ensemble itself (kind and oracle mix at their defaults): what is
+        fitted and cached, also for an oracle mix that interpolates with it."""
+        return dataclasses.replace(self, kind="ensemble", oracle_mix=1.0)
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether these dynamics need a learned ensemble (the true simulator alone does not)."""
+        return self.kind == "ensemble" or self.oracle_mix < 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,7 @@ class Prediction:
     mean: torch.Tensor  # (E, B, obs_dim + 1)
     std: torch.Tensor  # (E, B, obs_dim + 1)
     elites: torch.Tensor  # (K,) long, best member first
+    exact: bool = False  # the true simulator's prediction: no uncertainty, every penalty is 0
 
     def sample(
         self, generator: torch.Generator | None = None
@@ -143,6 +165,16 @@ class Prediction:
         noise = torch.randn((k, n, b, d), device=mean.device, dtype=mean.dtype, generator=generator)
         draw = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).reshape(k * n, b, d)  # (K·n, B, D)
         return Candidates(draw[..., :-1], draw[..., -1], self.elites.repeat_interleave(n))
+
+
+class Dynamics(Protocol):
+    """What rollouts and algorithms use of a dynamics model: the learned `DynamicsEnsemble` or the true
+    simulator (`offline_mbrl.oracle.OracleDynamics`), interchangeably."""
+
+    obs_dim: int
+    act_dim: int
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> Prediction: ...
 
 
 @dataclass(frozen=True)
@@ -376,9 +408,11 @@ def load(path: Path | str, device: torch.device | str | None = None) -> Dynamics
 
 def dynamics_key(fingerprint_key: str, cfg: DynamicsConfig) -> str:
     """What determines a fitted ensemble: dataset content, dynamics config (with its seed), format version."""
-    return stable_hash(
-        {"dataset": fingerprint_key, "dynamics": dataclasses.asdict(cfg), "format": FORMAT_VERSION}
-    )
+    if cfg.kind != "ensemble" or cfg.oracle_mix != 1.0:
+        raise ValueError("dynamics_key is the key of a learned ensemble: pass cfg.learned()")
+    fields = dataclasses.asdict(cfg)
+    del fields["kind"], fields["oracle_mix"]  # not the learned model's: keys stay as before they existed
+    return stable_hash({"dataset": fingerprint_key, "dynamics": fields, "format": FORMAT_VERSION})
 
 
 def load_or_fit(
@@ -387,7 +421,9 @@ def load_or_fit(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> tuple[DynamicsEnsemble, dict, str]:
-    """The cached ensemble for (dataset content, cfg), fitting and publishing it on a miss."""
+    """The cached ensemble for (dataset content, cfg), fitting and publishing it on a miss (for an oracle
+    config, the learned ensemble it would interpolate with: `cfg.learned()`)."""
+    cfg = cfg.learned()
     if device is not None:
         dataset = dataset.to(device)
     key = dynamics_key(dataset.fingerprint.key, cfg)

@@ -17,8 +17,8 @@ import torch
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
-from offline_mbrl.data import load_dataset
-from offline_mbrl.dynamics import load_or_fit
+from offline_mbrl.data import OfflineDataset, load_dataset
+from offline_mbrl.dynamics import Dynamics, DynamicsConfig, load_or_fit
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import EvalResult
 from offline_mbrl.names import parse_short_name
@@ -122,16 +122,40 @@ def execute(
     spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
-    dynamics, artefacts = None, {}
+    dynamics: Dynamics | None = None
+    artefacts: dict[str, str] = {}
     if spec.uses_dynamics:
-        termination_fn(dataset.spec.env, dataset.spec.gym_id)  # fail before a long fit if none exists
-        dynamics, _, artefacts["dynamics"] = load_or_fit(
-            dataset, cfg.dynamics, device=cfg.device, progress=progress
-        )
+        dynamics, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
     run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)
+
+
+def load_dynamics(
+    dataset: OfflineDataset, cfg: DynamicsConfig, device: str, progress: bool = True
+) -> tuple[Dynamics, dict[str, str]]:
+    """The run's dynamics (`dynamics.kind`): the cached learned ensemble (fitted on a miss), or the true
+    simulator, mixed with the learned ensemble when `oracle_mix` < 1; plus the artefact keys it used.
+    A missing termination function or simulator fails before any fit."""
+    if cfg.kind == "oracle":
+        from offline_mbrl.oracle import simulator
+
+        simulator(dataset.spec.env, dataset.spec.gym_id)
+    termination_fn(dataset.spec.env, dataset.spec.gym_id)
+    learned, artefacts = None, {}
+    if cfg.needs_fit:
+        learned, _, artefacts["dynamics"] = load_or_fit(dataset, cfg, device=device, progress=progress)
+    if cfg.kind == "ensemble":
+        assert learned is not None
+        return learned, artefacts
+    from offline_mbrl.oracle import OracleDynamics
+
+    spec = dataset.spec
+    oracle = OracleDynamics(
+        spec.env, spec.gym_id, spec.obs_dim, spec.act_dim, learned, cfg.oracle_mix, cfg.members, cfg.elites
+    )
+    return oracle, artefacts
 
 
 def load_run(run_dir: Path, device: str = "cpu"):

@@ -29,7 +29,7 @@ import torch
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
-from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.policies import ActorPolicy
 from offline_mbrl.rollout import ModelBuffer, StepHook, mix, model_rows, rollout
 from offline_mbrl.run import Run
@@ -95,7 +95,7 @@ def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.d
 def train_model_based(
     cfg: TrainConfig[ModelBasedConfig],
     dataset: OfflineDataset,
-    dynamics: DynamicsEnsemble,
+    dynamics: Dynamics,
     run: Run,
     hooks: Hooks = Hooks(),  # noqa: B008 - frozen, never mutated
 ) -> tuple[ActorPolicy, dict[str, Any]]:

@@ -2,6 +2,9 @@
 
 Every penalty maps a `Prediction` (all members' means and stds over `[next_obs, reward]`, shape
 `(E, B, D)`) plus the sampled transition to a `(B,)` tensor `u(s, a)`; MOPO's reward is `r - λ u`.
+The true simulator's prediction (`Prediction.exact`, `offline_mbrl.oracle`) has no uncertainty:
+`uncertainty(name, ...)`, the entry point the algorithms use, returns 0 for it without evaluating a
+formula (log-likelihood and KL formulas are undefined at zero std).
 `members` chooses the members a penalty is taken over: "elites" (default; the members rollouts sample
 from, as in the JAX reference unifloral) or "all" (OfflineRL-Kit's MOPO took the max aleatoric over
 all 7 while sampling only elites, undocumented; here it is a setting you choose).
@@ -103,3 +106,12 @@ PENALTIES: dict[str, Callable[[Prediction, torch.Tensor, torch.Tensor, Members],
     "llv": llv,
     "loo_kl": loo_kl,
 }
+
+
+def uncertainty(
+    name: str, pred: Prediction, sample: torch.Tensor, member: torch.Tensor, members: Members
+) -> torch.Tensor:
+    """Penalty `name` of `pred` `(B,)`; exactly 0 for the true simulator's prediction."""
+    if pred.exact:
+        return torch.zeros(pred.mean.shape[1], device=pred.mean.device, dtype=pred.mean.dtype)
+    return PENALTIES[name](pred, sample, member, members)

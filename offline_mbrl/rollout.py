@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from offline_mbrl.data import Batch
-from offline_mbrl.dynamics import DynamicsEnsemble, Prediction
+from offline_mbrl.dynamics import Dynamics, Prediction
 
 Terminated = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -102,7 +102,7 @@ class Rollout:
 
 @torch.no_grad()
 def rollout(
-    dynamics: DynamicsEnsemble,
+    dynamics: Dynamics,
     policy: Callable[[torch.Tensor], torch.Tensor],
     start_obs: torch.Tensor,
     horizon: int,

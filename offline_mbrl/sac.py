@@ -15,7 +15,11 @@ the learner (`sac.actor`, `sac.critics`, `sac.target_critics`, `sac.log_alpha`),
   gives MOBILE's critic update.
 - `actor_lr_cosine_steps`: MOPO's cosine-annealed actor learning rate.
 
-One update, in the order of the RAVL reference (EDAC): α, actor, critic, target networks.
+One update, by default in the order of the RAVL reference (EDAC): α, actor, critic, target networks;
+`update_order` gives MOBILE's reference order (critic, actor, α) and COMBO's (actor, α, critic). The
+target networks always move last. Whatever the order, α and the actor share one policy sample at `obs`,
+drawn when the first of them runs; each loss uses the α current when it runs (`alpha_max` clamps it, as
+MOBILE's reference clamps α to [0, 1]).
 
 Deviations from the reference code, all deliberate:
 
@@ -38,13 +42,15 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from offline_mbrl.data import Batch
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP, mlp
+
+UpdateOrder = Literal["alpha_actor_critic", "critic_actor_alpha", "actor_alpha_critic"]
 
 
 class UpdateHook(Protocol):
@@ -79,6 +85,9 @@ class SACConfig:
     actor_lr_cosine_steps: int | None = None  # anneal the actor lr to 0 over this many updates
     deterministic_backup: bool = False  # no entropy term in the critic target (MOBILE)
     target_min: float | None = None  # clamp the critic target from below (MOBILE's reference: 0)
+    alpha_max: float | None = None  # clamp the α used in the losses from above (MOBILE's reference: 1)
+    # the order of the three updates within one step (the references differ; see the module docstring)
+    update_order: UpdateOrder = "alpha_actor_critic"
 
 
 class TanhGaussianActor(nn.Module):
@@ -235,35 +244,81 @@ class SAC(nn.Module):
         target_penalty: UpdateHook | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor | float]:
-        """One step of α, actor, critics and targets; returns detached 0-dim metrics (no host sync).
+        """One step of α, actor and critics (in `update_order`), then the targets; returns detached 0-dim
+        metrics (no host sync).
 
         Metrics: critic_loss, actor_loss, alpha, entropy, q_mean, q_min_mean, target_mean, actor_lr, plus
         alpha_loss with auto-α, target_penalty (its batch mean) and whatever the hooks return.
-        Random draws, in order: the policy actions at `batch.obs`, the next actions at `batch.next_obs`,
-        then the target penalty's, then the regulariser's (from `generator`, or torch's default generator
-        when None).
+        Random draws (from `generator`, or torch's default generator when None), in the update order: the
+        policy actions at `batch.obs` when α or the actor first runs; in the critic step the next actions
+        at `batch.next_obs`, then the target penalty's, then the regulariser's.
         """
         cfg = self.cfg
         metrics: dict[str, Tensor | float] = {}
-
-        act_pi, log_pi = self.actor(batch.obs, generator=generator)  # (B, a), (B,)
-        if self.alpha_optim is not None:
-            alpha_loss = -(self.log_alpha * (log_pi.detach() + self.target_entropy)).mean()
-            self.alpha_optim.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optim.step()
-            metrics["alpha_loss"] = alpha_loss.detach()
-        alpha = self.log_alpha.detach().exp()
-
+        sample: tuple[Tensor, Tensor] | None = None  # the policy's action and log-density at batch.obs
+        actor_loss = critic_loss = y = q = None
         lr = self.actor_lr()
+        for part in cfg.update_order.split("_"):
+            if part in ("alpha", "actor") and sample is None:
+                sample = self.actor(batch.obs, generator=generator)  # (B, a), (B,)
+            if part == "alpha":
+                assert sample is not None
+                if self.alpha_optim is not None:
+                    alpha_loss = -(self.log_alpha * (sample[1].detach() + self.target_entropy)).mean()
+                    self.alpha_optim.zero_grad(set_to_none=True)
+                    alpha_loss.backward()
+                    self.alpha_optim.step()
+                    metrics["alpha_loss"] = alpha_loss.detach()
+            elif part == "actor":
+                assert sample is not None
+                actor_loss = self._actor_step(batch.obs, *sample, lr)
+            else:
+                critic_loss, y, q = self._critic_step(batch, critic_reg, target_penalty, generator, metrics)
+        assert sample is not None and actor_loss is not None and critic_loss is not None
+        assert y is not None and q is not None
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
+        self.updates += 1
+
+        metrics.update(
+            critic_loss=critic_loss,
+            actor_loss=actor_loss,
+            alpha=self.alpha(),
+            entropy=-sample[1].detach().mean(),
+            q_mean=q.mean(),
+            q_min_mean=q.min(0).values.mean(),
+            target_mean=y.mean(),
+            actor_lr=lr,  # a Python float: a fresh device tensor per update would be a host-to-device copy
+        )
+        return metrics
+
+    def alpha(self) -> Tensor:
+        """The entropy temperature the losses use now: exp(log α), clamped above by `alpha_max`."""
+        alpha = self.log_alpha.detach().exp()
+        return alpha if self.cfg.alpha_max is None else alpha.clamp(max=self.cfg.alpha_max)
+
+    def _actor_step(self, obs: Tensor, act_pi: Tensor, log_pi: Tensor, lr: float) -> Tensor:
         for group in self.actor_optim.param_groups:
             group["lr"] = lr
-        q_pi = self.critics(batch.obs, act_pi).min(0).values  # (B,)
-        actor_loss = (alpha * log_pi - q_pi).mean()
+        q_pi = self.critics(obs, act_pi).min(0).values  # (B,)
+        actor_loss = (self.alpha() * log_pi - q_pi).mean()
         self.actor_optim.zero_grad(set_to_none=True)
         torch.autograd.backward(actor_loss, inputs=self._actor_params)
         self.actor_optim.step()
+        return actor_loss.detach()
 
+    def _critic_step(
+        self,
+        batch: Batch,
+        critic_reg: UpdateHook | None,
+        target_penalty: UpdateHook | None,
+        generator: torch.Generator | None,
+        metrics: dict[str, Tensor | float],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One critic step; returns the detached TD loss, the target `(B,)` and the Q-values `(N, B)`."""
+        cfg = self.cfg
+        alpha = self.alpha()
         with torch.no_grad():
             next_act, next_log_pi = self.actor(batch.next_obs, generator=generator)  # (B, a), (B,)
             next_v = self.target_critics(batch.next_obs, next_act).min(0).values  # (B,)
@@ -288,23 +343,7 @@ class SAC(nn.Module):
         self.critic_optim.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optim.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
-        self.updates += 1
-
-        q = q.detach()
-        metrics.update(
-            critic_loss=critic_loss.detach(),
-            actor_loss=actor_loss.detach(),
-            alpha=alpha,
-            entropy=-log_pi.detach().mean(),
-            q_mean=q.mean(),
-            q_min_mean=q.min(0).values.mean(),
-            target_mean=y.mean(),
-            actor_lr=lr,  # a Python float: a fresh device tensor per update would be a host-to-device copy
-        )
-        return metrics
+        return critic_loss.detach(), y, q.detach()
 
     def checkpoint(self) -> dict:
         """A snapshot (copied tensors) of everything a resumed training needs to continue exactly."""

@@ -33,7 +33,9 @@ def test_bad_keys_values_and_types_are_one_line_errors():
         build_config("ravl", "hopper-medium", overrides=["algo.sac.critics=many"])
     with pytest.raises(UserError, match="not one of max_aleatoric"):
         build_config("mopo", "hopper-medium", overrides=["algo.penalty=bogus"])
-    with pytest.raises(UserError, match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, bc"):
+    with pytest.raises(
+        UserError, match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, mobile, combo, bc"
+    ):
         build_config("mopp", "hopper-medium")
     with pytest.raises(UserError, match=r"eval_every \(500\) must be multiples of log_every \(1000\)"):
         build_config("mopo", "hopper-medium", overrides=["eval_every=500"])

@@ -230,6 +230,13 @@ def test_config_validation_and_json_lists():
         DynamicsConfig(hidden=(8, 8))
     with pytest.raises(UserError, match="elites"):
         DynamicsConfig(members=3, elites=4)
+    for mix in (-0.1, 1.5, float("nan")):
+        with pytest.raises(UserError, match=r"oracle_mix must be in \[0, 1\]"):
+            DynamicsConfig(kind="oracle", oracle_mix=mix)
+    with pytest.raises(UserError, match="oracle_mix applies to kind=oracle only"):
+        DynamicsConfig(oracle_mix=0.5)
+    with pytest.raises(UserError, match="kind must be ensemble or oracle"):
+        DynamicsConfig(kind="simulator")  # type: ignore[arg-type]
     as_lists = DynamicsConfig(
         **{**dataclasses.asdict(tiny()), "hidden": [16, 16], "weight_decay": [2.5e-5, 5e-5, 1e-4]}
     )
@@ -240,9 +247,16 @@ def test_cache_key_depends_on_dataset_content_and_dynamics_config_only():
     cfg = tiny()
     key = D.dynamics_key("test/linear-v0@abc", cfg)
     assert key == D.dynamics_key("test/linear-v0@abc", tiny())
+    # The learned model's fields only: `kind` and `oracle_mix` (added in round 2) leave every key as it was.
+    learned_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("kind", "oracle_mix")}
     assert key == stable_hash(
-        {"dataset": "test/linear-v0@abc", "dynamics": dataclasses.asdict(cfg), "format": D.FORMAT_VERSION}
+        {"dataset": "test/linear-v0@abc", "dynamics": learned_fields, "format": D.FORMAT_VERSION}
     )
+    oracle = dataclasses.replace(cfg, kind="oracle", oracle_mix=0.5)
+    assert oracle.learned() == cfg and oracle.needs_fit
+    assert not dataclasses.replace(cfg, kind="oracle").needs_fit
+    with pytest.raises(ValueError, match="learned"):
+        D.dynamics_key("test/linear-v0@abc", oracle)
     assert key != D.dynamics_key("test/linear-v0@abd", cfg)
     changed = [
         dict(seed=1),

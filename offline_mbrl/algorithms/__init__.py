@@ -14,7 +14,7 @@ import functools
 from importlib.metadata import entry_points
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
-from offline_mbrl.algorithms import bc, mbpo, mopo, ravl
+from offline_mbrl.algorithms import bc, combo, mbpo, mobile, mopo, ravl
 from offline_mbrl.errors import UserError
 
 __all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
@@ -27,6 +27,8 @@ BUILTINS: dict[str, AlgorithmSpec] = {
         mbpo.SPEC,
         mopo.SPEC,
         ravl.SPEC,
+        mobile.SPEC,
+        combo.SPEC,
         bc.SPEC,
     )
 }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.model_based import ModelBasedConfig, model_based_spec, train_model_based
 from offline_mbrl.run import Run
 
@@ -22,7 +22,7 @@ class MBPOConfig(ModelBasedConfig):
     """Only the shared loop's fields."""
 
 
-def train(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
     assert dynamics is not None
     return train_model_based(cfg, dataset, dynamics, run)
 

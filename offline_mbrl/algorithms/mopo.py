@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
-from offline_mbrl.penalties import PENALTIES, Members, PenaltyName
+from offline_mbrl.penalties import Members, PenaltyName, uncertainty
 from offline_mbrl.rollout import Step, StepHook, with_extras
 from offline_mbrl.run import Run
 
@@ -48,18 +48,16 @@ PAPER_PRESETS = {
 
 
 def penalty_hook(penalty: PenaltyName, coef: float, members: Members) -> StepHook:
-    u_fn = PENALTIES[penalty]
-
     def hook(step: Step) -> Step:
         sample = step.next_obs.new_empty(step.next_obs.shape[0], step.next_obs.shape[1] + 1)
         sample[:, :-1], sample[:, -1] = step.next_obs, step.rew  # (B, obs_dim + 1): what was sampled
-        u = u_fn(step.pred, sample, step.member, members)  # (B,)
+        u = uncertainty(penalty, step.pred, sample, step.member, members)  # (B,)
         return with_extras(replace(step, rew=step.rew - coef * u), raw_reward=step.rew, penalty=u)
 
     return hook
 
 
-def train(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
     assert dynamics is not None
     a = cfg.algo
     hooks = Hooks(step=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import DynamicsEnsemble
+from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.model_based import (
     LEARNING_CHECK,
     TEST_SETTINGS,
@@ -52,7 +52,7 @@ class RAVLConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_ravl_sac)  # N = 10 critics, 3x256, EDAC init, every lr 3e-4
 
 
-def train(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: DynamicsEnsemble | None, run: Run):
+def train(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
     assert dynamics is not None
     eta = cfg.algo.eta
     hooks = Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)

@@ -1,0 +1,190 @@
+"""COMBO: conservative Q-learning on real and model data (Yu et al., NeurIPS 2021, "COMBO: Conservative
+Offline Model-Based Policy Optimization").
+
+Idea: no uncertainty estimate at all. Model rollouts widen the state distribution, and a CQL term pushes
+Q down on actions the policy (and a uniform proposal) would take at those states while pushing it up on
+the dataset's own (s, a). For each critic i the term is
+
+    w · T · mean_s logsumexp_k(Q_i(s, a_k)/T − log q(a_k))  −  w · mean_{(s,a) real} Q_i(s, a)
+
+where the a_k are `repeats` draws from each of three proposals with their log-densities as importance
+corrections: the policy at s (a ~ π(·|s), − log π(a|s)), the policy at the next state evaluated at s
+(a ~ π(·|s'), − log π(a|s')), and the uniform distribution over the action box (− log U). States s are
+the whole mixed batch (`rho_s = "mix"`) or its model rows (`"model"`). With `lagrange`, the weight
+becomes w·α' with α' a learned multiplier that keeps the term near `lagrange_threshold` (checkpointed
+with the run). Compared with MOPO (`mopo.py`) and MOBILE (`mobile.py`), pessimism acts on the critic's
+values directly, the rollouts and rewards are MBPO's; the nearest sibling in this suite is RAVL
+(`ravl.py`), whose critic regulariser (EDAC) sits in the same hook.
+
+Defaults from OfflineRL-Kit's COMBO (`policy/model_based/combo.py`, `run_example/run_combo.py`): actor
+and 2 critics 3x256, actor lr 1e-4 cosine-annealed, critic lr 3e-4, α auto-tuned (lr 1e-4, not
+clamped), deterministic backup, real ratio 0.5, h 5, CQL weight 5.0, temperature 1, 10 repeats,
+`rho_s` mix, Lagrange off (threshold 10, lr 3e-4), 50 000 rollouts per 1000 steps, 5 rounds retained,
+update order actor → α → critics → Polyak (`algo.sac.update_order`). `--preset paper` sets the run
+script's suggested per-task h and CQL weight for the nine D4RL medium, medium-replay and
+medium-expert tasks, and its 1000 epochs x 1000 steps (1M steps; the suite's default is 3M).
+
+Deviations from the reference code, each deliberate:
+- The logsumexp runs over all 3 x `repeats` proposals of a state, as the formula (and CQL) says. The
+  reference's `value.reshape(batch, repeats, 1)` results are discarded (reshape is not in place), so
+  its logsumexp runs over the 3 proposals of each single repeat, and the mean over repeats follows:
+  a smaller soft-max than the paper's. Not repeated.
+- The uniform proposal's log-density is −Σ log(high − low) over the action box (the reference's
+  log 0.5^|A| assumes [−1, 1], which this equals there).
+- One Adam over both critics instead of one per critic: Adam is per-parameter, so the steps are the same.
+- The policy's proposal actions are drawn without gradients (the reference builds their graph and
+  discards the actor's gradients); their log-densities are detached in both.
+- With Lagrange, the multiplier step uses the conservative term's value (no gradient reaches the critics
+  from the multiplier's loss, which the reference lets accumulate and then zeroes).
+- `max_q_backup` (off in the reference's defaults) is not implemented.
+- The reference reports the mean of the last 10 per-epoch evaluations; the suite reports the final
+  evaluation, like every other algorithm here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from offline_mbrl.config import TrainConfig
+from offline_mbrl.data import Batch, OfflineDataset
+from offline_mbrl.dynamics import Dynamics
+from offline_mbrl.errors import UserError
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.run import Run
+from offline_mbrl.sac import SAC, SACConfig
+
+
+def _combo_sac() -> SACConfig:
+    return SACConfig(
+        actor_hidden=(256, 256, 256),
+        critic_hidden=(256, 256, 256),
+        actor_lr=1e-4,
+        critic_lr=3e-4,
+        alpha_lr=1e-4,
+        deterministic_backup=True,
+        update_order="actor_alpha_critic",
+    )
+
+
+@dataclass(frozen=True)
+class COMBOConfig(ModelBasedConfig):
+    real_ratio: float = 0.5  # the fraction of each SAC batch drawn from the dataset (COMBO: half)
+    cql_weight: float = 5.0  # w, the conservative term's weight
+    temperature: float = 1.0  # T of the logsumexp
+    repeats: int = 10  # actions drawn from each of the three proposals per state
+    rho_s: Literal["mix", "model"] = "mix"  # states the logsumexp is taken at: the whole batch or model rows
+    lagrange: bool = False  # learn a multiplier α' on the term that keeps it near lagrange_threshold
+    lagrange_threshold: float = 10.0  # the Lagrange version's target for the conservative term
+    lagrange_lr: float = 3e-4  # Adam learning rate of log α'
+    # actor and 2 critics 3x256, deterministic backup, update order actor → α → critics
+    sac: SACConfig = field(default_factory=_combo_sac)
+
+    def __post_init__(self) -> None:
+        n_real = round(self.batch_size * self.real_ratio)
+        if n_real < 1 or (self.rho_s == "model" and n_real >= self.batch_size):
+            raise UserError(
+                f"COMBO needs real rows in every batch (and model rows with rho_s=model): batch_size "
+                f"{self.batch_size} x real_ratio {self.real_ratio} gives {n_real} real rows"
+            )
+
+
+class ConservativeTerm:
+    """COMBO's critic regulariser, `Σ_i w·(T·mean logsumexp(cat_q_i/T) − mean Q_i(real))`; with
+    `lagrange`, a learned multiplier α' (state checkpointed with the run) scales it."""
+
+    def __init__(self, cfg: COMBOConfig, act_low: Tensor, act_high: Tensor, device: torch.device):
+        self.cfg = cfg
+        self.act_low, self.act_span = act_low.to(device), (act_high - act_low).to(device)
+        self.log_uniform = -self.act_span.log().sum()  # log-density of U(box)
+        self.log_alpha_prime = torch.zeros((), device=device, requires_grad=True)
+        self.optim = torch.optim.Adam([self.log_alpha_prime], lr=cfg.lagrange_lr) if cfg.lagrange else None
+
+    def __call__(
+        self, learner: SAC, batch: Batch, generator: torch.Generator | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg = self.cfg
+        obs, act, next_obs, from_model = batch.obs, batch.act, batch.next_obs, batch.from_model
+        if from_model is None:
+            raise ValueError("COMBO's conservative term needs the batch's from_model mask")
+        b, r = obs.shape[0], cfg.repeats
+        obs_r = obs.unsqueeze(0).expand(r, b, -1).reshape(r * b, -1)  # (R·B, o), repeat-major
+        next_r = next_obs.unsqueeze(0).expand(r, b, -1).reshape(r * b, -1)
+        with torch.no_grad():
+            unif = self.act_low + self.act_span * torch.rand(
+                (r * b, act.shape[1]), device=obs.device, generator=generator
+            )
+            a_here, logp_here = learner.actor(obs_r, generator=generator)
+            a_next, logp_next = learner.actor(next_r, generator=generator)
+        n = learner.critics.members
+        proposals = [
+            learner.critics(obs_r, a_here) - logp_here,  # (N, R·B)
+            learner.critics(obs_r, a_next) - logp_next,
+            learner.critics(obs_r, unif) - self.log_uniform,
+        ]
+        cat_q = torch.cat([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3R, B)
+        lse = cfg.temperature * torch.logsumexp(cat_q / cfg.temperature, dim=1)  # (N, B)
+        real = (~from_model).float()
+        q_data = learner.critics(obs, act)  # (N, B)
+        q_real = (q_data * real).sum(1) / real.sum()  # (N,)
+        if cfg.rho_s == "model":
+            model = from_model.float()
+            lse_mean = (lse * model).sum(1) / model.sum()
+        else:
+            lse_mean = lse.mean(1)
+        term = cfg.cql_weight * (lse_mean - q_real)  # (N,)
+        metrics = {"combo_gap": (lse_mean - q_real).detach().mean()}
+        if self.optim is None:
+            return term.sum(), metrics
+        alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
+        gap = term.detach() - cfg.lagrange_threshold  # (N,)
+        multiplier_loss = -(alpha_prime * gap).mean()
+        self.optim.zero_grad(set_to_none=True)
+        multiplier_loss.backward()
+        self.optim.step()
+        metrics["combo_alpha_prime"] = alpha_prime.detach()
+        return (alpha_prime.detach() * (term - cfg.lagrange_threshold)).sum(), metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "log_alpha_prime": self.log_alpha_prime.detach().clone(),
+            "optim": None if self.optim is None else self.optim.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.log_alpha_prime.copy_(state["log_alpha_prime"])
+        if self.optim is not None and state["optim"] is not None:
+            self.optim.load_state_dict(state["optim"])
+
+
+def train(cfg: TrainConfig[COMBOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
+    assert dynamics is not None
+    spec = dataset.spec
+    low = torch.tensor(spec.act_low, dtype=torch.float32)
+    high = torch.tensor(spec.act_high, dtype=torch.float32)
+    term = ConservativeTerm(cfg.algo, low, high, run.device)
+    return train_model_based(cfg, dataset, dynamics, run, Hooks(critic_reg=term))
+
+
+# run_combo.py's suggested (horizon, CQL weight) per D4RL v2 task, and its 1000 epochs of 1000 steps.
+_PAPER = {
+    ("halfcheetah", "medium"): (5, 0.5),
+    ("hopper", "medium"): (5, 5.0),
+    ("walker2d", "medium"): (1, 5.0),
+    ("halfcheetah", "medium-replay"): (5, 0.5),
+    ("hopper", "medium-replay"): (5, 0.5),
+    ("walker2d", "medium-replay"): (1, 0.5),
+    ("halfcheetah", "medium-expert"): (5, 5.0),
+    ("hopper", "medium-expert"): (5, 5.0),
+    ("walker2d", "medium-expert"): (1, 5.0),
+}
+PAPER_PRESETS = {
+    f"{env}-{tier}": {"algo.horizon": h, "algo.cql_weight": w, "steps": 1_000_000}
+    for (env, tier), (h, w) in _PAPER.items()
+}
+
+SPEC = model_based_spec("combo", COMBOConfig, train, "Yu et al., NeurIPS 2021 (COMBO)", presets=PAPER_PRESETS)
