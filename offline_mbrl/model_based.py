@@ -50,6 +50,9 @@ BUDGETS = {
 }
 # The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
 LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))
+# 2x128 actor and critics: what the learning check of an algorithm with a costly update (MOBILE's penalty
+# on 50 candidate next states per row, COMBO's 30 proposals) affords on a CPU.
+CPU_NETS = ("algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
 
 def _mopo_sac() -> SACConfig:

@@ -48,11 +48,24 @@ def write_table(folder: Path, published_mean: float) -> Path:
     return path
 
 
-def test_the_shipped_table_declares_offlinerlkit_mopo_on_nine_d4rl_tasks():
+def test_the_shipped_table_declares_offlinerlkit_mopo_mobile_combo_on_nine_d4rl_tasks():
     table = load_table("offlinerlkit_d4rl_v2")
-    assert table.algorithms == {"mopo": "MOPO"} and table.seeds == 4 and len(table.tasks) == 9
-    assert all((task, "MOPO") in table.published for task in table.tasks)
+    assert table.algorithms == {"mopo": "MOPO", "mobile": "MOBILE", "combo": "COMBO"}
+    assert table.seeds == 4 and len(table.tasks) == 9
+    for label in table.algorithms.values():
+        assert all((task, label) in table.published for task in table.tasks)
     assert table.published[("hopper-medium-v2", "MOPO")] == (62.8, 38.1)
+    assert table.published[("hopper-medium-v2", "MOBILE")] == (103.6, 1.0)
+    assert table.published[("walker2d-medium-expert-v2", "COMBO")] == (110.0, 0.2)
+    # every task has a paper preset for each algorithm, so `reproduce` runs the reference's settings
+    from offline_mbrl.algorithms import get_spec
+    from offline_mbrl.experiments.reproduce import task_dataset
+    from offline_mbrl.names import parse_short_name
+
+    for algo in table.algorithms:
+        for task in table.tasks:
+            short = parse_short_name(task_dataset(task)[0])
+            assert short is not None and f"{short.env}-{short.tier}" in get_spec(algo).presets, (algo, task)
     assert "OfflineRL-Kit" in table.source
     with pytest.raises(UserError, match=r"no paper table 'nope' .*declared tables: offlinerlkit_d4rl_v2"):
         load_table("nope")

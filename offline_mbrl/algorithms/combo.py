@@ -49,11 +49,19 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import Batch, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.model_based import (
+    CPU_NETS,
+    LEARNING_CHECK,
+    Hooks,
+    ModelBasedConfig,
+    model_based_spec,
+    train_model_based,
+)
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig
 
@@ -187,4 +195,13 @@ PAPER_PRESETS = {
     for (env, tier), (h, w) in _PAPER.items()
 }
 
-SPEC = model_based_spec("combo", COMBOConfig, train, "Yu et al., NeurIPS 2021 (COMBO)", presets=PAPER_PRESETS)
+SPEC = model_based_spec(
+    "combo",
+    COMBOConfig,
+    train,
+    "Yu et al., NeurIPS 2021 (COMBO)",
+    presets=PAPER_PRESETS,
+    learning_check=LearningCheck(
+        LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
+    ),
+)

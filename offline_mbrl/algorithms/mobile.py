@@ -42,10 +42,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import Batch, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.model_based import (
+    CPU_NETS,
+    LEARNING_CHECK,
+    Hooks,
+    ModelBasedConfig,
+    model_based_spec,
+    train_model_based,
+)
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig
 
@@ -139,5 +147,12 @@ PAPER_PRESETS: dict[str, dict[str, object]] = {
 PAPER_PRESETS["hopper-medium"].update({"algo.sac.auto_alpha": False, "algo.sac.init_alpha": 0.2})
 
 SPEC = model_based_spec(
-    "mobile", MOBILEConfig, train, "Sun et al., ICML 2023 (MOBILE)", presets=PAPER_PRESETS
+    "mobile",
+    MOBILEConfig,
+    train,
+    "Sun et al., ICML 2023 (MOBILE)",
+    presets=PAPER_PRESETS,
+    learning_check=LearningCheck(
+        LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
+    ),
 )

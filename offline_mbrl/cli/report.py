@@ -1,8 +1,9 @@
-"""The `report`, `evaluate`, `reproduce` and `compare` subcommands, mounted on the main app by `register`.
+"""The `report`, `evaluate`, `reproduce`, `compare` and `experiment edge-of-reach` subcommands, mounted
+on the main app by `register`.
 
 Thin layers over `report.build.make_report`, `experiments.family_eval.evaluate_family`,
-`experiments.reproduce.reproduce` and `experiments.cells.compare`; heavy imports happen inside the
-commands so `offline-mbrl --help` stays fast.
+`experiments.reproduce.reproduce`, `experiments.cells.compare` and `experiments.edge_of_reach`; heavy
+imports happen inside the commands so `offline-mbrl --help` stays fast.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
     app.command("reproduce")(reproduce_cmd)
     app.command("compare")(compare_cmd)
+    experiment = typer.Typer(help="Shipped experiments, one command each.", no_args_is_help=True)
+    experiment.command("edge-of-reach")(edge_of_reach_cmd)
+    app.add_typer(experiment, name="experiment")
 
 
 def report_cmd(
@@ -206,3 +210,51 @@ def compare_cmd(
     if failed:
         console.print(f"{len(failed)} of {len(result.cells)} cells failed; the report lists why")
         raise typer.Exit(1)
+
+
+def edge_of_reach_cmd(
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="datasets (default hopper-medium-replay); repeat for more")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="seeds per cell (default: smoke 1, cpu 3)")] = None,
+    budget: Annotated[str, typer.Option(help="smoke (a pipeline check), cpu (about an hour), paper")] = "cpu",
+    steps: Annotated[int | None, typer.Option(help="gradient steps per run (default: the budget's)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=V for every algorithm, or ALGO:KEY=V for one")
+    ] = None,
+    results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
+    out: Annotated[
+        Path | None, typer.Option(help="report folder (default reports/edge-of-reach-BUDGET)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    reps: Annotated[int, _REPS] = 50_000,
+) -> None:
+    """MBPO, MOPO and RAVL with the learned model and with the true simulator (Sims et al., NeurIPS 2024):
+    scores, Q-value curves and rliable statistics."""
+    from offline_mbrl.experiments.edge_of_reach import edge_of_reach
+
+    result = edge_of_reach(
+        dataset or ["hopper-medium-replay"],
+        seeds,
+        budget,
+        steps,
+        set_ or [],
+        results,
+        out,
+        device,
+        reps,
+    )
+    table = Table(title="edge of reach: final normalised score and Q")
+    for col in ("dataset", "method", "score", "per seed", "final Q", "peak |Q|"):
+        table.add_column(col)
+    for r in result.summary.to_dict("records"):
+        table.add_row(
+            r["dataset"],
+            r["method"],
+            f"{r['score_mean']:.1f} ± {r['score_std']:.1f}" if r["score_mean"] is not None else "n/a",
+            r["scores"],
+            f"{r['final_q_mean']:.4g}",
+            f"{r['peak_abs_q']:.4g}",
+        )
+    console.print(table)
+    console.print(f"report: {result.folder / 'report.html'}")

@@ -22,9 +22,10 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,8 +75,12 @@ def make_report(
     seed: int = 0,
     progress: bool = True,
     preface: Sequence = (),
+    figures: Mapping[str, Callable[[], Any]] = {},  # noqa: B006 - read only
 ) -> Report:
-    """Gather, check, compute and write the report folder `out` (replaced atomically)."""
+    """Gather, check, compute and write the report folder `out` (replaced atomically).
+
+    `figures` maps a name to a function making a matplotlib figure, saved as `figures/NAME.png|svg`
+    before the document is written, so that a preface `Figure("figures/NAME.png", ...)` can show it."""
     df = select(load_results(paths), algorithms, datasets, where)
     check_fingerprints(df)
     nominal = build_scope(df, NOMINAL, intersect)
@@ -99,6 +104,8 @@ def make_report(
     staging = temp_dir_beside(Path(out).parent)
     try:
         _write_tables(df, staging)
+        for name, make in figures.items():
+            rf.save(make(), staging / "figures", name)
         _document(doc, report, staging / "figures")
         _write_stats(report, staging / "stats.json")
         write_document(doc, staging)
