@@ -289,3 +289,42 @@ def test_oracle_on_an_environment_without_a_simulator_is_one_line(tmp_path):
         execute(cfg, tmp_path, progress=False)
     with pytest.raises(UserError, match=r"oracle_mix must be in \[0, 1\]"):
         build_config("mbpo", "test/mcc/x-v0", overrides=["dynamics.kind=oracle", "dynamics.oracle_mix=2"])
+
+
+def test_cli_refuses_bad_oracle_settings_in_one_line(capsys, tmp_path):
+    from .test_cli import assert_one_line_error, run_cli
+
+    rng = np.random.default_rng(0)
+    write_minari("test/mcc/y-v0", "MountainCarContinuous-v0", [synthetic_episode(rng, 2, 1, 20, "trunc")])
+    res = str(tmp_path / "results")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--algo",
+        "mopo",
+        "--dataset",
+        "test/mcc/y-v0",
+        "--results",
+        res,
+        "--set",
+        "dynamics.kind=oracle",
+        "--set",
+        "dynamics.oracle_mix=1.5",
+    )
+    assert_one_line_error(code, err, "oracle_mix must be in [0, 1]")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--algo",
+        "mopo",
+        "--dataset",
+        "test/mcc/y-v0",
+        "--results",
+        res,
+        "--steps",
+        "10",
+        "--set",
+        "dynamics.kind=oracle",
+    )
+    assert_one_line_error(code, err, "no true simulator for environment MountainCarContinuous-v0")
+    assert not (tmp_path / "results").exists()  # refused before a run folder was made
