@@ -264,3 +264,29 @@ def test_an_old_mujoco_is_a_user_error(monkeypatch):
     monkeypatch.setattr("mujoco.__version__", "3.3.7")
     with pytest.raises(UserError, match="MuJoCo >= 4.0"):
         simulator("hopper", "Hopper-v5")
+
+
+@pytest.mark.parametrize("env", ["hopper", "walker2d", "halfcheetah", "inverted-double-pendulum", "pendulum"])
+def test_oracle_reproduces_the_suites_own_dataset_transitions(env):
+    """The data path a run uses: a dataset made by the suite (`datasets make`, the committed medium
+    policy), stored by Minari and flattened by `load_dataset`. Its observations are float32, so the
+    rebuilt state carries float32 rounding: tolerance 1e-4 on states and rewards. Transitions whose
+    recorded observation holds a velocity clipped at ±10 are left out (not recoverable)."""
+    from offline_mbrl.data import load_dataset
+    from offline_mbrl.datasets.make import make_dataset
+
+    make_dataset(f"{env}-medium", size=300, seed=0)
+    ds = load_dataset(f"{env}-medium")
+    data = ds.data
+    oracle = OracleDynamics(ds.spec.env, ds.spec.gym_id, ds.spec.obs_dim, ds.spec.act_dim)
+    truth = oracle.truth(data.obs, data.act).double()
+    keep = torch.ones(len(data.obs), dtype=torch.bool)
+    clipped = {"hopper": slice(5, 11), "walker2d": slice(8, 17), "inverted-double-pendulum": slice(5, 8)}
+    if env in clipped:
+        keep = (data.obs[:, clipped[env]].abs() < 10).all(1) & (
+            data.next_obs[:, clipped[env]].abs() < 10
+        ).all(1)
+    assert keep.sum() >= 100
+    state_err = (truth[keep, :-1] - data.next_obs[keep].double()).abs().max().item()
+    reward_err = (truth[keep, -1] - data.rew[keep].double()).abs().max().item()
+    assert state_err < 1e-4 and reward_err < 1e-4, (state_err, reward_err)
