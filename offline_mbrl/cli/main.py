@@ -302,6 +302,30 @@ def dynamics_fit(
     )
 
 
+@app.command("diagnose")
+def diagnose_cmd(
+    dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
+    run: Annotated[
+        Path | None, typer.Option(help="a finished run of this dataset: roll out its policy (default: BC)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="dynamics seed (also of the starts, rollouts and BC)")] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="dynamics override, as dynamics fit takes")
+    ] = None,
+    starts: Annotated[int, typer.Option(help="rollout start states drawn from the dataset")] = 2000,
+    horizon: Annotated[int, typer.Option(help="rollout horizon")] = 5,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default reports/diagnose/DATASET-seedS)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    bc_steps: Annotated[int, typer.Option(help="gradient steps of the BC policy (without --run)")] = 3000,
+) -> None:
+    """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty tracks the true model error."""
+    from offline_mbrl.experiments.diagnose import diagnose, print_result
+
+    print_result(diagnose(dataset, run, seed, set_ or [], starts, horizon, out, device, bc_steps))
+
+
 @cache_app.command("ls")
 def cache_ls(
     kind: Annotated[str | None, typer.Option(help="only this kind (dynamics, dynamics_reward, ...)")] = None,
