@@ -30,6 +30,10 @@ Deviations from the reference code, each deliberate:
   auto-α off at OfflineRL-Kit's `--alpha` default, 0.2.
 - On the true simulator (`dynamics.kind=oracle`) u is exactly 0: every elite is the simulator, so the
   estimator's only spread would be the Monte-Carlo noise of its sampled policy actions.
+- The target clamp assumes non-negative returns: on data with negative rewards (Pendulum's are all
+  negative) it zeroes the targets and nothing is learned, so the run starts with a one-line warning
+  saying so and how to turn it off (`--set algo.sac.target_min=none`); it stays on by default, as in
+  the reference.
 - Boolean flags are typed (the reference's argparse `type=bool` parses any string, "False" too, as True).
 - The reference reports the mean of the last 10 per-epoch evaluations; the suite reports the final
   evaluation (`final_eval_episodes` episodes), like every other algorithm here.
@@ -37,6 +41,7 @@ Deviations from the reference code, each deliberate:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -121,6 +126,14 @@ def bellman_inconsistency(
 def train(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
     assert dynamics is not None
     a = cfg.algo
+    floor = a.sac.target_min
+    if floor is not None and (low := float(dataset.data.rew.min())) < floor:
+        print(
+            f"warning: MOBILE clamps its critic target at >= {floor} (the reference's assumption of "
+            f"non-negative returns), but this dataset's rewards go down to {low:.3g}: targets below it are "
+            "lost; pass --set algo.sac.target_min=none",
+            file=sys.stderr,
+        )
     penalty = BellmanInconsistency(dynamics, a.penalty_coef, a.penalty_samples)
     return train_model_based(cfg, dataset, dynamics, run, Hooks(target_penalty=penalty))
 
@@ -152,7 +165,10 @@ SPEC = model_based_spec(
     train,
     "Sun et al., ICML 2023 (MOBILE)",
     presets=PAPER_PRESETS,
+    # the learning check's Pendulum has only negative rewards: the target clamp at 0 is off there
     learning_check=LearningCheck(
-        LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
+        LEARNING_CHECK.steps,
+        LEARNING_CHECK.margin,
+        (*LEARNING_CHECK.overrides, *CPU_NETS, "algo.sac.target_min=none"),
     ),
 )
