@@ -205,6 +205,17 @@ def test_lagrange_multiplier_moves_and_round_trips_through_its_state():
     assert other.optim is not None and other.optim.state_dict()["state"][0]["step"] == 5
 
 
+def test_non_finite_or_out_of_range_coefficients_are_refused_at_config_time():
+    for algo, key in (
+        ("combo", "algo.cql_weight=nan"),
+        ("combo", "algo.temperature=0"),
+        ("mobile", "algo.penalty_coef=inf"),
+        ("mobile", "algo.penalty_coef=-1"),
+    ):
+        with pytest.raises(UserError, match="needs"):
+            build_config(algo, "pendulum-medium-replay", overrides=[key])
+
+
 def test_combo_without_real_rows_is_refused_at_config_time():
     with pytest.raises(UserError, match="COMBO needs real rows"):
         build_config("combo", "pendulum-medium-replay", overrides=["algo.real_ratio=0"])

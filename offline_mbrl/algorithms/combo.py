@@ -43,6 +43,7 @@ Deviations from the reference code, each deliberate:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -92,6 +93,12 @@ class COMBOConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_combo_sac)
 
     def __post_init__(self) -> None:
+        numbers = {"cql_weight": self.cql_weight, "lagrange_threshold": self.lagrange_threshold}
+        if not all(math.isfinite(v) for v in numbers.values()) or self.temperature <= 0 or self.repeats < 1:
+            raise UserError(
+                f"COMBO needs finite cql_weight and lagrange_threshold, temperature > 0 and repeats >= 1, "
+                f"got {numbers}, temperature {self.temperature}, repeats {self.repeats}"
+            )
         n_real = round(self.batch_size * self.real_ratio)
         if n_real < 1 or (self.rho_s == "model" and n_real >= self.batch_size):
             raise UserError(

@@ -41,6 +41,7 @@ Deviations from the reference code, each deliberate:
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import Batch, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
+from offline_mbrl.errors import UserError
 from offline_mbrl.model_based import (
     CPU_NETS,
     LEARNING_CHECK,
@@ -81,6 +83,13 @@ class MOBILEConfig(ModelBasedConfig):
     penalty_samples: int = 10  # next-state samples per elite for u(s, a)
     # 2 critics 256x256, deterministic backup, target ≥ 0, α ≤ 1, update order critic → actor → α
     sac: SACConfig = field(default_factory=_mobile_sac)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.penalty_coef) or self.penalty_coef < 0 or self.penalty_samples < 2:
+            raise UserError(
+                f"MOBILE needs a finite penalty_coef >= 0 and penalty_samples >= 2, got {self.penalty_coef} "
+                f"and {self.penalty_samples}"
+            )
 
 
 class BellmanInconsistency:
