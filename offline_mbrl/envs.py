@@ -2,6 +2,11 @@
 
 An environment is looked up by the exact gymnasium id (`Hopper-v5`) or by its exact short name
 (`hopper`), never by a substring of a dataset name (D4RL's `'ant' in name` matched `antmaze`).
+
+Besides the D4RL-style environments (every one has the five tiers), a task environment has one dataset
+made by its own recipe: `pointmaze` (MBRCSL's stitching maze, offline_mbrl/datasets/pointmaze.py). Its
+gymnasium id is registered here, on import, so that every process that loads a dataset can `gym.make` it;
+the entry point is a string, so Gymnasium-Robotics is imported only when the environment is made.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+import gymnasium as gym
 
 TIERS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
@@ -41,9 +48,22 @@ ENVIRONMENTS: dict[str, Environment] = {
 }
 
 
+POINTMAZE_HORIZON = 200
+POINTMAZE = Environment("pointmaze", "offline_mbrl/PointMazeStitch-v0", small=True)
+# environments without D4RL tiers: each has its own made dataset (names.TASK_DATASETS)
+TASK_ENVIRONMENTS: dict[str, Environment] = {POINTMAZE.name: POINTMAZE}
+
+if POINTMAZE.gym_id not in gym.registry:
+    gym.register(
+        POINTMAZE.gym_id,
+        entry_point="offline_mbrl.datasets.pointmaze:PointMazeStitchEnv",
+        max_episode_steps=POINTMAZE_HORIZON,
+    )
+
+
 def environment_of_gym_id(gym_id: str) -> Environment | None:
     """The environment whose evaluation id or one of whose D4RL ids is exactly `gym_id`."""
-    for environment in ENVIRONMENTS.values():
+    for environment in (*ENVIRONMENTS.values(), *TASK_ENVIRONMENTS.values()):
         if gym_id == environment.gym_id or gym_id in environment.d4rl_ids:
             return environment
     return None

@@ -5,6 +5,9 @@ Resolution order for a name:
 2. a short name `{env}-{tier}[-vN]` resolves to a locally present imported D4RL dataset
    `d4rl-import/{env}/{tier}-vN` (the newest version when none is given),
 3. else to the suite's own `offline-mbrl/{env}/{tier}-v0` (made by `offline-mbrl datasets make`).
+
+A task dataset (`pointmaze-stitch`, optionally `-v0`) is not ENV-TIER of a D4RL environment; it resolves
+to the suite's own `offline-mbrl/pointmaze/stitch-v0` and carries a ShortName with its own "tier".
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from minari.storage import get_dataset_path
 
-from offline_mbrl.envs import ENVIRONMENTS, TIERS
+from offline_mbrl.envs import ENVIRONMENTS, POINTMAZE, TIERS
 from offline_mbrl.errors import UserError
 
 IMPORT_NAMESPACE = "d4rl-import"
@@ -54,8 +57,19 @@ class Resolution:
         return (self.path / "data").is_dir()
 
 
+POINTMAZE_STITCH = "pointmaze-stitch"
+# made task datasets outside ENV-TIER: name -> its ShortName (made only, never imported from D4RL)
+TASK_DATASETS: dict[str, ShortName] = {POINTMAZE_STITCH: ShortName(POINTMAZE.name, "stitch", None)}
+
+
+def task_dataset(name: str) -> ShortName | None:
+    """The ShortName of a task dataset's name (`pointmaze-stitch` or `pointmaze-stitch-v0`), else None."""
+    name = name.strip()
+    return TASK_DATASETS.get(name.removesuffix("-v0"))
+
+
 def all_short_names() -> list[str]:
-    return [f"{env}-{tier}" for env in ENVIRONMENTS for tier in TIERS]
+    return [f"{env}-{tier}" for env in ENVIRONMENTS for tier in TIERS] + list(TASK_DATASETS)
 
 
 def parse_short_name(name: str) -> ShortName | None:
@@ -95,6 +109,9 @@ def resolve(name: str) -> Resolution:
     name = name.strip()
     if "/" in name:
         return Resolution(name, name, provenance_of(name), None)
+    task = task_dataset(name)
+    if task is not None:
+        return Resolution(name, made_id(task), "made by offline-mbrl", task)
     short = parse_short_name(name)
     if short is None:
         close = difflib.get_close_matches(name, all_short_names(), n=3, cutoff=0.6)
@@ -121,6 +138,8 @@ def missing_dataset_message(res: Resolution) -> str:
             how = "make or import it first (see `offline-mbrl datasets list`)"
         return f"dataset '{res.dataset_id}' is not present under {res.path.parent}: {how}"
     base = f"{res.short.env}-{res.short.tier}"
+    if base in TASK_DATASETS:
+        return f"dataset '{res.name}' is not present: make it with `offline-mbrl datasets make {base}`"
     d4rl_version = res.short.version if res.short.version not in (None, 0) else 2
     return (
         f"dataset '{res.name}' is not present: make it with `offline-mbrl datasets make {base}`, "

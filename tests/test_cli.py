@@ -84,7 +84,7 @@ def test_list_shows_names_resolution_presence_and_provenance(capsys, tmp_path):
     assert (
         "Minari" in rows["mujoco/pendulum/extra-v0"]
     )  # local datasets outside the short names are listed too
-    assert len([r for r in rows if r != "name"]) == 26
+    assert len([r for r in rows if r != "name"]) == 27
 
 
 def test_info_prints_return_distribution_and_scores(capsys, tmp_path):

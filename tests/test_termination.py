@@ -127,7 +127,14 @@ def test_bounds_are_strict_and_leading_dims_are_kept():
 
 @pytest.mark.parametrize("env", sorted(T.TERMINATION_FNS))
 def test_non_finite_next_obs_always_terminates(env):
-    dim = {"hopper": 11, "walker2d": 17, "halfcheetah": 17, "pendulum": 3, "inverted-double-pendulum": 9}[env]
+    dim = {
+        "hopper": 11,
+        "walker2d": 17,
+        "halfcheetah": 17,
+        "pendulum": 3,
+        "inverted-double-pendulum": 9,
+        "pointmaze": 6,
+    }[env]
     obs = torch.zeros(3, dim)
     if env in ("hopper", "walker2d"):
         obs[:, 0] = 1.25  # a healthy height

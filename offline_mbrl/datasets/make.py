@@ -12,6 +12,10 @@ deterministic: the seed fixes every environment reset and every action sample, s
 same dataset bit for bit on the same machine. Episodes are kept in the order they finish; the last one
 is cut (marked as a time-out) to reach exactly the requested size. With `--family`, the vector slots
 cycle through the family's members, so the dataset mixes the dynamics of all K members.
+
+A task dataset (`pointmaze-stitch`) has its own recipe (offline_mbrl/datasets/pointmaze.py, a scripted
+controller rather than behaviour policies); `make_dataset` hands it over, with `size` in transitions
+rounded down to whole 200-step episodes in four equal groups.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import torch
 from minari.storage import get_dataset_path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from offline_mbrl.datasets import pointmaze
 from offline_mbrl.datasets.families import MDPFamily, apply_params, load_family
 from offline_mbrl.datasets.policy import GaussianPolicy, load_policy_file
-from offline_mbrl.envs import ENVIRONMENTS, TIERS, d4rl_reference_scores
+from offline_mbrl.envs import ENVIRONMENTS, POINTMAZE, TIERS, d4rl_reference_scores
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
-from offline_mbrl.names import MADE_NAMESPACE, parse_short_name
+from offline_mbrl.names import MADE_NAMESPACE, made_id, parse_short_name, task_dataset
 from offline_mbrl.paths import assets_dir, code_version
 
 NUM_ENVS = 16
@@ -239,6 +244,8 @@ def _made_part(env: str, tier: str, n: int, seed: int, fam: MDPFamily | None) ->
 
 
 def default_size(env: str, tier: str) -> int:
+    if env == POINTMAZE.name:
+        return pointmaze.DEFAULT_SIZE
     if tier == "medium-expert":
         return 2 * DEFAULT_SIZE
     if tier == "medium-replay":
@@ -260,12 +267,22 @@ def _target(name: str, family: str | None) -> tuple[str, str, MDPFamily | None, 
 
 
 def made_dataset_id(name: str, family: str | None = None) -> str:
-    return _target(name, family)[3]
+    task = task_dataset(name)
+    return made_id(task) if task is not None else _target(name, family)[3]
+
+
+def _make_task(name: str, size: int | None, seed: int, overwrite: bool, family: str | None) -> MakeSummary:
+    if family is not None:
+        raise UserError(f"'{name}' has no MDP family: --family applies to ENV-TIER datasets only")
+    s = pointmaze.make_pointmaze_stitch(pointmaze.episodes_for_size(size), seed=seed, overwrite=overwrite)
+    return MakeSummary(s.dataset_id, s.path, s.transitions, s.episodes, s.mean_return, s.seconds)
 
 
 def make_dataset(
     name: str, size: int | None = None, seed: int = 0, overwrite: bool = False, family: str | None = None
 ) -> MakeSummary:
+    if task_dataset(name) is not None:
+        return _make_task(name, size, seed, overwrite, family)
     env, tier, fam, dataset_id = _target(name, family)
     suffix = f"-{fam.name}" if fam else ""
     if dataset_exists(dataset_id) and not overwrite:
