@@ -227,6 +227,25 @@ def _read_manifest(entry: Path) -> tuple[dict[str, Any], bool] | None:
         return {}, True
 
 
+def entry_damaged(entry: Path) -> bool:
+    """Whether a published entry's manifest is unreadable or one of its files is missing or resized."""
+    read = _read_manifest(entry)
+    return read is None or read[1]
+
+
+def discard_entry(kind: str, key: str) -> None:
+    """Remove one entry the store published (a damaged one, before it is built again)."""
+    entry = artefact_path(kind, key)
+    if _read_manifest(entry) is None:  # not the store's: never removed
+        return
+    trash = entry.parent / f".{entry.name}.removed-{uuid.uuid4().hex[:8]}"
+    try:
+        entry.rename(trash)  # readers see the whole entry or none of it
+    except OSError as exc:
+        raise UserError(f"cannot remove {entry} ({exc.strerror})") from None
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
     """One row per entry, every kind (or one): kind, key, dataset_id, dataset_name, summary, size_mb,
     created, damaged, and the manifest itself."""

@@ -20,7 +20,7 @@ alpha lr 1e-4.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.policies import ActorPolicy
-from offline_mbrl.rollout import ModelBuffer, StepHook, mix, model_rows, rollout
+from offline_mbrl.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.termination import termination_fn
@@ -78,6 +78,8 @@ class Hooks:
     step: StepHook | None = None  # applied to every rollout step (compose several with rollout.compose)
     critic_reg: UpdateHook | None = None  # added to the critic loss
     target_penalty: UpdateHook | None = None  # subtracted from the reward inside the critic target
+    # more metrics of each rollout round, from the whole `Rollout` (MOREC: truncation rate, r_D)
+    round_metrics: Callable[[Rollout], dict[str, torch.Tensor]] | None = None
     state: Mapping[str, Any] = field(default_factory=dict)  # more objects a checkpoint must hold
 
     def checkpointed(self) -> dict[str, Any]:
@@ -131,6 +133,7 @@ def train_model_based(
                     "rollout/reward": batch.rew.mean(),
                     "rollout/terminal_rate": batch.term.mean(),
                     **{f"rollout/{k}": v.mean() for k, v in extras.items()},
+                    **(hooks.round_metrics(ro) if hooks.round_metrics is not None else {}),
                 }
             )
         real = dataset.sample(n_real, gen)

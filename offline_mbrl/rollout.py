@@ -39,6 +39,9 @@ class Step:
     member: torch.Tensor  # (B,) the member each transition was sampled from
     generator: torch.Generator | None = None  # the run's generator: a hook draws from it, never globally
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # each (B,)
+    # (B,) bool: whether the step's transition is stored (None: all are). A hook that cuts a row also sets
+    # its `term` (the row stops) and clears `keep` (the cut transition is not stored: MOREC's filter)
+    keep: torch.Tensor | None = None
 
 
 StepHook = Callable[[Step], Step]
@@ -84,20 +87,26 @@ class Rollout:
     term: torch.Tensor  # (H, B) bool
     alive: torch.Tensor  # (H, B) bool: the row had not terminated before step h, so step h is real
     extras: dict[str, torch.Tensor]  # each (H, B)
+    keep: torch.Tensor | None = None  # (H, B) bool: a hook kept the step's transition (None: all kept)
+
+    @property
+    def stored(self) -> torch.Tensor:
+        """(H, B) bool: the transitions that are real and kept: what `transitions()` returns."""
+        return self.alive if self.keep is None else self.alive & self.keep
 
     def transitions(self) -> tuple[Batch, dict[str, torch.Tensor]]:
-        """The valid transitions, flattened: `(N, ...)` with N = alive.sum() (one host sync)."""
-        mask = self.alive
+        """The valid transitions, flattened: `(N, ...)` with N = stored.sum() (one host sync)."""
+        mask = self.stored
         batch = Batch(
             self.obs[mask], self.act[mask], self.rew[mask], self.next_obs[mask], self.term[mask].float()
         )
         return batch, {k: v[mask] for k, v in self.extras.items()}
 
     def returns(self) -> torch.Tensor:
-        return (self.rew * self.alive).sum(0)  # (B,)
+        return (self.rew * self.stored).sum(0)  # (B,)
 
     def lengths(self) -> torch.Tensor:
-        return self.alive.sum(0)  # (B,)
+        return self.stored.sum(0)  # (B,) the transitions each row contributed
 
 
 @torch.no_grad()
@@ -114,6 +123,7 @@ def rollout(
     alive = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "act", "rew", "next_obs", "term", "alive")}
     extras: dict[str, list[torch.Tensor]] = {}
+    keeps: list[torch.Tensor] = []
     for h in range(horizon):
         act = policy(obs)
         pred = dynamics.predict(obs, act)
@@ -126,11 +136,16 @@ def rollout(
         rows["alive"].append(alive)
         for k, v in step.extras.items():
             extras.setdefault(k, []).append(v)
+        if step.keep is not None:
+            keeps += [torch.ones_like(alive)] * (h - len(keeps)) + [step.keep]
         alive = alive & ~step.term
         # A finished row keeps its last state: it is masked out, and stepping garbage could overflow.
         obs = torch.where(alive.unsqueeze(-1), step.next_obs, obs)
     stacked = {k: torch.stack(v) for k, v in rows.items()}
-    return Rollout(**stacked, extras={k: torch.stack(v) for k, v in extras.items()})
+    keep = None
+    if keeps:
+        keep = torch.stack(keeps + [torch.ones_like(alive)] * (horizon - len(keeps)))
+    return Rollout(**stacked, extras={k: torch.stack(v) for k, v in extras.items()}, keep=keep)
 
 
 class ModelBuffer:

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms import algorithms, get_spec
+from offline_mbrl.cache import artefact_path
+from offline_mbrl.dynamics_reward import REWARD_RANGE
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import evaluate
 from offline_mbrl.launch import build_config, execute, load_run
@@ -63,6 +65,10 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
     assert (config["dynamics_key"] is not None) == get_spec(algo).uses_dynamics
     # every cached artefact the run used is recorded by kind and key
     used = {"dynamics": config["dynamics_key"]} if get_spec(algo).uses_dynamics else {}
+    if algo.startswith("morec-"):  # and MOREC's dynamics reward, a published entry of the store
+        reward_key = config["artefacts"]["dynamics_reward"]
+        assert (artefact_path("dynamics_reward", reward_key) / "reward.pt").is_file()
+        used["dynamics_reward"] = reward_key
     assert config["artefacts"] == used
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
@@ -72,6 +78,15 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
         assert rows[0]["rollout/reward"] < rows[0]["rollout/raw_reward"]  # the penalty lowers the reward
     if algo == "ravl":
         assert "critic_reg" in rows[0]
+    if algo.startswith("morec-"):  # the filter's per-round log
+        lo, hi = REWARD_RANGE
+        assert 0.0 <= rows[0]["rollout/truncation_rate"] <= 1.0
+        assert (
+            lo
+            <= rows[0]["rollout/dynamics_reward_rejected"]
+            <= rows[0]["rollout/dynamics_reward_chosen"]
+            <= hi
+        )
     # a finished run is reused, not redone
     assert execute(cfg, tmp_path, progress=False) == final
     # its saved policy, reloaded, acts exactly as the one that was evaluated

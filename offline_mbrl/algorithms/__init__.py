@@ -14,7 +14,7 @@ import functools
 from importlib.metadata import entry_points
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
-from offline_mbrl.algorithms import bc, combo, mbpo, mobile, mopo, ravl
+from offline_mbrl.algorithms import bc, combo, mbpo, mobile, mopo, morec, ravl
 from offline_mbrl.errors import UserError
 
 __all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
@@ -29,6 +29,8 @@ BUILTINS: dict[str, AlgorithmSpec] = {
         ravl.SPEC,
         mobile.SPEC,
         combo.SPEC,
+        morec.SPEC_MOPO,
+        morec.SPEC_MOBILE,
         bc.SPEC,
     )
 }

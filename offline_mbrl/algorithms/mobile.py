@@ -132,9 +132,8 @@ def bellman_inconsistency(
     return per_elite.std(0)  # (B,) unbiased, as the reference's torch.std
 
 
-def train(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
-    a = cfg.algo
+def warn_target_clamp(a: MOBILEConfig, dataset: OfflineDataset) -> None:
+    """One line on stderr when the target clamp meets a dataset with rewards below it."""
     floor = a.sac.target_min
     if floor is not None and (low := float(dataset.data.rew.min())) < floor:
         print(
@@ -143,6 +142,12 @@ def train(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dyn
             "lost; pass --set algo.sac.target_min=none",
             file=sys.stderr,
         )
+
+
+def train(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
+    assert dynamics is not None
+    a = cfg.algo
+    warn_target_clamp(a, dataset)
     penalty = BellmanInconsistency(dynamics, a.penalty_coef, a.penalty_samples)
     return train_model_based(cfg, dataset, dynamics, run, Hooks(target_penalty=penalty))
 
