@@ -284,6 +284,21 @@ def dynamics_config_from_overrides(seed: int, overrides: list[str]) -> DynamicsC
     return set_paths(dataclasses.replace(DynamicsConfig(), seed=seed), items, "dynamics.")
 
 
+def reward_config_from_overrides(overrides: list[str]) -> Any:
+    """`dynamics fit --reward`'s dynamics-reward config: the `algo.reward.KEY=V` keys MOREC runs take
+    (`reward.KEY=V` also accepted)."""
+    from offline_mbrl.dynamics_reward import DynamicsRewardConfig
+
+    items: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("algo.").removeprefix("reward.")
+        if not sep:
+            raise UserError(f"--set expects key=value, got '{item}'")
+        items[key] = value.strip()
+    return set_paths(DynamicsRewardConfig(), items, "algo.reward.")
+
+
 def get_path(cfg: Any, key: str) -> Any:
     for part in key.split("."):
         cfg = getattr(cfg, part)

@@ -94,8 +94,11 @@ def _cli_args(dataset: str, out, *extra: str) -> list[str]:
 def _check_outputs(out, starts: int = STARTS, horizon: int = HORIZON) -> tuple[pd.DataFrame, dict]:
     for name in FILES:
         assert (out / name).is_file(), name
+    scores = list(PENALTIES) + (
+        ["dynamics_reward"] if "reward" in json.loads((out / "meta.json").read_text()) else []
+    )
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
-        [f"{p}.png" for p in PENALTIES] + ["overview.png"]
+        [f"{p}.png" for p in scores] + ["overview.png"]
     )
     df = pd.read_csv(out / "transitions.csv")
     parquet = pd.read_parquet(out / "transitions.parquet")
@@ -110,11 +113,11 @@ def _check_outputs(out, starts: int = STARTS, horizon: int = HORIZON) -> tuple[p
     assert (df["true_error"] >= 0).all() and (df["reward_error"] >= 0).all() and (df["mean_error"] >= 0).all()
     assert np.isfinite(df["true_error"]).all()
     corr = pd.read_csv(out / "correlations.csv")
-    assert list(corr["penalty"]) == list(PENALTIES)
+    assert list(corr["penalty"]) == scores
     assert corr["spearman_rho"].between(-1, 1).all() and corr["pearson_r"].between(-1, 1).all()
     assert (corr["n"] == len(df)).all()
     by_h = pd.read_csv(out / "correlations_by_h.csv")
-    assert len(by_h) == len(PENALTIES) * horizon and by_h["spearman_rho"].between(-1, 1).all()
+    assert len(by_h) == len(scores) * horizon and by_h["spearman_rho"].between(-1, 1).all()
     assert (by_h.groupby("h")["n"].max() == starts).all()
     check = meta["oracle_check"]
     assert check["transitions"] == 200 and check["clipped_velocity"] == 0
@@ -267,3 +270,37 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(real_pendulum, tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging")]
     with pytest.raises(UserError, match="leave dynamics.kind at ensemble"):
         diagnose(real_pendulum, overrides=["dynamics.kind=oracle"], out=out, progress=False)
+
+
+REWARD = [
+    "algo.reward.updates=40",
+    "algo.reward.snapshot_every=2",
+    "algo.reward.stored_every=2",
+    "algo.reward.max_snapshots=10",
+    "algo.reward.hidden=16",
+    "algo.reward.head_hidden=16",
+    "algo.reward.batch_size=32",
+    "algo.reward.refresh_every=20",
+    "algo.reward.replay_steps=2",
+]
+
+
+def test_reward_is_scored_beside_the_penalties(real_pendulum, tmp_path, capsys):
+    out = tmp_path / "reward"
+    args = [*_cli_args(real_pendulum, out), "--reward", "--reward-stride", "4"]
+    for item in REWARD:
+        args += ["--set", item]
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 0, err
+    df, meta = _check_outputs(out)
+    rw = meta["reward"]
+    assert rw["snapshots"] == 3 and rw["stride"] == 4  # 5 kept, every 2nd from the newest
+    assert rw["n_model"] == len(df) and rw["n_holdout"] == 20  # 10% of the 200 transitions
+    assert 0.0 <= rw["auc_data_vs_model"] <= 1.0 and 0.0 <= rw["auc_low_vs_high_error"] <= 1.0
+    assert df["dynamics_reward"].between(0.313, 1.314).all()
+    corr = pd.read_csv(out / "correlations.csv").set_index("penalty")
+    assert corr.loc["dynamics_reward", "n"] == len(df) and (out / "figures" / "dynamics_reward.png").is_file()
+    assert "dynamics reward r_D: ROC AUC" in stdout and "r_D" in (out / "summary.md").read_text()
+    # reward settings without --reward are refused
+    code, _, err = run_cli(capsys, *_cli_args(real_pendulum, tmp_path / "x"), "--set", REWARD[0])
+    assert code == 2 and "add --reward" in err and not (tmp_path / "x").exists()

@@ -278,15 +278,29 @@ def dynamics_fit(
         list[str] | None, typer.Option("--set", help="override: --set dynamics.members=5 (as train takes)")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    reward: Annotated[
+        bool,
+        typer.Option(
+            "--reward",
+            help="also fit (or load) MOREC's dynamics reward for this ensemble (--set algo.reward.KEY=V)",
+        ),
+    ] = False,
 ) -> None:
-    """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors."""
-    from offline_mbrl.config import dynamics_config_from_overrides
+    """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors;
+    with --reward, also MOREC's dynamics reward and its held-out AUCs."""
+    from offline_mbrl.config import dynamics_config_from_overrides, reward_config_from_overrides
     from offline_mbrl.data import load_dataset
     from offline_mbrl.dynamics import load_or_fit
+    from offline_mbrl.errors import UserError
 
-    cfg = dynamics_config_from_overrides(seed, set_ or [])
+    items = set_ or []
+    reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
+    if reward_items and not reward:
+        raise UserError("--set algo.reward.* applies to the dynamics reward: add --reward")
+    cfg = dynamics_config_from_overrides(seed, [i for i in items if i not in reward_items])
+    reward_cfg = reward_config_from_overrides(reward_items) if reward else None
     ds = load_dataset(dataset, device=device)
-    _, report, key = load_or_fit(ds, cfg, device=device)
+    model, report, key = load_or_fit(ds, cfg, device=device)
     table = Table(title=f"dynamics {key} on {ds.dataset_id}")
     table.add_column("member")
     table.add_column("holdout MSE")
@@ -300,6 +314,16 @@ def dynamics_fit(
         f"elite mean MSE {report['elite_mse']:.5f}; mean-delta baseline MSE {report['baseline_mse']:.5f}; "
         f"{report['epochs']} epochs, {report['wall_time']:.0f} s"
     )
+    if reward_cfg is not None:
+        from offline_mbrl.dynamics_reward import load_or_fit_reward
+
+        _, rep, rkey = load_or_fit_reward(ds, model, key, reward_cfg)
+        console.print(
+            f"dynamics reward {rkey}: {rep['snapshots']} snapshots, fitted in {rep['wall_time']:.0f} s; "
+            f"held-out AUC of r_D, data vs the ensemble's one-step samples {rep['auc_one_step']:.3f}, "
+            f"vs {reward_cfg.replay_steps}-step replays {rep['auc_replay']:.3f}, vs Δs perturbed by 0.1 / 1 "
+            f"std {rep['auc_perturbed_0.1']:.3f} / {rep['auc_perturbed_1']:.3f}"
+        )
 
 
 @app.command("diagnose")
@@ -319,11 +343,43 @@ def diagnose_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     bc_steps: Annotated[int, typer.Option(help="gradient steps of the BC policy (without --run)")] = 3000,
+    reward: Annotated[
+        bool,
+        typer.Option(
+            "--reward", help="also score MOREC's dynamics reward r_D (fitted on a miss; --set algo.reward.*)"
+        ),
+    ] = False,
+    reward_stride: Annotated[
+        int, typer.Option(help="average every this-many-th r_D snapshot (MOREC-MOPO 10, MOREC-MOBILE 40)")
+    ] = 10,
 ) -> None:
-    """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty tracks the true model error."""
+    """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty (and, with --reward, MOREC's
+    dynamics reward) tracks the true model error."""
+    from offline_mbrl.config import reward_config_from_overrides
+    from offline_mbrl.errors import UserError
     from offline_mbrl.experiments.diagnose import diagnose, print_result
 
-    print_result(diagnose(dataset, run, seed, set_ or [], starts, horizon, out, device, bc_steps))
+    items = set_ or []
+    reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
+    if reward_items and not reward:
+        raise UserError("--set algo.reward.* applies to the dynamics reward: add --reward")
+    reward_cfg = reward_config_from_overrides(reward_items) if reward else None
+    dyn_items = [i for i in items if i not in reward_items]
+    print_result(
+        diagnose(
+            dataset,
+            run,
+            seed,
+            dyn_items,
+            starts,
+            horizon,
+            out,
+            device,
+            bc_steps,
+            reward=reward_cfg,
+            reward_stride=reward_stride,
+        )
+    )
 
 
 @cache_app.command("ls")

@@ -61,6 +61,7 @@ from offline_mbrl.cache import replace_dir, temp_dir_beside
 from offline_mbrl.config import dynamics_config_from_overrides
 from offline_mbrl.data import OfflineDataset, load_dataset
 from offline_mbrl.dynamics import DynamicsEnsemble, load_or_fit
+from offline_mbrl.dynamics_reward import DynamicsReward, DynamicsRewardConfig, auc, load_or_fit_reward
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import Policy
 from offline_mbrl.oracle import (
@@ -169,6 +170,14 @@ class _RolloutPolicy:
             self.last_rew = step.rew.cpu().numpy()
 
 
+REWARD = "dynamics_reward"  # MOREC's r_D column (with --reward): higher is more plausible
+
+
+def scores(df: pd.DataFrame) -> list[str]:
+    """The score columns to correlate with the true error: every penalty, and r_D when it was computed."""
+    return [*PENALTIES, *([REWARD] if REWARD in df.columns else [])]
+
+
 # ---- model transitions -------------------------------------------------------------------------------
 
 
@@ -199,9 +208,11 @@ def model_transitions(
     horizon: int,
     seed: int,
     progress: bool = True,
+    reward: DynamicsReward | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Roll `policy` out in `dynamics` from `starts` dataset states; one row per valid model transition
-    with its true errors and every penalty. Also returns how many the simulator rejected (NaN error)."""
+    with its true errors and every penalty (and MOREC's r_D with `reward`). Also returns how many the
+    simulator rejected (NaN error)."""
     data = dataset.data
     device = data.obs.device
     terminated = termination_fn(dataset.spec.env, dataset.spec.gym_id)
@@ -211,6 +222,8 @@ def model_transitions(
 
     def hook(step: Step) -> Step:
         step = penalty_hook(step)
+        if reward is not None:
+            step = with_extras(step, **{REWARD: reward(step.obs, step.act, step.next_obs)})
         policy.observe(step)
         return step
 
@@ -242,6 +255,7 @@ def model_transitions(
                     "mean_error": np.linalg.norm(mean_next - next_true, axis=1),
                     "reward_error": np.abs(rew_model - rew_true),
                     **{name: ex[f"penalty/{name}"] for name in PENALTIES},
+                    **({REWARD: ex[REWARD]} if reward is not None else {}),
                 }
             frames.append(pd.DataFrame(frame))
             bar.advance(task, len(idx))
@@ -271,7 +285,7 @@ def correlations(df: pd.DataFrame) -> pd.DataFrame:
     """Per penalty: Spearman ρ (and p) and Pearson r (and p) with `true_error`, n, and Spearman ρ with
     `mean_error` (the error without the sampling noise)."""
     rows = []
-    for name in PENALTIES:
+    for name in scores(df):
         x = df[name].to_numpy(np.float64)
         n, rho, p, r, pr = _correlate(x, df["true_error"].to_numpy(np.float64))
         rho_mean = _correlate(x, df["mean_error"].to_numpy(np.float64))[1]
@@ -293,7 +307,7 @@ def correlations_by_h(df: pd.DataFrame) -> pd.DataFrame:
     """Spearman ρ of each penalty with `true_error` within each rollout step h (long format)."""
     rows = []
     for h, part in df.groupby("h", sort=True):
-        for name in PENALTIES:
+        for name in scores(df):
             n, rho, p, _, _ = _correlate(
                 part[name].to_numpy(np.float64), part["true_error"].to_numpy(np.float64)
             )
@@ -403,7 +417,7 @@ def write_figures(
     folder.mkdir(parents=True, exist_ok=True)
     stats = corr.set_index("penalty")
     names = []
-    for name in PENALTIES:
+    for name in scores(df):
         rho, n = float(stats.loc[name, "spearman_rho"]), int(stats.loc[name, "n"])
         fig, ax = plt.subplots(figsize=(5.5, 4.4))
         points = _scatter(ax, df, name, rho, n, horizon)
@@ -412,12 +426,15 @@ def write_figures(
         fig.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight", facecolor="white")
         plt.close(fig)
         names.append(f"{name}.png")
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9), layout="constrained")
-    for ax, name in zip(axes.flat, PENALTIES, strict=True):
+    cols = 3 if len(scores(df)) <= 6 else 4
+    fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 9), layout="constrained")
+    for ax in axes.flat[len(scores(df)) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, scores(df), strict=False):
         rho, n = float(stats.loc[name, "spearman_rho"]), int(stats.loc[name, "n"])
         points = _scatter(ax, df, name, rho, n, horizon, short=True)
     _colorbar(fig, points, horizon, ax=axes, shrink=0.6)
-    fig.suptitle(f"Spearman ρ of each penalty with the true one-step error; {subtitle}")
+    fig.suptitle(f"Spearman ρ of each score with the true one-step error; {subtitle}")
     fig.savefig(folder / "overview.png", dpi=100, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     return [*names, "overview.png"]
@@ -466,11 +483,26 @@ def summary_markdown(corr: pd.DataFrame, by_h: pd.DataFrame, meta: dict[str, Any
         "| penalty | " + " | ".join(f"h={h}" for h in steps) + " |",
         "| --- | " + " | ".join("---:" for _ in steps) + " |",
     ]
-    lines += [
-        f"| {name} | " + " | ".join(_fmt(wide.loc[name, h]) for h in steps) + " |" for name in PENALTIES
-    ]
-    lines += ["", "![all penalties](figures/overview.png)", ""]
-    lines += [f"- [{name}](figures/{name}.png)" for name in PENALTIES]
+    names = list(corr["penalty"])
+    lines += [f"| {name} | " + " | ".join(_fmt(wide.loc[name, h]) for h in steps) + " |" for name in names]
+    if "reward" in meta:
+        rw = meta["reward"]
+        lines += [
+            "",
+            f"MOREC's dynamics reward r_D (cached {rw['key']}, every {rw['stride']}th snapshot, "
+            f"{rw['snapshots']} averaged; higher = more plausible, so a useful r_D correlates negatively "
+            "with the error):",
+            "",
+            f"- ROC AUC, held-out dataset transitions ({rw['n_holdout']}) vs these model transitions "
+            f"({rw['n_model']}): **{_fmt(rw['auc_data_vs_model'])}** (0.5 = chance)",
+            f"- ROC AUC, model transitions below vs above the median true error: "
+            f"**{_fmt(rw['auc_low_vs_high_error'])}**",
+            f"- Spearman ρ of r_D with the true error: **{_fmt(rw['spearman_true_error'])}** "
+            f"(p {_fmt(rw['spearman_p'], '.2g')})",
+            f"- mean r_D: held-out data {_fmt(rw['mean_data'])}, model {_fmt(rw['mean_model'])}",
+        ]
+    lines += ["", "![all scores](figures/overview.png)", ""]
+    lines += [f"- [{name}](figures/{name}.png)" for name in names]
     lines += ["", f"Written {meta['created']} by offline-mbrl diagnose (code {meta['code_version']}).", ""]
     return "\n".join(lines)
 
@@ -535,6 +567,8 @@ def diagnose(
     bc_steps: int = 3000,
     oracle_transitions: int = 1000,
     progress: bool = True,
+    reward: DynamicsRewardConfig | None = None,
+    reward_stride: int = 10,
 ) -> DiagnoseResult:
     """The whole diagnosis; every bad input is a UserError raised before anything is written."""
     started = time.perf_counter()
@@ -573,6 +607,13 @@ def diagnose(
     model, report, key = load_or_fit(ds, cfg, device=device, progress=progress)
     model.eval()
     times["dynamics"] = time.perf_counter() - tick
+    r_d, r_key = None, None
+    r_report: dict[str, Any] = {}
+    if reward is not None:
+        tick = time.perf_counter()
+        full, r_report, r_key = load_or_fit_reward(ds, model, key, reward, progress)
+        r_d = full.select(reward_stride)
+        times["dynamics_reward"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     policy_meta: dict[str, Any]
@@ -616,7 +657,7 @@ def diagnose(
     times["policy"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    df, rejected = model_transitions(model, policy, ds, sim, starts, horizon, seed, progress)
+    df, rejected = model_transitions(model, policy, ds, sim, starts, horizon, seed, progress, r_d)
     df["policy"] = policy_meta["kind"]
     times["rollouts"] = time.perf_counter() - tick
 
@@ -646,6 +687,7 @@ def diagnose(
         ),
         "overrides": list(overrides),
         "oracle_check": check,
+        **({"reward": reward_stats(df, r_d, ds, r_report, r_key, reward_stride)} if r_d is not None else {}),
         "correlations": corr.to_dict(orient="records"),
         "correlations_by_h": by_h.to_dict(orient="records"),
         "columns": {
@@ -657,6 +699,7 @@ def diagnose(
             "mean_error": "||elites' mean next state - simulator next state||_2",
             "reward_error": "|sampled model reward - simulator reward|",
             **{name: f"penalties.{name} over the elites" for name in PENALTIES},
+            REWARD: "MOREC's dynamics reward r_D of the transition (with --reward)",
             "policy": "bc (fitted here) or run (--run)",
         },
         "device": device,
@@ -671,6 +714,39 @@ def diagnose(
     meta["wall_time"] = times  # seconds per stage
     write_outputs(out, df, corr, by_h, meta, subtitle)
     return DiagnoseResult(out, df, corr, meta)
+
+
+def reward_stats(
+    df: pd.DataFrame,
+    reward: DynamicsReward,
+    dataset: OfflineDataset,
+    report: dict[str, Any],
+    key: str | None,
+    stride: int,
+) -> dict[str, Any]:
+    """Does r_D tell true from model transitions, and good model transitions from bad ones?"""
+    data = dataset.data
+    hold = torch.as_tensor(report["holdout_idx"], device=data.obs.device)
+    r_data = reward(data.obs[hold], data.act[hold], data.next_obs[hold]).cpu().double().numpy()
+    r_model = df[REWARD].to_numpy(np.float64)
+    err = df["true_error"].to_numpy(np.float64)
+    ok = np.isfinite(err)
+    below = err[ok] <= np.median(err[ok]) if ok.any() else np.zeros(0, bool)
+    n, rho, p, _, _ = _correlate(r_model, err)
+    return {
+        "key": key,
+        "stride": stride,
+        "snapshots": reward.members,
+        "n_holdout": len(r_data),
+        "n_model": len(r_model),
+        "auc_data_vs_model": auc(r_data, r_model),
+        "auc_low_vs_high_error": auc(r_model[ok][below], r_model[ok][~below]),
+        "spearman_true_error": rho,
+        "spearman_p": p,
+        "mean_data": float(r_data.mean()),
+        "mean_model": float(np.nanmean(r_model)),
+        "fit_report": {k: v for k, v in report.items() if k not in ("holdout_idx", "loss_history")},
+    }
 
 
 def print_result(result: DiagnoseResult, echo: Callable[[str], None] | None = None) -> None:
@@ -702,6 +778,14 @@ def print_result(result: DiagnoseResult, echo: Callable[[str], None] | None = No
     say(f"policy: {meta['policy']['description']}")
     say(f"dynamics: {meta['dynamics_key']} ({meta['dynamics_summary']})")
     say(result.oracle_line)
+    if "reward" in meta:
+        rw = meta["reward"]
+        say(
+            "dynamics reward r_D: ROC AUC held-out data vs model transitions "
+            f"{_fmt(rw['auc_data_vs_model'])}, "
+            f"low vs high true error {_fmt(rw['auc_low_vs_high_error'])}; Spearman ρ with the true error "
+            f"{_fmt(rw['spearman_true_error'])}"
+        )
     say(
         f"written to {result.out}: transitions.csv, transitions.parquet, correlations.csv, "
         f"correlations_by_h.csv, figures/ ({len(meta['figures'])} PNGs), summary.md, meta.json"
