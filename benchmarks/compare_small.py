@@ -43,6 +43,24 @@ CPU_BUDGET = {
     # non-negative returns) would zero every target, so it is off here.
     "mobile": [*MODEL_BASED, *_CPU_NETS, "algo.sac.target_min=none"],
     "combo": [*MODEL_BASED, *_CPU_NETS],
+    # MOREC's 2,000 starts x h 100 x 10 candidates x 40 snapshots is ~120 GFLOP of discriminator per
+    # model step: the CPU budget starts 500 rollouts of h 50 (at most 25,000 transitions per round, as
+    # MOPO's 5,000 x 5), fits the reward for 3,000 updates and averages every 4th kept snapshot.
+    "morec-mopo": [
+        *EVAL,
+        "algo.rollout_batch=500",
+        "algo.horizon=50",
+        "algo.reward.updates=3000",
+        "algo.filter.snapshot_stride=40",
+    ],
+    "morec-mobile": [
+        *EVAL,
+        *_CPU_NETS,
+        "algo.sac.target_min=none",
+        "algo.rollout_batch=500",
+        "algo.horizon=50",
+        "algo.reward.updates=3000",
+    ],
 }
 
 
@@ -53,6 +71,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], help="more key=value for every run")
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument(
         "--out", type=Path, help="the table's file (default benchmarks/results/compare_DATASET.md)"
@@ -65,7 +84,13 @@ def main() -> None:
     for algo in args.algos:
         scores, times = [], []
         for seed in args.seeds:
-            cfg = build_config(algo, args.dataset, seed=seed, steps=args.steps, overrides=CPU_BUDGET[algo])
+            cfg = build_config(
+                algo,
+                args.dataset,
+                seed=seed,
+                steps=args.steps,
+                overrides=[*CPU_BUDGET[algo], *args.overrides],
+            )
             start = time.time()
             final = execute(cfg, args.results, progress=False)
             scores.append(final["normalized_score"])
@@ -77,7 +102,8 @@ def main() -> None:
         f"# {args.dataset}: final normalised score after {args.steps:,} gradient steps",
         "",
         f"Dataset behaviour score (mean over its episodes): {behaviour.mean():.1f}. "
-        f"Seeds {args.seeds}; 20 evaluation episodes per run; torch threads {args.threads}.",
+        f"Seeds {args.seeds}; 20 evaluation episodes per run; torch threads {args.threads}"
+        + (f"; more settings: {' '.join(args.overrides)}." if args.overrides else "."),
         "",
         "| algorithm | mean ± std | per seed | mean wall time (s) |",
         "| --- | --- | --- | --- |",

@@ -99,7 +99,12 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
 # MOBILE's update order and target penalty; COMBO's Lagrange multiplier, a hook's state in the checkpoint
 @pytest.mark.parametrize(
     ("algo", "extra"),
-    [("mopo", []), ("mobile", []), ("combo", ["algo.lagrange=true", "algo.lagrange_lr=0.01"])],
+    [
+        ("mopo", []),
+        ("mobile", []),
+        ("combo", ["algo.lagrange=true", "algo.lagrange_lr=0.01"]),
+        ("morec-mopo", []),
+    ],
 )
 def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum, tmp_path, monkeypatch):
     cfg = build_config(algo, tiny_pendulum, seed=2, steps=60, overrides=[*TINY, *PER_ALGO[algo], *extra])

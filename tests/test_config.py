@@ -34,7 +34,8 @@ def test_bad_keys_values_and_types_are_one_line_errors():
     with pytest.raises(UserError, match="not one of max_aleatoric"):
         build_config("mopo", "hopper-medium", overrides=["algo.penalty=bogus"])
     with pytest.raises(
-        UserError, match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, mobile, combo, morec-mopo, morec-mobile, bc"
+        UserError,
+        match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, mobile, combo, morec-mopo, morec-mobile, bc",
     ):
         build_config("mopp", "hopper-medium")
     with pytest.raises(UserError, match=r"eval_every \(500\) must be multiples of log_every \(1000\)"):

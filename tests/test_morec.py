@@ -151,7 +151,9 @@ def test_a_damaged_cached_reward_is_refitted_with_a_message(pendulum_data, rough
 def _prediction(obs: torch.Tensor, spread: float) -> Prediction:
     """Three elites whose means differ: elite i predicts obs + (i + 1)·spread (reward i)."""
     b, o = obs.shape
-    mean = torch.stack([torch.cat([obs + (i + 1) * spread, torch.full((b, 1), float(i))], 1) for i in range(3)])
+    mean = torch.stack(
+        [torch.cat([obs + (i + 1) * spread, torch.full((b, 1), float(i))], 1) for i in range(3)]
+    )
     return Prediction(mean=mean, std=torch.full_like(mean, 1e-3), elites=torch.arange(3))
 
 

@@ -112,7 +112,9 @@ def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
 # --- search spaces --------------------------------------------------------------------------------------
 def test_shipped_spaces_validate_and_map_elites_as_a_fraction():
     shipped = sorted((project_root() / "sweeps").glob("*.toml"))
-    assert {"ravl", "mopo", "mbpo", "mopo-penalty", "mobile", "combo"} <= {path.stem for path in shipped}
+    assert {"ravl", "mopo", "mbpo", "mopo-penalty", "mobile", "combo", "morec-mopo", "morec-mobile"} <= {
+        path.stem for path in shipped
+    }
     for path in shipped:
         space = load_space(path)
         assert validate(space, space.algorithm, "hopper-medium", None, []) is not None, path
@@ -174,7 +176,7 @@ def test_space_for_another_algorithm_and_set_clashing_with_a_searched_key_are_re
     with pytest.raises(UserError, match="--set algo.horizon: searched by"):
         validate(load_space(root / "sweeps" / "mbpo.toml"), "mbpo", DS, 40, ["algo.horizon=2"])
     with pytest.raises(
-        UserError, match="no search space .nope..*combo, mbpo, mobile, mopo, mopo-penalty, ravl"
+        UserError, match="no search space .nope..*combo, mbpo, mobile, mopo, mopo-penalty, morec-mobile, morec-mopo, ravl"
     ):
         find_space("nope", "mbpo")
 
