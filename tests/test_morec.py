@@ -261,3 +261,25 @@ def test_auc_is_the_probability_a_positive_outscores_a_negative():
     assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
     assert auc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+
+
+def test_dynamics_fit_reward_cli_fits_once_then_reuses(pendulum_data, capsys):
+    from tests.test_cli import run_cli
+
+    args = [
+        "dynamics", "fit", "--dataset", "test/pendulum/random-v0", "--reward",
+        "--set", "dynamics.hidden=16,16", "--set", "dynamics.weight_decay=0,0,0",
+        "--set", "dynamics.max_epochs=2",
+        "--set", "algo.reward.updates=40", "--set", "algo.reward.snapshot_every=2",
+        "--set", "algo.reward.stored_every=2", "--set", "algo.reward.max_snapshots=10",
+    ]  # fmt: skip
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("dynamics reward ") and "snapshots" in x)
+    assert "5 snapshots" in line and "held-out AUC" in line
+    code, out2, err = run_cli(capsys, *args)
+    assert code == 0 and line.split(":")[0] in out2  # the same key, loaded
+    code, _, err = run_cli(
+        capsys, "dynamics", "fit", "--dataset", "test/pendulum/random-v0", "--set", "algo.reward.lr=1"
+    )
+    assert code == 2 and "add --reward" in err
