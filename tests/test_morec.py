@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from offline_mbrl import dynamics_reward as dr
-from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter, round_metrics
+from offline_mbrl.algorithms.morec import _TIERS, FilterConfig, RewardConsistencyFilter, round_metrics
 from offline_mbrl.cache import artefact_path
 from offline_mbrl.data import load_dataset
 from offline_mbrl.dynamics import DynamicsConfig, Prediction, load_or_fit
@@ -283,3 +283,15 @@ def test_dynamics_fit_reward_cli_fits_once_then_reuses(pendulum_data, capsys):
         capsys, "dynamics", "fit", "--dataset", "test/pendulum/random-v0", "--set", "algo.reward.lr=1"
     )
     assert code == 2 and "add --reward" in err
+
+
+def test_paper_presets_cover_the_12_d4rl_tasks_with_the_references_coefficients():
+    from offline_mbrl.algorithms import get_spec
+
+    tasks = {f"{e}-{t}" for e in ("halfcheetah", "hopper", "walker2d") for t in _TIERS}
+    assert set(get_spec("morec-mopo").presets) == tasks == set(get_spec("morec-mobile").presets)
+    cfg = build_config("morec-mopo", "hopper-medium", preset="paper")
+    assert (cfg.algo.penalty_coef, cfg.algo.penalty_members, cfg.algo.horizon) == (15.0, "all", 100)
+    assert cfg.algo.filter.snapshot_stride == 10 and cfg.algo.rollout_batch == 2000
+    mob = build_config("morec-mobile", "walker2d-medium-replay", preset="paper")
+    assert (mob.algo.penalty_coef, mob.algo.filter.snapshot_stride, mob.dynamics.max_epochs) == (0.1, 40, 30)
