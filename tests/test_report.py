@@ -344,3 +344,25 @@ def test_the_report_layer_reads_files_and_never_imports_algorithm_code():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_report_replaces_only_a_previous_report_never_a_users_folder(tmp_path, monkeypatch):
+    write_grid(tmp_path / "results")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not an offline-mbrl report") as err:
+        make_report([tmp_path / "results"], mine, reps=REPS, progress=False)
+    assert "\n" not in str(err.value) and (mine / "notes.txt").read_text() == "keep me"
+    monkeypatch.chdir(mine)
+    with pytest.raises(UserError, match="not an offline-mbrl report"):
+        make_report([tmp_path / "results"], Path("."), reps=REPS, progress=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        make_report([tmp_path / "results"], tmp_path / "afile", reps=REPS, progress=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and (tmp_path / "afile").read_text() == "x"
+    # a previous report is replaced; the folder gets normal permissions
+    out = tmp_path / "reports" / "r"
+    make_report([tmp_path / "results"], out, reps=REPS, progress=False)
+    make_report([tmp_path / "results"], out, reps=REPS, progress=False, title="again")
+    assert "again" in (out / "report.md").read_text() and (out.stat().st_mode & 0o777) == 0o755

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from offline_mbrl.cache import replace_dir, temp_dir_beside
+from offline_mbrl.errors import UserError
 from offline_mbrl.report import figures as rf
 from offline_mbrl.report.render import Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
 from offline_mbrl.report.stats import (
@@ -62,6 +63,20 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+REPORT_MARKER = ".offline-mbrl-report"  # marks a folder a report wrote: the only kind a report replaces
+
+
+def check_report_out(out: Path) -> None:
+    """A report replaces only a previous report (a folder carrying the marker file): never a folder of
+    the user's, the working directory or a file."""
+    if out.exists() and not (out.is_dir() and (out / REPORT_MARKER).is_file()):
+        what = "a file" if not out.is_dir() else "a folder that is not an offline-mbrl report"
+        raise UserError(
+            f"--out {out} is {what} (no {REPORT_MARKER} marker in it) and a report replaces its whole "
+            "folder: choose a new or previous report folder, e.g. --out reports/NAME"
+        )
+
+
 def make_report(
     paths: Sequence[Path],
     out: Path,
@@ -81,6 +96,7 @@ def make_report(
 
     `figures` maps a name to a function making a matplotlib figure, saved as `figures/NAME.png|svg`
     before the document is written, so that a preface `Figure("figures/NAME.png", ...)` can show it."""
+    check_report_out(Path(out))
     df = select(load_results(paths), algorithms, datasets, where)
     check_fingerprints(df)
     nominal = build_scope(df, NOMINAL, intersect)
@@ -102,13 +118,16 @@ def make_report(
     doc.add(Text(_summary(df, nominal_stats, paths, reps, seed)))
     doc.add(*preface)
     staging = temp_dir_beside(Path(out).parent)
+    staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
     try:
+        (staging / REPORT_MARKER).write_text("written by offline-mbrl report; it may replace this folder\n")
         _write_tables(df, staging)
         for name, make in figures.items():
             rf.save(make(), staging / "figures", name)
         _document(doc, report, staging / "figures")
         _write_stats(report, staging / "stats.json")
         write_document(doc, staging)
+        check_report_out(Path(out))  # again: something else may have appeared there meanwhile
         replace_dir(staging, Path(out))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
