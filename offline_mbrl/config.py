@@ -233,6 +233,19 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
+def unknown_key_message(key: str, valid: list[str]) -> str:
+    """One line: the unknown key and its close matches (or where the whole list is printed)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.85)
+    if not close:  # a misspelt last part: match it alone, within the same prefix
+        head, _, last = key.rpartition(".")
+        tails = {k.rpartition(".")[2]: k for k in valid if k.rpartition(".")[0] == head}
+        close = [tails[t] for t in difflib.get_close_matches(last, list(tails), n=3, cutoff=0.75)]
+    hint = f"did you mean {' or '.join(close)}?" if close else "no key is close to it;"
+    return f"unknown config key '{key}'; {hint} `offline-mbrl config --algo ALGO` lists every key"
+
+
 def set_path(cfg: D, key: str, value: Any) -> D:
     """Return a copy of `cfg` with the dotted `key` set (value coerced to the field's type)."""
     return set_paths(cfg, {key: value})
@@ -244,7 +257,7 @@ def set_paths(cfg: D, items: dict[str, Any], _prefix: str = "") -> D:
     valid = flat_keys(cfg)
     for key in items:
         if key not in valid:
-            raise UserError(f"unknown config key '{_prefix}{key}'; valid keys: {', '.join(sorted(valid))}")
+            raise UserError(unknown_key_message(_prefix + key, [_prefix + k for k in valid]))
     nested: dict[str, dict[str, Any]] = {}
     direct: dict[str, Any] = {}
     for key, value in items.items():

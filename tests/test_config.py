@@ -27,15 +27,28 @@ def test_overrides_set_nested_keys_with_types():
 
 
 def test_bad_keys_values_and_types_are_one_line_errors():
-    with pytest.raises(UserError, match="unknown config key 'algo.nope'; valid keys: .*algo.penalty"):
+    with pytest.raises(
+        UserError, match="unknown config key 'algo.nope'; no key is close to it; `offline-mbrl config"
+    ):
         build_config("mopo", "hopper-medium", overrides=["algo.nope=1"])
+    # a misspelt key names its close matches, in one short line (not every key of the config)
+    for typo, meant in (
+        ("algo.penalty_cof", "algo.penalty_coef"),
+        ("dynamics.member", "dynamics.members"),
+        ("algo.filtr.threshold", "algo.filter.threshold"),
+        ("algo.sac.critcs", "algo.sac.critics"),
+    ):
+        with pytest.raises(UserError, match=f"did you mean {meant}") as err:
+            build_config("morec-mopo", "hopper-medium", overrides=[f"{typo}=1"])
+        assert len(str(err.value)) < 200 and "\n" not in str(err.value)
     with pytest.raises(UserError, match="algo.sac.critics: 'many' is not a valid int"):
         build_config("ravl", "hopper-medium", overrides=["algo.sac.critics=many"])
     with pytest.raises(UserError, match="not one of max_aleatoric"):
         build_config("mopo", "hopper-medium", overrides=["algo.penalty=bogus"])
     with pytest.raises(
         UserError,
-        match="unknown algorithm 'mopp'; choose from mbpo, mopo, ravl, mobile, combo, morec-mopo, morec-mobile, bc",
+        match="unknown algorithm .mopp.; choose from mbpo, mopo, ravl, mobile, combo, morec-mopo, "
+        "morec-mobile, bc",
     ):
         build_config("mopp", "hopper-medium")
     with pytest.raises(UserError, match=r"eval_every \(500\) must be multiples of log_every \(1000\)"):

@@ -176,7 +176,9 @@ def test_space_for_another_algorithm_and_set_clashing_with_a_searched_key_are_re
     with pytest.raises(UserError, match="--set algo.horizon: searched by"):
         validate(load_space(root / "sweeps" / "mbpo.toml"), "mbpo", DS, 40, ["algo.horizon=2"])
     with pytest.raises(
-        UserError, match="no search space .nope..*combo, mbpo, mobile, mopo, mopo-penalty, morec-mobile, morec-mopo, ravl"
+        UserError,
+        match="no search space .nope..*combo, mbpo, mobile, mopo, mopo-penalty, morec-mobile, "
+        "morec-mopo, ravl",
     ):
         find_space("nope", "mbpo")
 
