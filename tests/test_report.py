@@ -366,3 +366,12 @@ def test_a_report_replaces_only_a_previous_report_never_a_users_folder(tmp_path,
     make_report([tmp_path / "results"], out, reps=REPS, progress=False)
     make_report([tmp_path / "results"], out, reps=REPS, progress=False, title="again")
     assert "again" in (out / "report.md").read_text() and (out.stat().st_mode & 0o777) == 0o755
+
+
+def test_evaluate_on_a_folder_without_runs_is_a_one_line_error(tmp_path):
+    app = typer.Typer()
+    register(app)
+    (tmp_path / "empty").mkdir()
+    failed = CliRunner().invoke(app, ["evaluate", str(tmp_path / "empty"), "--family", "pendulum-physics"])
+    assert isinstance(failed.exception, UserError) and "no finished run" in str(failed.exception)
+    assert list((tmp_path / "empty").iterdir()) == []

@@ -103,7 +103,15 @@ def evaluate_cmd(
     from offline_mbrl.experiments.family_eval import evaluate_family, family_file
     from offline_mbrl.report.table import find_runs
 
-    for run_dir in find_runs(run_dirs):
+    runs = find_runs(run_dirs)
+    if not runs:
+        from offline_mbrl.errors import UserError
+
+        given = ", ".join(map(str, run_dirs))
+        raise UserError(
+            f"no finished run (a folder with final.json) at or under {given}: nothing to evaluate"
+        )
+    for run_dir in runs:
         rec = evaluate_family(run_dir, family, episodes, device, force=force)
         scores = rec["member_scores"]
         table = Table(title=f"{rec['algorithm']} on {rec['dataset']} seed {rec['seed']}: {rec['family']}")
