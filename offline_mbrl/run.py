@@ -184,7 +184,8 @@ class Run:
             return torch.load(path, map_location=self.device, weights_only=False)
         except Exception as exc:  # a damaged file raises one of several types
             raise UserError(
-                f"checkpoint {path} cannot be read ({type(exc).__name__}); rerun without --resume"
+                f"checkpoint {path} cannot be read ({type(exc).__name__}): nothing can be resumed from it; "
+                "start the run over with --force (instead of --resume), which replaces it"
             ) from None
 
     def _restore(self, payload: dict[str, Any], state: dict[str, Any], rows: bool = True) -> None:

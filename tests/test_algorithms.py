@@ -150,3 +150,16 @@ def test_unknown_termination_is_reported_before_fitting(tmp_path):
     cfg = build_config("mopo", "test/mcc/x-v0", steps=10, overrides=TINY)
     with pytest.raises(UserError, match="no termination function for environment MountainCarContinuous-v0"):
         execute(cfg, tmp_path, progress=False)
+
+
+def test_a_damaged_checkpoint_gives_advice_that_works(tiny_pendulum, tmp_path):
+    cfg = build_config("mopo", tiny_pendulum, seed=2, steps=60, overrides=[*TINY, *PER_ALGO["mopo"]])
+    out = run_dir_for(cfg, tmp_path)
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_text('{"step": 10}\n')
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="start the run over with --force") as err:
+        execute(cfg, tmp_path, resume=True, progress=False)
+    assert "\n" not in str(err.value)
+    final = execute(cfg, tmp_path, force=True, progress=False)  # the advice: it runs, and finishes
+    assert final["steps"] == 60 and not (out / "checkpoint.pt").exists()
