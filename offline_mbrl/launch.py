@@ -62,6 +62,11 @@ def build_config(
         cfg = dataclasses.replace(cfg, steps=steps)
     if cfg.steps <= 0:
         raise UserError(f"steps must be positive, got {cfg.steps}")
+    if cfg.eval_episodes < 1 or cfg.final_eval_episodes < 1:
+        raise UserError(
+            f"eval_episodes and final_eval_episodes must be at least 1, got {cfg.eval_episodes} and "
+            f"{cfg.final_eval_episodes}"
+        )
     if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
         raise UserError(
             f"checkpoint_every ({cfg.checkpoint_every}) and eval_every ({cfg.eval_every}) must be multiples "

@@ -30,6 +30,7 @@ from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
+from offline_mbrl.errors import UserError
 from offline_mbrl.policies import ActorPolicy
 from offline_mbrl.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
 from offline_mbrl.run import Run
@@ -69,6 +70,33 @@ class ModelBasedConfig:
     batch_size: int = 256  # rows per SAC update, real and model together
     actor_lr_cosine: bool = True  # anneal the actor lr to 0 over the run's steps (OfflineRL-Kit's MOPO)
     sac: SACConfig = field(default_factory=_mopo_sac)  # the actor-critic learner
+
+    def __post_init__(self) -> None:
+        """Out-of-range loop settings are one line at config time, before a run folder exists (every
+        algorithm's config calls this first from its own `__post_init__`)."""
+        problems = [
+            f"{name} must be at least 1, got {value}"
+            for name, value in (
+                ("horizon", self.horizon),
+                ("rollout_batch", self.rollout_batch),
+                ("rollout_every", self.rollout_every),
+                ("retain_rollouts", self.retain_rollouts),
+                ("batch_size", self.batch_size),
+            )
+            if value < 1
+        ]
+        if not 0.0 <= self.real_ratio <= 1.0:  # also refuses NaN
+            problems.append(f"real_ratio must be in [0, 1], got {self.real_ratio}")
+        elif self.batch_size >= 1 and 0.0 < self.real_ratio < 1.0:
+            n_real = round(self.batch_size * self.real_ratio)
+            if n_real in (0, self.batch_size):
+                problems.append(
+                    f"batch_size {self.batch_size} x real_ratio {self.real_ratio} leaves no "
+                    f"{'real' if n_real == 0 else 'model'} rows in a batch: raise batch_size or change "
+                    "real_ratio (0 or 1 if that is meant)"
+                )
+        if problems:
+            raise UserError("invalid model-based loop settings: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,25 @@ def test_every_key_is_listed():
         "seed",
     ):
         assert key in keys
+
+
+@pytest.mark.parametrize(
+    ("algo", "override", "message"),
+    [
+        ("mopo", "algo.horizon=0", "horizon must be at least 1"),
+        ("mbpo", "algo.horizon=-3", "horizon must be at least 1"),
+        ("ravl", "algo.real_ratio=1.5", r"real_ratio must be in \[0, 1\]"),
+        ("mopo", "algo.real_ratio=nan", r"real_ratio must be in \[0, 1\]"),
+        ("mopo", "algo.batch_size=10", "leaves no real rows"),
+        ("mopo", "algo.rollout_batch=0", "rollout_batch must be at least 1"),
+        ("mopo", "algo.penalty_coef=inf", "finite penalty_coef"),
+        ("mopo", "eval_episodes=0", "eval_episodes and final_eval_episodes must be at least 1"),
+        ("mobile", "final_eval_episodes=0", "eval_episodes and final_eval_episodes must be at least 1"),
+        ("morec-mopo", "algo.horizon=0", "horizon must be at least 1"),
+    ],
+)
+def test_out_of_range_settings_are_refused_before_anything_is_written(algo, override, message, tmp_path):
+    with pytest.raises(UserError, match=message) as err:
+        build_config(algo, "hopper-medium", overrides=[override])
+    assert "\n" not in str(err.value)
+    assert not any(tmp_path.iterdir())

@@ -157,6 +157,16 @@ def test_shipped_spaces_validate_and_map_elites_as_a_fraction():
         ('"algo.sac.auto_alpha" = { type = "categorical", choices = ["maybe"] }', "", "not a valid bool"),
         ('"seed" = { type = "int", low = 0, high = 3 }', "", "set by the sweep itself"),
         ('"dynamics.members" = { type = "int", low = 2, high = 4 }', "", "lowest values.*elites"),
+        (
+            '"algo.horizon" = { type = "int", low = -3, high = 5 }',
+            "",
+            "lowest values.*horizon must be at least 1",
+        ),
+        (
+            '"algo.real_ratio" = { type = "float", low = 0.1, high = 1.5 }',
+            "",
+            "highest values.*real_ratio must be",
+        ),
         ('"dynamics.elites_fraction" = { type = "float", low = 0.5, high = 2.0 }', "", "is a fraction"),
         ("", "", r"\[params\] is empty"),
         (HORIZON, "colour = 1", "unknown field"),

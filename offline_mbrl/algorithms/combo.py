@@ -93,6 +93,7 @@ class COMBOConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_combo_sac)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         numbers = {"cql_weight": self.cql_weight, "lagrange_threshold": self.lagrange_threshold}
         if not all(math.isfinite(v) for v in numbers.values()) or self.temperature <= 0 or self.repeats < 1:
             raise UserError(

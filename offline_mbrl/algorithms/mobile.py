@@ -85,6 +85,7 @@ class MOBILEConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_mobile_sac)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not math.isfinite(self.penalty_coef) or self.penalty_coef < 0 or self.penalty_samples < 2:
             raise UserError(
                 f"MOBILE needs a finite penalty_coef >= 0 and penalty_samples >= 2, got {self.penalty_coef} "

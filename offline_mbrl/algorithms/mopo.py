@@ -12,11 +12,13 @@ Defaults and `--preset paper` follow OfflineRL-Kit's MOPO (its README table): h 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import Dynamics
+from offline_mbrl.errors import UserError
 from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
 from offline_mbrl.penalties import Members, PenaltyName, uncertainty
 from offline_mbrl.rollout import Step, StepHook, with_extras
@@ -28,6 +30,11 @@ class MOPOConfig(ModelBasedConfig):
     penalty: PenaltyName = "max_aleatoric"  # the uncertainty u(s, a) (offline_mbrl.penalties)
     penalty_coef: float = 1.0  # λ in r − λ·u(s, a)
     penalty_members: Members = "elites"  # members u is taken over: elites (sampled from) or all
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.penalty_coef) and self.penalty_coef >= 0):
+            raise UserError(f"MOPO needs a finite penalty_coef >= 0, got {self.penalty_coef}")
 
 
 # OfflineRL-Kit's per-task (horizon, λ) for D4RL v2 MuJoCo (shared/reference/algorithms.md).

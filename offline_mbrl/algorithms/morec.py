@@ -114,6 +114,7 @@ class MORECMOPOConfig(mopo.MOPOConfig):
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)  # the learned r_D
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.filter, self.reward)
 
 
