@@ -110,6 +110,13 @@ def import_d4rl(file: Path, name: str, overwrite: bool = False) -> ImportSummary
             f"{file} does not match {environment.gym_id}: observations {arrays['observations'].shape[1:]} vs "
             f"{obs_space.shape}, actions {arrays['actions'].shape[1:]} vs {act_space.shape}"
         )
+    for field in ("observations", "actions", "rewards", "next_observations"):
+        if field in arrays and not np.isfinite(arrays[field]).all():
+            rows = int((~np.isfinite(arrays[field].reshape(len(arrays[field]), -1))).any(axis=1).sum())
+            raise UserError(
+                f"{file} holds non-finite values ({rows:,} rows of {field} with NaN or inf): not imported, "
+                f"and nothing named {name} was written"
+            )
     episodes, dropped = split_episodes(arrays)
     ref = d4rl_reference_scores().get(short.env)
     dataset_id = imported_id(short, short.version)

@@ -125,6 +125,25 @@ class OfflineDataset:
     def to(self, device: torch.device | str) -> OfflineDataset:
         return replace(self, data=self.data.to(device), timeout=self.timeout.to(device))
 
+    def non_finite(self) -> dict[str, int]:
+        """Transitions holding a NaN or ±inf, per field (only fields that have any)."""
+        counts = {}
+        for name in ("obs", "act", "rew", "next_obs"):
+            x = getattr(self.data, name)
+            bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+            if (n := int(bad.sum())) > 0:
+                counts[name] = n
+        return counts
+
+    def check_finite(self) -> None:
+        """Refuse a dataset holding NaN or ±inf: it is never learned from, and nothing is cached from it."""
+        if bad := self.non_finite():
+            where = ", ".join(f"{n:,} transitions in {k}" for k, n in bad.items())
+            raise UserError(
+                f"dataset {self.name} ({self.dataset_id}) holds non-finite values ({where}); nothing is "
+                "learned from it: repair or remake the data (`offline-mbrl datasets info` shows the counts)"
+            )
+
 
 def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDataset:
     """Load a dataset by short name or Minari id; see `names.resolve` for the order."""

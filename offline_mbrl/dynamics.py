@@ -428,8 +428,15 @@ def load_or_fit(
         dataset = dataset.to(device)
     key = dynamics_key(dataset.fingerprint.key, cfg)
 
+    dataset.check_finite()
+
     def build(folder: Path) -> dict:
         model, report = fit_dynamics(dataset, cfg, progress)
+        if not all(math.isfinite(m) for m in report["holdout_mse"]):
+            raise UserError(
+                f"the dynamics fit of {dataset.name} ended with a non-finite holdout error "
+                f"({report['holdout_mse']}); nothing was cached: lower dynamics.lr or check the data"
+            )
         report = {**report, **_provenance(dataset, cfg, key)}
         save(model, folder / "model.pt")
         (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -602,6 +602,7 @@ def load_or_fit_reward(
 ) -> tuple[DynamicsReward, dict, str]:
     """The cached reward for (dataset, ensemble, cfg), fitted and published on a miss; a damaged entry
     is removed (the store published it) and refitted, with a one-line message on stderr."""
+    dataset.check_finite()
     seed = dynamics.cfg.seed if cfg.seed is None else cfg.seed
     key = reward_key(dataset.fingerprint.key, dynamics_key, cfg, seed)
     device = dataset.data.obs.device

@@ -127,6 +127,7 @@ def execute(
     spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
+    dataset.check_finite()  # before any fit, run folder or checkpoint
     dynamics: Dynamics | None = None
     artefacts: dict[str, str] = {}
     if spec.uses_dynamics:

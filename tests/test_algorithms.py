@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms import algorithms, get_spec
-from offline_mbrl.cache import artefact_path
+from offline_mbrl.cache import artefact_path, cache_root
 from offline_mbrl.dynamics_reward import REWARD_RANGE
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import evaluate
@@ -137,11 +137,44 @@ def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum,
 def test_divergence_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     episodes = [synthetic_episode(rng, 3, 1, 50, "trunc") for _ in range(2)]
-    episodes[0][1][:] = np.nan  # actions the policy is cloned from
-    write_minari("test/pendulum/nan-v0", "Pendulum-v1", episodes)
-    cfg = build_config("bc", "test/pendulum/nan-v0", steps=60, overrides=[*TINY, *PER_ALGO["bc"]])
-    with pytest.raises(DivergedError, match=r"training diverged near step 10: bc/loss = nan"):
+    episodes[0][1][:] = 3e38  # finite actions whose squared error overflows float32
+    write_minari("test/pendulum/huge-v0", "Pendulum-v1", episodes)
+    cfg = build_config("bc", "test/pendulum/huge-v0", steps=60, overrides=[*TINY, *PER_ALGO["bc"]])
+    with pytest.raises(DivergedError, match=r"training diverged near step 10: bc/loss = (nan|inf)"):
         execute(cfg, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("field", [1, 2, 0])  # actions, rewards, observations
+@pytest.mark.parametrize("algo", ["bc", "mopo"])
+def test_a_dataset_with_nan_or_inf_is_refused_before_anything_is_fitted_or_written(field, algo, tmp_path):
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 50, "trunc") for _ in range(2)]
+    episodes[1][field][7] = np.nan if field else np.inf
+    write_minari("test/pendulum/nan-v0", "Pendulum-v1", episodes)
+    cfg = build_config(algo, "test/pendulum/nan-v0", steps=60, overrides=[*TINY, *PER_ALGO[algo]])
+    name = ("obs", "act", "rew")[field]
+    with pytest.raises(UserError, match=f"holds non-finite values .1 transitions in {name}") as err:
+        execute(cfg, tmp_path / "results", progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "results").exists()
+    assert not (cache_root() / "dynamics").exists() or not any((cache_root() / "dynamics").iterdir())
+
+
+def test_a_non_finite_dynamics_fit_is_never_cached(tiny_pendulum, monkeypatch):
+    import offline_mbrl.dynamics as dyn
+    from offline_mbrl.data import load_dataset
+
+    real_fit = dyn.fit_dynamics
+
+    def nan_fit(*args, **kwargs):
+        model, report = real_fit(*args, **kwargs)
+        return model, {**report, "holdout_mse": [float("nan")] * len(report["holdout_mse"])}
+
+    monkeypatch.setattr(dyn, "fit_dynamics", nan_fit)
+    ds = load_dataset(tiny_pendulum)
+    cfg = dyn.DynamicsConfig(hidden=(8,), weight_decay=(0, 0), max_epochs=1)
+    with pytest.raises(UserError, match="non-finite holdout error.*nothing was cached"):
+        dyn.load_or_fit(ds, cfg, progress=False)
+    assert not [p for p in (cache_root() / "dynamics").iterdir() if not p.name.endswith(".lock")]
 
 
 def test_unknown_termination_is_reported_before_fitting(tmp_path):

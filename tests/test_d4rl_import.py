@@ -111,3 +111,30 @@ def test_import_rejects_non_hdf5_and_mismatched_spaces_and_bad_names(tmp_path):
         import_d4rl(tmp_path / "h.hdf5", "hopper-medium")
     with pytest.raises(UserError, match="no such file"):
         import_d4rl(tmp_path / "missing.hdf5", "hopper-medium-v2")
+
+
+@pytest.mark.parametrize("field", ["observations", "actions", "rewards"])
+def test_import_refuses_nan_or_inf_and_writes_nothing(tmp_path, field):
+    d4rl_file(tmp_path / "h.hdf5")
+    with h5py.File(tmp_path / "h.hdf5", "r+") as f:
+        data = f[field][...]
+        data[5] = np.nan if field != "rewards" else np.inf
+        del f[field]
+        f[field] = data
+    with pytest.raises(UserError, match=f"non-finite values .1 rows of {field}") as err:
+        import_d4rl(tmp_path / "h.hdf5", "hopper-medium-v2")
+    assert "\n" not in str(err.value)
+    assert not resolve("hopper-medium").present  # the name was not taken over
+
+
+def test_datasets_info_reports_non_finite_values(tmp_path, capsys):
+    from tests.conftest import synthetic_episode, write_minari
+    from tests.test_cli import run_cli
+
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 20, "trunc")]
+    episodes[0][2][3] = np.nan  # one reward
+    write_minari("test/pendulum/nan-v0", "Pendulum-v1", episodes)
+    code, out, err = run_cli(capsys, "datasets", "info", "test/pendulum/nan-v0")
+    assert code == 0, err
+    assert "non-finite values (NaN or inf): 1 transitions in rew" in out

@@ -71,6 +71,11 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
         f"obs dim {spec.obs_dim}, act dim {spec.act_dim}"
     )
     console.print(f"  fingerprint: {ds.fingerprint.key}")
+    if bad := ds.non_finite():
+        where = ", ".join(f"{n:,} transitions in {k}" for k, n in bad.items())
+        console.print(
+            f"  non-finite values (NaN or inf): {where}; training and fitting refuse it", style="red"
+        )
     table = Table(title="episode statistics")
     for col in ("", "mean", "min", "q25", "median", "q75", "max"):
         table.add_column(col)
