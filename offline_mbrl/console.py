@@ -15,9 +15,23 @@ from offline_mbrl.errors import UserError
 console = Console(markup=False) if sys.stdout.isatty() else Console(markup=False, width=200)
 
 
+def check_environment() -> None:
+    """Settings every command relies on, checked once before a command runs."""
+    import os
+    from pathlib import Path
+
+    minari = os.environ.get("MINARI_DATASETS_PATH")
+    if minari and Path(minari).exists() and not Path(minari).is_dir():
+        raise UserError(
+            f"MINARI_DATASETS_PATH={minari} is a file, not a folder: point it at a folder of datasets "
+            "(or unset it for Minari's default ~/.minari/datasets)"
+        )
+
+
 def run_app(app: Callable[[], object]) -> None:
     """Run a command; a UserError becomes `error: <one line>` on stderr and exit status 2."""
     try:
+        check_environment()
         app()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

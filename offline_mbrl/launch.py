@@ -72,9 +72,22 @@ def build_config(
             f"checkpoint_every ({cfg.checkpoint_every}) and eval_every ({cfg.eval_every}) must be multiples "
             f"of log_every ({cfg.log_every})"
         )
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    check_device(cfg.device)
     return cfg.resolved()
+
+
+def check_device(device: str) -> None:
+    """A device torch cannot use is one line, before anything is loaded or written."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for, but torch sees no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device}: the suite runs on cpu or cuda")
 
 
 Mode = Literal["new", "reuse", "resume", "restart"]

@@ -162,3 +162,27 @@ def test_failed_publish_leaves_nothing_half_written(tmp_path, monkeypatch):
     root = Path(get_dataset_path())
     assert not (root / "d4rl-import" / "hopper" / "medium-v2").exists()
     assert [p.name for p in root.iterdir()] == []  # the staging folder is gone too
+
+
+def test_missing_cuda_and_bad_devices_are_one_line_errors(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without CUDA
+    for args in (
+        ("dynamics", "fit", "--dataset", "pendulum-medium-replay", "--device", "cuda"),
+        ("train", "--algo", "bc", "--dataset", "pendulum-medium-replay", "--device", "cuda:0"),
+    ):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and err.startswith("error: --device cuda") and "no CUDA device" in err, err
+    code, _, err = run_cli(
+        capsys, "train", "--algo", "bc", "--dataset", "pendulum-medium-replay", "--device", "tpu"
+    )
+    assert code == 2 and "is not a torch device" in err and err.count("\n") == 1
+
+
+def test_minari_path_pointing_at_a_file_is_one_line(capsys, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "afile"))
+    code, _, err = run_cli(capsys, "datasets", "list")
+    assert code == 2 and "is a file, not a folder" in err and err.count("\n") == 1
+    assert (tmp_path / "afile").read_text() == "x"

@@ -302,6 +302,9 @@ def dynamics_fit(
     reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
     if reward_items and not reward:
         raise UserError("--set algo.reward.* applies to the dynamics reward: add --reward")
+    from offline_mbrl.launch import check_device
+
+    check_device(device)
     cfg = dynamics_config_from_overrides(seed, [i for i in items if i not in reward_items])
     reward_cfg = reward_config_from_overrides(reward_items) if reward else None
     ds = load_dataset(dataset, device=device)
