@@ -522,3 +522,16 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_resumed_seeded_sweep_does_not_propose_an_already_run_configuration(root):
+    name = space(root, "wide", '"algo.real_ratio" = { type = "float", low = 0.05, high = 0.5 }\n')
+    first = run_sweep(spec(space=name, trials=2, seed=5), progress=False)
+    before = [t.params for t in by_number(first.study).values()]
+    again = run_sweep(spec(space=name, trials=4, seed=5), progress=False)  # the same command, resumed
+    after = [t.params for t in by_number(again.study).values()]
+    assert after[:2] == before and len(after) == 4
+    assert not any(p in before for p in after[2:]), after
+    # and a fresh study with the same seed still reproduces the first proposals
+    fresh = run_sweep(spec(space=name, trials=2, seed=5, study="fresh"), progress=False)
+    assert [t.params for t in by_number(fresh.study).values()] == before

@@ -161,6 +161,12 @@ class Sweep:
                 pruner=pruner,
                 load_if_exists=True,
             )
+        done = len(self.study.get_trials(deepcopy=False))
+        if spec.seed is not None and done:
+            # A seeded sampler restarted on a study with history would replay its first proposals
+            # (Optuna's random and start-up draws do not look at the history): continue from a seed
+            # that depends on how far the study got, still reproducible for a given history.
+            self.study.sampler = make_sampler(dataclasses.replace(spec, seed=spec.seed + 1_000_003 * done))
         self._check_identity()
 
     def _check_identity(self) -> None:
