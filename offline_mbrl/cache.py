@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.errors import EnvironmentFault, UserError
 
 try:
     import fcntl
@@ -51,7 +51,7 @@ def cache_root() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(
+        raise EnvironmentFault(
             f"the artefact cache {path} is not a usable folder ({exc.strerror}); "
             "set OFFLINE_MBRL_CACHE to a writable folder"
         ) from None
@@ -172,7 +172,7 @@ def _writing(entry: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise UserError(
+        raise EnvironmentFault(
             f"cannot write {entry.parent.name} artefact {entry.name} in {entry.parent.parent} "
             f"({exc.strerror or exc}); nothing was published: free space or set OFFLINE_MBRL_CACHE"
         ) from None

@@ -22,7 +22,7 @@ import torch
 
 from offline_mbrl.cache import atomic_path, cache_root, hash_files, stable_hash
 from offline_mbrl.envs import Environment, d4rl_reference_scores, environment_of_gym_id
-from offline_mbrl.errors import UserError
+from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.names import Resolution, missing_dataset_message, resolve
 
 FLAT_FORMAT = 1
@@ -149,7 +149,7 @@ def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDatase
     """Load a dataset by short name or Minari id; see `names.resolve` for the order."""
     res = resolve(name)
     if not res.present:
-        raise UserError(missing_dataset_message(res))
+        raise EnvironmentFault(missing_dataset_message(res))
     files = _data_files(res)
     content_hash = _content_hash(files)
     metadata = _read_metadata(res)

@@ -7,3 +7,8 @@ class UserError(Exception):
     The CLI prints `error: <message>` and exits with status 2. Raise it with a message that says what
     is wrong and, where one exists, the exact command that fixes it.
     """
+
+
+class EnvironmentFault(UserError):
+    """A prerequisite of the machine, not of the settings: a missing dataset or device, a cache or results
+    folder that cannot be written. A sweep stops at the first one instead of spending its trials on it."""

@@ -19,7 +19,7 @@ from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.data import OfflineDataset, load_dataset
 from offline_mbrl.dynamics import Dynamics, DynamicsConfig, load_or_fit
-from offline_mbrl.errors import UserError
+from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult
 from offline_mbrl.names import parse_short_name
 from offline_mbrl.run import Run, run_dir_for, seed_everything
@@ -83,9 +83,11 @@ def check_device(device: str) -> None:
     except (RuntimeError, ValueError):
         raise UserError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for, but torch sees no CUDA device")
+        raise EnvironmentFault(f"--device {device} asked for, but torch sees no CUDA device")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
+        raise EnvironmentFault(
+            f"--device {device}: torch sees only {torch.cuda.device_count()} CUDA device(s)"
+        )
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"--device {device}: the suite runs on cpu or cuda")
 

@@ -535,3 +535,24 @@ def test_a_resumed_seeded_sweep_does_not_propose_an_already_run_configuration(ro
     # and a fresh study with the same seed still reproduces the first proposals
     fresh = run_sweep(spec(space=name, trials=2, seed=5, study="fresh"), progress=False)
     assert [t.params for t in by_number(fresh.study).values()] == before
+
+
+def test_an_environment_failure_stops_the_sweep_without_using_up_its_trials(root, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA device"):  # before any trial or study file
+        run_sweep(spec(device="cuda", study="gpu"), progress=False)
+    cache = os.environ["OFFLINE_MBRL_CACHE"]
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", str(tmp_path / "not-a-folder"))  # every trial would fail
+    with pytest.raises(
+        UserError, match="trial 0 stopped the sweep: the artefact cache .*no trial was used up"
+    ):
+        run_sweep(spec(trials=3), progress=False)
+    sweep = Sweep(spec(trials=3))
+    assert sweep.tally() == (0, 0)  # nothing counted: the study is not spent
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", cache)  # fixed: the same command runs all three
+    again = run_sweep(spec(trials=3), progress=False)
+    finished = [t for t in again.study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(finished) == 3 and finished[0].system_attrs.get("retry_of") == 0

@@ -45,7 +45,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from offline_mbrl.cache import key_lock
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.errors import UserError
+from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import missing_dataset_message, resolve
 from offline_mbrl.run import run_dir_for
@@ -136,6 +136,9 @@ def _check(spec: SweepSpec) -> None:
         res = resolve(name)
         if not res.present:
             raise UserError(missing_dataset_message(res))
+    from offline_mbrl.launch import check_device
+
+    check_device(spec.device)
 
 
 class Sweep:
@@ -228,6 +231,7 @@ class Sweep:
 
     def _run(self, trial: optuna.Trial) -> None:
         state, value, interrupted = TrialState.COMPLETE, None, False
+        fault: EnvironmentFault | None = None
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         with Heartbeat(self.storage, trial._trial_id, self.spec.heartbeat):
             try:
@@ -238,6 +242,10 @@ class Sweep:
             except KeyboardInterrupt:
                 state, interrupted = TrialState.FAIL, True
                 trial.set_user_attr("fail_reason", "interrupted (retried with the same parameters)")
+                trial.set_user_attr("retried", True)
+            except EnvironmentFault as exc:  # the machine's fault, not the trial's: stop, keep the trials
+                state, fault = TrialState.FAIL, exc
+                trial.set_user_attr("fail_reason", f"environment: {str(exc)[:480]} (retried)")
                 trial.set_user_attr("retried", True)
             except Exception as exc:  # noqa: BLE001 - any failure of one trial is recorded, the sweep goes on
                 state = TrialState.FAIL
@@ -250,10 +258,16 @@ class Sweep:
             self.study.tell(trial, value, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale meanwhile
             print(f"warning: trial {trial.number} was marked stale by another worker", file=sys.stderr)
-        if interrupted:
+        if interrupted or fault is not None:
             frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
             retry(self.study, frozen)
+        if interrupted:
             raise KeyboardInterrupt
+        if fault is not None:
+            raise UserError(
+                f"trial {trial.number} stopped the sweep: {fault}; no trial was used up: fix it and rerun "
+                "the same command"
+            )
 
     def _objective(self, trial: optuna.Trial) -> float:
         values = {p.key: p.suggest(trial) for p in self.space.params}
