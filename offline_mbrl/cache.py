@@ -16,6 +16,7 @@ killed process never leaves a partial file where a reader would take it for a fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -83,7 +84,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
     and the temporary is removed.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_fault(final, exc) from None
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
@@ -91,11 +95,41 @@ def atomic_path(final: Path) -> Iterator[Path]:
             replace_dir(tmp, final)
         else:
             os.replace(tmp, final)
+    except (OSError, RuntimeError) as exc:
+        if not _is_write_failure(exc):
+            raise
+        raise _write_fault(final, exc) from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """A failure of the disk (full, read-only, no permission), not of the code that writes: an OSError of
+    those kinds, or torch's zip writer failing under it (it raises RuntimeError, not OSError)."""
+    if isinstance(exc, OSError):
+        return exc.errno in _WRITE_ERRNOS
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("inline_container" in text or "PytorchStreamWriter" in text)
+
+
+def _write_fault(final: Path, exc: BaseException) -> EnvironmentFault:
+    try:
+        free = (
+            f"{shutil.disk_usage(final.parent if final.parent.exists() else '/').free / 2**20:.1f} MiB free"
+        )
+    except OSError:
+        free = "free space unknown"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed"
+    return EnvironmentFault(
+        f"cannot write {final} ({reason}; {free} there): nothing was written in its place; free space, "
+        "fix the folder's permissions or choose another folder"
+    )
 
 
 def replace_dir(new: Path, final: Path) -> None:

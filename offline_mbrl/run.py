@@ -42,7 +42,7 @@ from rich.progress import (
 from offline_mbrl.cache import atomic_path, write_json_atomic
 from offline_mbrl.config import TrainConfig, config_hash, to_dict
 from offline_mbrl.data import OfflineDataset
-from offline_mbrl.errors import UserError
+from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult, Policy, evaluate
 from offline_mbrl.paths import code_version
 
@@ -100,7 +100,12 @@ class Run:
         self.last_eval: EvalResult | None = None
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentFault(
+                f"cannot create the run folder {out_dir} ({exc.strerror}): choose a writable --results"
+            ) from None
         if not resume:  # a restart: nothing of an earlier attempt may be resumed or reused
             stale = ["checkpoint.pt", "final.json", "policy.pt", "phase-*.pt", "family_*.json"]
             for path in [p for pattern in stale for p in out_dir.glob(pattern)]:
