@@ -556,3 +556,23 @@ def test_an_environment_failure_stops_the_sweep_without_using_up_its_trials(root
     again = run_sweep(spec(trials=3), progress=False)
     finished = [t for t in again.study.get_trials() if t.state == TrialState.COMPLETE]
     assert len(finished) == 3 and finished[0].system_attrs.get("retry_of") == 0
+
+
+def test_cli_budget_applies_the_compare_budget_and_the_plan_is_printed_first(root):
+    sets = [x for s in TINY for x in ("--set", s)]
+    run = cli(
+        "--algo", "mbpo", "--dataset", DS, "--trials", "1", "--steps", "40", "--sampler", "random",
+        "--budget", "smoke", *sets,
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    text = " ".join(run.output.split())  # the console may wrap the line
+    assert text.startswith("plan: 1 of 1 trials to run (0 done) x 1 seed(s) x 1 dataset(s) = 1 runs of 40")
+    assert "device cpu" in text and "journal.log" in text
+    trial = load_study(
+        "mbpo-test_pendulum_tiny-v0", str(root / "sweeps" / "mbpo-test_pendulum_tiny-v0" / "journal.log")
+    ).trials[0]
+    # the smoke budget's settings, but not the keys the mbpo space searches (horizon, real ratio)
+    assert "dynamics.max_epochs=2" in trial.user_attrs["overrides"]
+    assert "algo.rollout_batch=1000" in trial.user_attrs["overrides"]
+    bad = cli("--algo", "mbpo", "--dataset", DS, "--budget", "huge")
+    assert isinstance(bad.exception, UserError) and "unknown --budget 'huge'" in str(bad.exception)

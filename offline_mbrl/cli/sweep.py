@@ -62,6 +62,10 @@ def sweep_run(
         int | None,
         typer.Option(help="random trials before tpe/gp/cmaes model the space (Optuna's default 10)"),
     ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="smoke, small or paper: the run budget compare and reproduce use (default: none)"),
+    ] = None,
 ) -> None:
     """Run (or continue) a sweep: `offline-mbrl sweep --algo ravl --dataset hopper-medium --trials 50`.
 
@@ -79,6 +83,9 @@ def sweep_run(
     from offline_mbrl.sweep.study import SweepSpec, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    items = tuple(set_ or ())
+    if budget is not None:
+        items = (*budget_overrides(budget, algo, space), *items)
     spec = SweepSpec(
         algo=algo,
         datasets=tuple(dataset),
@@ -91,7 +98,7 @@ def sweep_run(
         study=study,
         storage=storage,
         space=space,
-        overrides=tuple(set_ or ()),
+        overrides=items,
         device=device,
         results=str(results),
         heartbeat=heartbeat,
@@ -103,6 +110,18 @@ def sweep_run(
     console.print(f"study {spec.study_name()} in {sweep.where}: {done} of {trials} trials")
     storage_flag = f" --storage {storage}" if storage else ""
     console.print(f"see it with `offline-mbrl sweep show {spec.study_name()}{storage_flag}`")
+
+
+def budget_overrides(budget: str, algo: str, space: str | None) -> list[str]:
+    """The `--budget`'s settings for `algo` (as `compare --budget` applies them), less the keys the search
+    space searches (the search decides those)."""
+    from offline_mbrl.experiments.cells import BUDGETS, _budget_overrides
+    from offline_mbrl.sweep.space import find_space, load_space
+
+    if budget not in BUDGETS:
+        raise UserError(f"unknown --budget '{budget}'; choose from {', '.join(BUDGETS)}")
+    searched = {p.key for p in load_space(find_space(space, algo)).params}
+    return [i for i in _budget_overrides(BUDGETS[budget], algo) if i.partition("=")[0] not in searched]
 
 
 @sweep_app.command("show")

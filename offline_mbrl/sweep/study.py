@@ -199,6 +199,18 @@ class Sweep:
                 "would not be comparable; rerun with its settings or pick another --study"
             )
 
+    def plan(self) -> str:
+        """One line: what the sweep will run, on what, and where things go."""
+        spec, done = self.spec, self.tally()[0]
+        runs = len(self.jobs)
+        left = max(spec.trials - done, 0)
+        return (
+            f"plan: {left} of {spec.trials} trials to run ({done} done) x {spec.seeds} seed(s) x "
+            f"{len(spec.datasets)} dataset(s) = {left * runs} runs of {self.base.steps:,} gradient steps "
+            f"({spec.algo}, space {self.space.path}); device {spec.device}; study {spec.study_name()} in "
+            f"{self.where}; runs in {spec.results}/"
+        )
+
     def tally(self) -> tuple[int, int]:
         trials = self.study.get_trials(deepcopy=False)
         return sum(map(counts, trials)), sum(t.state == TrialState.RUNNING for t in trials)
@@ -335,6 +347,8 @@ def run_sweep(
     if threads is not None and threads < 1:
         raise UserError("--threads must be at least 1")
     sweep = Sweep(spec, pruner)
+    if progress:
+        (console.print if console is not None else print)(sweep.plan())
     seen = {t.number for t in sweep.study.get_trials(deepcopy=False) if t.state.is_finished()}
     columns = (
         TextColumn(f"sweep {spec.study_name()}"),
