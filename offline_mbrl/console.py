@@ -28,8 +28,16 @@ def check_environment() -> None:
         )
 
 
+def terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) takes Ctrl-C's path: state kept, one line
+
+
 def run_app(app: Callable[[], object]) -> None:
-    """Run a command; a UserError becomes `error: <one line>` on stderr and exit status 2."""
+    """Run a command; a UserError becomes `error: <one line>` on stderr and exit status 2. SIGTERM is
+    handled like Ctrl-C, so a killed sweep trial is marked for a retry instead of staying "running"."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, terminate_as_interrupt)
     try:
         check_environment()
         app()
@@ -37,5 +45,11 @@ def run_app(app: Callable[[], object]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(
+            "interrupted: finished runs, checkpoints and cache entries are kept (nothing half-written); "
+            "rerun the same command to continue from them",
+            file=sys.stderr,
+        )
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -62,3 +62,30 @@ def test_a_results_folder_that_cannot_be_created_is_one_line(tmp_path, capsys):
     )  # fmt: skip
     assert code == 2 and err.startswith("error: cannot") and err.count("\n") == 1, err
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_sigterm_is_handled_like_ctrl_c_one_line_and_exit_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import time\n"
+        "from offline_mbrl.console import run_app\n"
+        "def work():\n"
+        "    open(r'%s', 'w').write('started')\n"
+        "    time.sleep(60)\n"
+        "run_app(work)\n"
+    ) % (tmp_path / "started")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    for _ in range(200):  # wait until the command runs (imports take a moment)
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert (
+        err.strip().startswith("interrupted: ") and "rerun the same command" in err and err.count("\n") == 1
+    )

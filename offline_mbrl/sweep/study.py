@@ -422,8 +422,15 @@ def _spawn(spec: SweepSpec, workers: int, threads: int, poll) -> None:
 
 def _worker_main(payload: str) -> None:
     """A worker process started by `run_sweep(workers > 1)`: `python -m offline_mbrl.sweep.study JSON`."""
+    import signal
+
     import torch
 
+    from offline_mbrl.console import terminate_as_interrupt
+
+    signal.signal(
+        signal.SIGTERM, terminate_as_interrupt
+    )  # a SIGTERM'd worker marks its trial for a retry, as Ctrl-C
     raw = json.loads(payload)
     torch.set_num_threads(raw.pop("threads"))
     spec = SweepSpec(**{**raw, "datasets": tuple(raw["datasets"]), "overrides": tuple(raw["overrides"])})
