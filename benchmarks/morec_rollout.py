@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from offline_mbrl.algorithms.mopo import penalty_hook
-from offline_mbrl.algorithms.morec import RewardConsistencyFilter
+from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter
 from offline_mbrl.config import apply_overrides
 from offline_mbrl.data import load_dataset
 from offline_mbrl.dynamics import DynamicsConfig, dynamics_key, load_or_fit
@@ -97,8 +97,6 @@ def main() -> None:
             "round": f"{args.mopo_rows} x h 5",
         }
     )
-    from offline_mbrl.algorithms.morec import FilterConfig
-
     for stride in args.strides:
         reward = full.select(stride)
         filt = RewardConsistencyFilter(reward, FilterConfig(snapshot_stride=stride), terminated)

@@ -74,7 +74,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from offline_mbrl.cache import (
-    artefact_path,
     atomic_path,
     discard_entry,
     entry_damaged,
@@ -651,7 +650,3 @@ def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsReward
         raise UserError(f"dynamics reward cache entry {entry} is damaged ({exc})") from None
     reward = load(entry / "reward.pt", device)
     return reward, report
-
-
-def reward_entry(key: str) -> Path:
-    return artefact_path(KIND, key)

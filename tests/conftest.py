@@ -23,6 +23,32 @@ def isolated_roots(tmp_path, monkeypatch):
     return tmp_path
 
 
+def real_pendulum_episodes(episodes: int, steps: int) -> list:
+    """Episodes of the real Pendulum-v1 under uniform random actions (seeded resets, rng seed 0), each cut
+    by the time limit after `steps` steps: `(obs, act, rew, term, timeout)` as `write_minari` takes."""
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(0)
+    out = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=ep)
+        o, a, r = [obs], [], []
+        for _ in range(steps):
+            act = rng.uniform(-2, 2, size=1).astype(np.float32)
+            obs, rew, *_ = env.step(act)
+            o.append(obs), a.append(act), r.append(rew)
+        ends = np.eye(1, steps, steps - 1, dtype=bool)[0]
+        out.append(
+            (
+                np.array(o, np.float32),
+                np.array(a, np.float32),
+                np.array(r, np.float32),
+                np.zeros(steps, bool),
+                ends,
+            )
+        )
+    return out
+
+
 def synthetic_episode(rng, obs_dim, act_dim, steps, end):
     """An episode with `steps` steps ending by 'term', 'trunc' or 'none'; obs rows are distinguishable."""
     obs = rng.normal(size=(steps + 1, obs_dim)).astype(np.float32)

@@ -20,7 +20,7 @@ from offline_mbrl.oracle import OracleDynamics
 from offline_mbrl.rollout import mix, model_rows
 from offline_mbrl.sac import SAC, SACConfig
 
-from .conftest import synthetic_episode, write_minari
+from .conftest import real_pendulum_episodes, synthetic_episode, write_minari
 
 OBS, ACT = 3, 1
 
@@ -245,27 +245,7 @@ TINY = [
 @pytest.fixture
 def real_pendulum():
     """Transitions of the real Pendulum-v1, so the oracle's model data can be compared with them."""
-    import gymnasium as gym
-
-    env = gym.make("Pendulum-v1")
-    rng = np.random.default_rng(0)
-    episodes = []
-    for ep in range(2):
-        obs, _ = env.reset(seed=ep)
-        o, a, r = [obs], [], []
-        for _ in range(60):
-            act = rng.uniform(-2, 2, size=1).astype(np.float32)
-            obs, rew, *_ = env.step(act)
-            o.append(obs), a.append(act), r.append(rew)
-        episodes.append(
-            (
-                np.array(o, np.float32),
-                np.array(a, np.float32),
-                np.array(r, np.float32),
-                np.zeros(60, bool),
-                np.eye(1, 60, 59, dtype=bool)[0],
-            )
-        )
+    episodes = real_pendulum_episodes(2, 60)
     write_minari("test/pendulum/real-v0", "Pendulum-v1", episodes)
     return "test/pendulum/real-v0"
 

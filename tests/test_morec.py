@@ -19,7 +19,7 @@ from offline_mbrl.dynamics_reward import REWARD_RANGE, DynamicsRewardConfig, auc
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.rollout import rollout
-from tests.conftest import write_minari
+from tests.conftest import real_pendulum_episodes, write_minari
 
 SMALL = DynamicsRewardConfig(
     hidden=(64, 64),
@@ -37,28 +37,7 @@ SMALL = DynamicsRewardConfig(
 @pytest.fixture
 def pendulum_data():
     """3,000 transitions of the real Pendulum-v1 under random actions (15 episodes of 200 steps)."""
-    import gymnasium as gym
-
-    env = gym.make("Pendulum-v1")
-    rng = np.random.default_rng(0)
-    episodes = []
-    for ep in range(15):
-        obs, _ = env.reset(seed=ep)
-        o, a, r = [obs], [], []
-        for _ in range(200):
-            act = rng.uniform(-2, 2, size=1).astype(np.float32)
-            obs, rew, *_ = env.step(act)
-            o.append(obs), a.append(act), r.append(rew)
-        ends = np.eye(1, 200, 199, dtype=bool)[0]
-        episodes.append(
-            (
-                np.array(o, np.float32),
-                np.array(a, np.float32),
-                np.array(r, np.float32),
-                np.zeros(200, bool),
-                ends,
-            )
-        )
+    episodes = real_pendulum_episodes(15, 200)
     write_minari("test/pendulum/random-v0", "Pendulum-v1", episodes)
     return load_dataset("test/pendulum/random-v0")
 

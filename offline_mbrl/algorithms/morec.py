@@ -250,7 +250,7 @@ MOBILE_PRESETS = {
 }
 
 # The contract battery's tiny run: a tiny reward (a few dozen updates, small nets) and short rollouts.
-_REWARD_TEST = (
+TEST_REWARD = (
     "algo.reward.updates=40",
     "algo.reward.snapshot_every=2",
     "algo.reward.stored_every=2",
@@ -301,7 +301,7 @@ SPEC_MOPO = model_based_spec(
     train_mopo,
     "Luo et al., ICLR 2024 (MOREC), on MOPO",
     presets=MOPO_PRESETS,
-    test_settings=(*TEST_SETTINGS, *_REWARD_TEST),
+    test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets=_BUDGETS,
     learning_check=_CHECK,
 )
@@ -311,7 +311,7 @@ SPEC_MOBILE = model_based_spec(
     train_mobile,
     "Luo et al., ICLR 2024 (MOREC), on MOBILE",
     presets=MOBILE_PRESETS,
-    test_settings=(*TEST_SETTINGS, *_REWARD_TEST),
+    test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets=_BUDGETS,
     learning_check=LearningCheck(
         _CHECK.steps, _CHECK.margin, (*_CHECK.overrides, "algo.sac.target_min=none")
