@@ -21,7 +21,7 @@ from offline_mbrl.data import OfflineDataset, load_dataset
 from offline_mbrl.dynamics import Dynamics, DynamicsConfig, load_or_fit
 from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult
-from offline_mbrl.names import parse_short_name
+from offline_mbrl.names import preset_task
 from offline_mbrl.run import Run, run_dir_for, seed_everything
 from offline_mbrl.termination import termination_fn
 
@@ -48,8 +48,7 @@ def build_config(
     if preset is not None:
         if preset != "paper":
             raise UserError(f"unknown preset '{preset}'; the only preset is 'paper'")
-        short = parse_short_name(dataset)
-        task = f"{short.env}-{short.tier}" if short else None
+        task = preset_task(dataset)
         if task is None or task not in spec.presets:  # a None task is in no presets either
             known = ", ".join(spec.presets) or "none"
             raise UserError(

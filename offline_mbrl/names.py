@@ -68,6 +68,12 @@ def task_dataset(name: str) -> ShortName | None:
     return TASK_DATASETS.get(name.removesuffix("-v0"))
 
 
+def preset_task(name: str) -> str | None:
+    """The task name presets are keyed by (`hopper-medium`, `pointmaze-stitch`), or None."""
+    short = parse_short_name(name) or task_dataset(name)
+    return None if short is None else f"{short.env}-{short.tier}"
+
+
 def all_short_names() -> list[str]:
     return [f"{env}-{tier}" for env in ENVIRONMENTS for tier in TIERS] + list(TASK_DATASETS)
 

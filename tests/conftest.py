@@ -93,3 +93,16 @@ def hopper_episodes():
         synthetic_episode(rng, 11, 3, 5, "trunc"),
         synthetic_episode(rng, 11, 3, 4, "term"),
     ]
+
+
+@pytest.fixture
+def tiny_pendulum():
+    """Four 100-step Pendulum-shaped episodes written as a Minari dataset; its id."""
+    rng = np.random.default_rng(0)
+    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
+    for obs, *_ in episodes:
+        obs[:, :2] = obs[:, :2] / np.linalg.norm(
+            obs[:, :2], axis=1, keepdims=True
+        )  # (cos, sin) on the circle
+    write_minari("test/pendulum/tiny-v0", "Pendulum-v1", episodes)
+    return "test/pendulum/tiny-v0"

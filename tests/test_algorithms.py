@@ -34,18 +34,6 @@ PER_ALGO = {name: list(spec.test_settings) for name, spec in algorithms().items(
 MODEL_BASED = PER_ALGO["mopo"]
 
 
-@pytest.fixture
-def tiny_pendulum():
-    rng = np.random.default_rng(0)
-    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
-    for obs, *_ in episodes:
-        obs[:, :2] = obs[:, :2] / np.linalg.norm(
-            obs[:, :2], axis=1, keepdims=True
-        )  # (cos, sin) on the circle
-    write_minari("test/pendulum/tiny-v0", "Pendulum-v1", episodes)
-    return "test/pendulum/tiny-v0"
-
-
 @pytest.mark.parametrize("algo", sorted(algorithms()))
 def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendulum, tmp_path):
     overrides = [*TINY, *get_spec(algo).test_settings]
@@ -69,9 +57,19 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
         reward_key = config["artefacts"]["dynamics_reward"]
         assert (artefact_path("dynamics_reward", reward_key) / "reward.pt").is_file()
         used["dynamics_reward"] = reward_key
+    if algo == "mbrcsl":  # and MBRCSL's behaviour policy and kept rollouts
+        for kind, file in (("behaviour_policy", "policy.pt"), ("rollouts", "rollouts.pt")):
+            used[kind] = config["artefacts"][kind]
+            assert (artefact_path(kind, used[kind]) / file).is_file()
     assert config["artefacts"] == used
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    every = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in every if "phase" not in r]  # the output policy's rows; earlier phases have their own
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
+    if algo == "mbrcsl":  # the behaviour fit's rows (30 steps), then the rollout phase's one summary row
+        assert [(r["phase"], r["step"]) for r in every[:4]] == [("behaviour", s) for s in (10, 20, 30)] + [
+            ("rollouts", 0)
+        ]
+        assert every[3]["rollouts/kept"] >= 4 and "rcsl/loss" in rows[0]
     assert "eval/score" in rows[2] and all(np.isfinite(v) for r in rows for v in r.values())
     if algo == "mopo":
         assert "rollout/penalty" in rows[0] and "rollout/raw_reward" in rows[0]
@@ -104,6 +102,7 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
         ("mobile", []),
         ("combo", ["algo.lagrange=true", "algo.lagrange_lr=0.01"]),
         ("morec-mopo", []),
+        ("mbrcsl", []),
     ],
 )
 def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum, tmp_path, monkeypatch):
@@ -127,10 +126,16 @@ def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum,
     assert resumed["returns"] == straight["returns"]
     a = torch.load(run_dir_for(cfg, tmp_path / "a") / "policy.pt")
     b = torch.load(run_dir_for(cfg, tmp_path / "b") / "policy.pt")
-    assert all(torch.equal(a["actor"][k], b["actor"][k]) for k in a["actor"])
+    weights = lambda state: state.get("actor", state)  # noqa: E731  (SAC's actor, or the whole policy)
+    assert all(torch.equal(weights(a)[k], weights(b)[k]) for k in weights(a))
     rows_a = (run_dir_for(cfg, tmp_path / "a") / "metrics.jsonl").read_text().splitlines()
     rows_b = (run_dir_for(cfg, tmp_path / "b") / "metrics.jsonl").read_text().splitlines()
-    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "wall_time"} for r in rows]  # noqa: E731
+    # run b reuses the behaviour policy run a cached (MBRCSL), so it has no rows of that phase
+    strip = lambda rows: [  # noqa: E731
+        {k: v for k, v in row.items() if k != "wall_time"}
+        for row in map(json.loads, rows)
+        if row.get("phase") != "behaviour"
+    ]
     assert strip(rows_a) == strip(rows_b)
 
 

@@ -48,7 +48,7 @@ def test_bad_keys_values_and_types_are_one_line_errors():
     with pytest.raises(
         UserError,
         match="unknown algorithm .mopp.; choose from mbpo, mopo, ravl, mobile, combo, morec-mopo, "
-        "morec-mobile, bc",
+        "morec-mobile, mbrcsl, bc, percent-bc",
     ):
         build_config("mopp", "hopper-medium")
     with pytest.raises(UserError, match=r"eval_every \(500\) must be multiples of log_every \(1000\)"):

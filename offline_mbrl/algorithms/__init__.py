@@ -14,7 +14,7 @@ import functools
 from importlib.metadata import entry_points
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
-from offline_mbrl.algorithms import bc, combo, mbpo, mobile, mopo, morec, ravl
+from offline_mbrl.algorithms import bc, combo, mbpo, mbrcsl, mobile, mopo, morec, ravl
 from offline_mbrl.errors import UserError
 
 __all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
@@ -31,7 +31,9 @@ BUILTINS: dict[str, AlgorithmSpec] = {
         combo.SPEC,
         morec.SPEC_MOPO,
         morec.SPEC_MOBILE,
+        mbrcsl.SPEC,
         bc.SPEC,
+        bc.SPEC_TOP,
     )
 }
 

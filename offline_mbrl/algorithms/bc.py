@@ -2,17 +2,25 @@
 
 A deterministic MLP with a tanh output mapped onto the action box, trained with MSE (as in the TD3+BC
 and CORL baselines' BC); no dynamics model.
+
+%BC (Chen et al., NeurIPS 2021, "Decision Transformer", section 5.3: "10%BC"): `algo.top_fraction` < 1
+clones only the episodes whose returns are in that top fraction of the dataset's (at least one episode;
+ties at the cut-off are all kept). Registered a second time as `percent-bc` (top 10%) so that `compare`
+can put BC and %BC side by side; `bc --set algo.top_fraction=0.1` is the same run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
+from offline_mbrl.errors import UserError
 from offline_mbrl.nets import mlp
 from offline_mbrl.policies import ActorPolicy
 from offline_mbrl.run import Run
@@ -23,6 +31,28 @@ class BCConfig:
     hidden: tuple[int, ...] = (256, 256)  # the policy MLP's hidden layer sizes
     lr: float = 1e-3  # Adam learning rate
     batch_size: int = 256  # dataset rows per gradient step
+    top_fraction: float = 1.0  # clone only the episodes with the top returns (%BC); 1.0: all of them
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.top_fraction <= 1.0):
+            raise UserError(f"algo.top_fraction must lie in (0, 1], got {self.top_fraction}")
+
+
+def top_rows(dataset: OfflineDataset, fraction: float) -> torch.Tensor | None:
+    """Row indices of the episodes whose return is among the top `fraction` (None: every row)."""
+    if fraction >= 1.0:
+        return None
+    returns = dataset.episode_returns
+    n = max(1, math.ceil(fraction * len(returns)))
+    cut = np.sort(returns)[::-1][n - 1]
+    episodes = np.flatnonzero(returns >= cut)
+    rows = np.concatenate(
+        [
+            np.arange(s, s + n)
+            for s, n in zip(dataset.episode_starts[episodes], dataset.episode_lengths[episodes], strict=True)
+        ]
+    )
+    return torch.as_tensor(rows, device=dataset.data.obs.device)
 
 
 class BCPolicy(torch.nn.Module):
@@ -55,7 +85,9 @@ def load_policy(cfg: TrainConfig[BCConfig], spec, state: dict, device) -> ActorP
 def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Run):
     a, device = cfg.algo, run.device
     torch.manual_seed(cfg.seed)
-    obs_mean, obs_std = dataset.data.obs.mean(0), dataset.data.obs.std(0) + 1e-3
+    rows = top_rows(dataset, a.top_fraction)
+    data = dataset.data if rows is None else dataset.data.index(rows)
+    obs_mean, obs_std = data.obs.mean(0), data.obs.std(0) + 1e-3
     model = BCPolicy(dataset.spec, a, obs_mean, obs_std).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=a.lr)
 
@@ -69,7 +101,11 @@ def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Ru
 
     policy = ActorPolicy(model, device)
     for _ in run.loop({"bc": State()}, lambda: policy):
-        batch = dataset.sample(a.batch_size, run.generator)
+        if rows is None:
+            batch = dataset.sample(a.batch_size, run.generator)
+        else:
+            pick = torch.randint(0, len(rows), (a.batch_size,), generator=run.generator, device=device)
+            batch = data.index(pick)
         loss = (model(batch.obs) - batch.act).square().mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -89,4 +125,19 @@ SPEC = AlgorithmSpec(
     budgets={"smoke": (), "small": ()},
     # BC imitates the data, so it must only do no worse than the data's mean (25.4 at 20k steps vs 12.7)
     learning_check=LearningCheck(steps=6000, margin=0.0),
+)
+
+
+@dataclass(frozen=True)
+class PercentBCConfig(BCConfig):
+    top_fraction: float = 0.1  # clone only the episodes with the top returns (%BC); 1.0: all of them
+
+
+# %BC: the same algorithm with the top 10% of episodes (a separate name, for `compare`)
+SPEC_TOP = replace(
+    SPEC,
+    name="percent-bc",
+    config_type=PercentBCConfig,
+    paper="%BC: behaviour cloning on the top 10% of episodes (Chen et al., NeurIPS 2021)",
+    learning_check=None,
 )

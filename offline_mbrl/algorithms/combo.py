@@ -202,6 +202,9 @@ PAPER_PRESETS = {
     f"{env}-{tier}": {"algo.horizon": h, "algo.cql_weight": w, "steps": 1_000_000}
     for (env, tier), (h, w) in _PAPER.items()
 }
+# MBRCSL's PointMaze baseline (`examples/pointmaze/run_combo_maze.py`): h 5, w 1.0, real ratio 0.5, 3 x 256
+# (the last two are the defaults), 100 epochs x 1,000 steps
+PAPER_PRESETS["pointmaze-stitch"] = {"algo.horizon": 5, "algo.cql_weight": 1.0, "steps": 100_000}
 
 SPEC = model_based_spec(
     "combo",

@@ -52,6 +52,12 @@ PAPER_PRESETS = {
         ("walker2d", "medium-expert"): (1, 2.5),
     }.items()
 }
+# MBRCSL's PointMaze baseline (zhaoyizhou1123/mbrcsl `examples/pointmaze/run_mopo_maze.py`): h 1, λ 2.5
+PAPER_PRESETS["pointmaze-stitch"] = {
+    "algo.horizon": 1,
+    "algo.penalty_coef": 2.5,
+    "algo.penalty": "max_aleatoric",
+}
 
 
 def penalty_hook(penalty: PenaltyName, coef: float, members: Members) -> StepHook:

@@ -22,7 +22,7 @@ from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute, run_mode
-from offline_mbrl.names import Resolution, ShortName, parse_short_name, resolve
+from offline_mbrl.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.report.render import Text
 from offline_mbrl.run import run_dir_for
 
@@ -124,8 +124,7 @@ def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict
 
 
 def has_preset(algo: str, dataset: str) -> bool:
-    short = parse_short_name(dataset)
-    return short is not None and f"{short.env}-{short.tier}" in get_spec(algo).presets
+    return preset_task(dataset) in get_spec(algo).presets
 
 
 def cell_config(
