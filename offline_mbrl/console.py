@@ -46,8 +46,8 @@ def run_app(app: Callable[[], object]) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         print(
-            "interrupted: finished runs, checkpoints and cache entries are kept (nothing half-written); "
-            "rerun the same command to continue from them",
+            "interrupted: finished runs, checkpoints, cache entries and a dynamics fit's last epoch are kept "
+            "(nothing half-written); rerun the same command to continue from them (a run: add --resume)",
             file=sys.stderr,
         )
         sys.exit(130)

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offline_mbrl.cache import atomic_path, get_or_build, stable_hash
+from offline_mbrl.cache import artefact_path, atomic_path, get_or_build, stable_hash
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
 
@@ -280,9 +281,14 @@ def _epoch_order(boot: torch.Tensor, steps: int, batch: int, generator: torch.Ge
 
 
 def fit_dynamics(
-    dataset: OfflineDataset, cfg: DynamicsConfig, progress: bool = True
+    dataset: OfflineDataset, cfg: DynamicsConfig, progress: bool = True, checkpoint: Path | None = None
 ) -> tuple[DynamicsEnsemble, dict]:
-    """Train an ensemble on the dataset's device; return it with a JSON-ready report."""
+    """Train an ensemble on the dataset's device; return it with a JSON-ready report.
+
+    With `checkpoint`, the fit's whole state (weights, optimiser, generator, best snapshots, counters) is
+    written there after every epoch, atomically, and a fit that finds one continues from its epoch: an
+    interrupted fit loses at most one epoch, and the resumed fit is the uninterrupted one, bit for bit.
+    """
     started = time.perf_counter()
     data = dataset.data
     device = data.obs.device
@@ -306,8 +312,46 @@ def fit_dynamics(
     best = torch.full((cfg.members,), math.inf, device=device)
     best_epoch = torch.zeros(cfg.members, dtype=torch.long, device=device)
     history: list[list[float]] = []
-    epoch, since_improved = 0, 0
-    with _progress_bar(progress, cfg.max_epochs) as advance:
+    epoch, since_improved, elapsed_before = 0, 0, 0.0
+
+    def fit_state() -> dict:
+        return {
+            "epoch": epoch,
+            "since_improved": since_improved,
+            "history": history,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "boot": boot,
+            "snapshot": snapshot,
+            "best": best,
+            "best_epoch": best_epoch,
+            "seconds": elapsed_before + time.perf_counter() - started,
+        }
+
+    if checkpoint is not None and checkpoint.exists():
+        try:
+            saved = torch.load(checkpoint, map_location=device, weights_only=False)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            boot, snapshot, best, best_epoch = (
+                saved["boot"],
+                saved["snapshot"],
+                saved["best"],
+                saved["best_epoch"],
+            )
+            epoch, since_improved, history = saved["epoch"], saved["since_improved"], saved["history"]
+            elapsed_before = saved["seconds"]
+            if progress:
+                print(f"dynamics fit: continuing from epoch {epoch} ({checkpoint.name})", file=sys.stderr)
+        except Exception as exc:  # a damaged checkpoint: start over (the file is the suite's own)
+            print(
+                f"dynamics fit: checkpoint {checkpoint} unreadable ({type(exc).__name__}); starting over",
+                file=sys.stderr,
+            )
+            checkpoint.unlink(missing_ok=True)
+    with _progress_bar(progress, cfg.max_epochs, epoch) as advance:
         while True:
             epoch += 1
             order = _epoch_order(boot, steps, cfg.batch_size, generator)
@@ -329,6 +373,9 @@ def fit_dynamics(
             history.append(host[:-1])
             since_improved = 0 if host[-1] else since_improved + 1
             advance(epoch, min(host[:-1]))
+            if checkpoint is not None:
+                with atomic_path(checkpoint) as tmp:
+                    torch.save(fit_state(), tmp)
             if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
                 stopped = "max_epochs"
                 break
@@ -356,13 +403,13 @@ def fit_dynamics(
         "history": history,  # per epoch, each member's holdout MSE before the restore
         "n_train": n_train,
         "n_holdout": len(hold_idx),
-        "wall_time": time.perf_counter() - started,  # seconds
+        "wall_time": elapsed_before + time.perf_counter() - started,  # seconds, resumed fits included
     }
     return model, report
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int | None) -> Iterator:
+def _progress_bar(enabled: bool, total: int | None, done: int = 0) -> Iterator:
     if not enabled:
         yield lambda epoch, mse: None
         return
@@ -370,7 +417,7 @@ def _progress_bar(enabled: bool, total: int | None) -> Iterator:
 
     columns = (TextColumn("dynamics"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns) as bar:
-        task = bar.add_task("fit", total=total, info="")
+        task = bar.add_task("fit", total=total, completed=done, info="")
 
         def advance(epoch: int, mse: float) -> None:
             bar.update(task, completed=epoch, info=f"epoch {epoch}  best member holdout MSE {mse:.4g}")
@@ -430,9 +477,14 @@ def load_or_fit(
 
     dataset.check_finite()
 
+    # The fit's epoch checkpoint lives beside the entry until it is published (then it is removed): a
+    # rerun of an interrupted fit continues from it.
+    partial = artefact_path("dynamics", key).with_name(f".{key}.partial.pt")
+
     def build(folder: Path) -> dict:
-        model, report = fit_dynamics(dataset, cfg, progress)
+        model, report = fit_dynamics(dataset, cfg, progress, checkpoint=partial)
         if not all(math.isfinite(m) for m in report["holdout_mse"]):
+            partial.unlink(missing_ok=True)  # a rerun must not continue a diverged fit
             raise UserError(
                 f"the dynamics fit of {dataset.name} ended with a non-finite holdout error "
                 f"({report['holdout_mse']}); nothing was cached: lower dynamics.lr or check the data"
@@ -447,6 +499,7 @@ def load_or_fit(
         }
 
     entry, _ = get_or_build("dynamics", key, build, verbose=progress)
+    partial.unlink(missing_ok=True)
     model, report = _load_entry(entry, dataset.data.obs.device)
     if (model.obs_dim, model.act_dim, model.cfg) != (
         dataset.data.obs.shape[1],

@@ -98,6 +98,7 @@ class Run:
         self._started = time.time()
         self._elapsed_before = 0.0
         self.last_eval: EvalResult | None = None
+        self.gradient_steps: int | None = None  # the output policy's loop length, once it has run
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         try:
@@ -273,6 +274,8 @@ class Run:
         cfg = self.cfg
         name = phase or MAIN
         total = cfg.steps if steps is None else steps
+        if name == MAIN:
+            self.gradient_steps = total
         start = self._enter(name, state)
         if start is None:
             return
@@ -341,6 +344,9 @@ class Run:
             "seed": self.cfg.seed,
             "dynamics_seed": self.cfg.dynamics_seed,
             "steps": self.cfg.steps,
+            # what the output policy's loop ran: cfg.steps, or fewer where an algorithm's own stopping
+            # rule sets the loop's length (MBRCSL: epochs of its kept rollouts)
+            "gradient_steps": self.cfg.steps if self.gradient_steps is None else self.gradient_steps,
             "returns": result.returns.tolist(),
             "lengths": result.lengths.tolist(),
             "normalized_scores": None if result.normalized is None else result.normalized.tolist(),

@@ -303,6 +303,39 @@ def test_load_or_fit_fits_once_then_loads(monkeypatch):
         D.load_or_fit(ds, tiny(seed=5), progress=False)
 
 
+def test_an_interrupted_fit_continues_from_its_last_epoch_and_ends_as_an_uninterrupted_one(
+    tmp_path, monkeypatch
+):
+    ds, cfg = make_dataset(), tiny(max_epochs=5, min_epochs=5)
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", str(tmp_path / "straight"))
+    straight, report_a, key = D.load_or_fit(ds, cfg, progress=False)
+
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", str(tmp_path / "killed"))
+    scores, calls = D.holdout_scores, []
+
+    def killed_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return scores(*args, **kwargs)
+
+    monkeypatch.setattr(D, "holdout_scores", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        D.load_or_fit(ds, cfg, progress=False)
+    partial = tmp_path / "killed" / "dynamics" / f".{key}.partial.pt"
+    assert partial.is_file() and torch.load(partial, weights_only=False)["epoch"] == 2  # epochs 1-2 kept
+    assert not artefact_path("dynamics", key).exists()  # nothing published
+
+    calls.clear()
+    monkeypatch.setattr(D, "holdout_scores", lambda *a, **k: (calls.append(1), scores(*a, **k))[1])
+    resumed, report_b, _ = D.load_or_fit(ds, cfg, progress=False)
+    assert len(calls) == 3 + 1  # epochs 3, 4, 5 and the final score: epochs 1-2 were not run again
+    assert not partial.exists()  # removed once the entry is published
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert report_a["history"] == report_b["history"] and report_b["epochs"] == 5
+
+
 WORKER = textwrap.dedent(
     """
     import sys, time, torch

@@ -432,17 +432,18 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
 
     class State:  # the net, its optimiser and the early-stopping bookkeeping: what a checkpoint holds
         best: dict[str, torch.Tensor] | None = None
-        best_loss, since_best, stopped = math.inf, 0, False
+        best_loss, since_best, stopped, updates = math.inf, 0, False, 0
 
         def state_dict(self) -> dict[str, Any]:
             keep = {"best": self.best, "best_loss": self.best_loss, "since_best": self.since_best}
-            return {"net": net.state_dict(), "optim": optim.state_dict(), **keep, "stopped": self.stopped}
+            counts = {"stopped": self.stopped, "updates": self.updates}
+            return {"net": net.state_dict(), "optim": optim.state_dict(), **keep, **counts}
 
         def load_state_dict(self, s: dict[str, Any]) -> None:
             net.load_state_dict(s["net"])
             optim.load_state_dict(s["optim"])
             self.best, self.best_loss = s["best"], s["best_loss"]
-            self.since_best, self.stopped = s["since_best"], s["stopped"]
+            self.since_best, self.stopped, self.updates = s["since_best"], s["stopped"], s["updates"]
 
     state = State()
 
@@ -462,6 +463,7 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        state.updates += 1
         run.log({"rcsl/loss": loss})
         if (step + 1) % per_epoch or len(hold_rows) == 0:
             continue
@@ -477,6 +479,7 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
             state.stopped = state.since_best >= a.patience
     if state.best is not None:
         net.load_state_dict(state.best)
+    run.gradient_steps = state.updates  # final.json: the steps taken before the early stop
     return policy, net.state_dict()
 
 

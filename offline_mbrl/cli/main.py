@@ -244,7 +244,8 @@ def train_cmd(
     )
     console.print(
         f"{algo} on {dataset} seed {seed}: {shown} over {len(final['returns'])} episodes, "
-        f"{final['steps']:,} steps in {final['wall_time']:.0f} s -> {run_dir_for(cfg, results)}"
+        f"{final.get('gradient_steps', final['steps']):,} steps in {final['wall_time']:.0f} s -> "
+        f"{run_dir_for(cfg, results)}"
     )
 
 
