@@ -45,6 +45,7 @@ from torch import nn
 from offline_mbrl.cache import artefact_path, atomic_path, get_or_build, stable_hash
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
+from offline_mbrl.progress import Ticker, is_terminal, report
 
 if TYPE_CHECKING:
     from offline_mbrl.data import OfflineDataset
@@ -410,17 +411,21 @@ def fit_dynamics(
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, total: int | None, done: int = 0) -> Iterator:
-    if not enabled:
-        yield lambda epoch, mse: None
-        return
+    """`advance(epoch, mse)`: a rich bar (when `enabled`), plain lines where there is no terminal, and a
+    report to whoever listens (a sweep); the epoch cap is the total where there is one."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    cap = total or 0
+    ticker = Ticker("dynamics fit (epochs)", cap, done, enabled=enabled and not is_terminal())
     columns = (TextColumn("dynamics"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-    with Progress(*columns) as bar:
+    with Progress(*columns, disable=not enabled) as bar:
         task = bar.add_task("fit", total=total, completed=done, info="")
 
         def advance(epoch: int, mse: float) -> None:
-            bar.update(task, completed=epoch, info=f"epoch {epoch}  best member holdout MSE {mse:.4g}")
+            info = f"epoch {epoch}  best member holdout MSE {mse:.4g}"
+            bar.update(task, completed=epoch, info=info)
+            ticker.update(epoch, f"best member holdout MSE {mse:.4g}")
+            report("dynamics", epoch, cap, f"holdout MSE {mse:.4g}")
 
         yield advance
 

@@ -82,6 +82,7 @@ from offline_mbrl.cache import (
 )
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
+from offline_mbrl.progress import Ticker, is_terminal, report
 
 if TYPE_CHECKING:
     from offline_mbrl.data import OfflineDataset
@@ -529,7 +530,7 @@ class _progress:
 
     def __enter__(self):
         if not self.enabled:
-            return lambda update, loss: None
+            return lambda update, loss: report("dynamics reward", update, self.total)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = (
@@ -543,8 +544,12 @@ class _progress:
         self.bar.__enter__()
         task = self.bar.add_task("fit", total=self.total, info="")
 
+        ticker = Ticker("dynamics reward (updates)", self.total, enabled=not is_terminal())
+
         def advance(update: int, loss: float) -> None:
             self.bar.update(task, completed=update, info=f"BCE {loss:.4f}")
+            ticker.update(update, f"BCE {loss:.4f}")
+            report("dynamics reward", update, self.total, f"BCE {loss:.4f}")
 
         return advance
 

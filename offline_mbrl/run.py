@@ -45,6 +45,7 @@ from offline_mbrl.data import OfflineDataset
 from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult, Policy, evaluate
 from offline_mbrl.paths import code_version
+from offline_mbrl.progress import Ticker, is_terminal, report
 
 EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
 MAIN = "train"  # the stage that trains the output policy for cfg.steps: its rows carry no `phase`
@@ -289,6 +290,7 @@ class Run:
             TimeRemainingColumn(),
         )
         extra_cols = {"phase": phase} if phase else {}
+        ticker = Ticker(label, total, start, enabled=self.progress_enabled and not is_terminal())
         with Progress(*columns, disable=not self.progress_enabled) as bar:
             task = bar.add_task(name, total=total, completed=start, info="")
             for step in range(start, total):
@@ -310,6 +312,8 @@ class Run:
                         self.on_eval(done, self.last_eval)
                     info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
                     bar.update(task, completed=done, info=info)
+                    ticker.update(done, info)
+                    report(name, done, total, info)
         if phase is not None:
             payload = self._payload(total, state, name)
             self._save(self._phase_file(name), payload)

@@ -187,7 +187,7 @@ def test_space_for_another_algorithm_and_set_clashing_with_a_searched_key_are_re
         validate(load_space(root / "sweeps" / "mbpo.toml"), "mbpo", DS, 40, ["algo.horizon=2"])
     with pytest.raises(
         UserError,
-        match="no search space .nope..*combo, mbpo, mobile, mopo, mopo-penalty, morec-mobile, "
+        match="no search space .nope..*combo, mbpo, mbrcsl, mobile, mopo, mopo-penalty, morec-mobile, "
         "morec-mopo, ravl",
     ):
         find_space("nope", "mbpo")
@@ -576,3 +576,34 @@ def test_cli_budget_applies_the_compare_budget_and_the_plan_is_printed_first(roo
     assert "algo.rollout_batch=1000" in trial.user_attrs["overrides"]
     bad = cli("--algo", "mbpo", "--dataset", DS, "--budget", "huge")
     assert isinstance(bad.exception, UserError) and "unknown --budget 'huge'" in str(bad.exception)
+
+
+def test_without_a_terminal_the_current_trial_shows_plain_progress_lines_and_a_measured_estimate(
+    root, monkeypatch
+):
+    import io
+
+    from rich.console import Console
+
+    from offline_mbrl.sweep import study as study_module
+
+    monkeypatch.setenv("OFFLINE_MBRL_PROGRESS_SECONDS", "0.001")  # a line at every report
+    monkeypatch.setattr(study_module._TrialWatch, "WARM_UP", 0.0)
+    out = io.StringIO()
+    console = Console(file=out, width=200)  # a file: not a terminal, as under nohup or in CI
+    run_sweep(spec(trials=1, steps=60), console=console)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("plan: 1 of 1 trials")
+    where = f"trial 0 run 1/1 ({DS} seed 0)"
+    # the dynamics fit's epochs, then the gradient steps with the last evaluation, then the estimate
+    assert f"{where}: dynamics 1/2, holdout MSE" in out.getvalue()
+    assert f"{where}: train 10/60" in out.getvalue() and f"{where}: train 40/60, score" in out.getvalue()
+    estimate = next(line for line in lines if line.startswith("estimate after a"))
+    assert (
+        "gradient steps/s" in estimate
+        and "per trial of 1 run(s)" in estimate
+        and "for the 1 trial(s) left" in estimate
+    )
+    assert lines.index(estimate) < next(
+        i for i, line in enumerate(lines) if line.startswith("trial 0 complete")
+    )

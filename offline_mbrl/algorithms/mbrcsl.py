@@ -66,6 +66,8 @@ from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import mlp
+from offline_mbrl.progress import Ticker, is_terminal
+from offline_mbrl.progress import report as report_progress
 from offline_mbrl.rollout import rollout
 from offline_mbrl.run import Run
 from offline_mbrl.termination import termination_fn
@@ -176,6 +178,7 @@ def collect_rollouts(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    ticker = Ticker("rollouts (batches)", a.max_batches, enabled=progress and not is_terminal())
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("rollouts", total=a.max_batches, kept=0, need=a.keep)
         batches = 0
@@ -210,6 +213,8 @@ def collect_rollouts(
                 kept["returns"].append(ret[cols])
                 n_kept += n_new
             bar.update(task, completed=batches, kept=n_kept)
+            ticker.update(batches, f"kept {n_kept} of {a.keep}")
+            report_progress("rollouts", batches, a.max_batches, f"kept {n_kept} of {a.keep}")
             if n_kept >= a.keep:
                 break
     report = {

@@ -48,6 +48,8 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.launch import build_config, execute
 from offline_mbrl.names import missing_dataset_message, resolve
+from offline_mbrl.progress import duration, listen, plain_every
+from offline_mbrl.run import MAIN as MAIN_STAGE
 from offline_mbrl.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
@@ -152,6 +154,7 @@ class Sweep:
             self.space, spec.algo, spec.datasets[0], spec.steps, [*spec.overrides]
         )
         self.jobs = [(seed, ds) for seed in range(spec.seeds) for ds in spec.datasets]
+        self.current = ""  # the run in progress: "trial N run i/R (dataset seed s)"
         self.storage, self.lock, self.where = open_storage(spec.study_name(), spec.storage, spec.heartbeat)
         pruner = pruner or make_pruner(spec.pruner, self.base.steps, len(self.jobs))
         with warnings.catch_warnings():
@@ -290,6 +293,7 @@ class Sweep:
         for i, (seed, dataset) in enumerate(self.jobs):
             cfg = build_config(self.spec.algo, dataset, seed, self.spec.steps, self.spec.device, overrides)
             where = f"{dataset} seed {seed}"
+            self.current = f"trial {trial.number} run {i + 1}/{len(self.jobs)} ({where})"
 
             def on_eval(step, result, offset=i * steps, where=where):
                 _report(trial, result.score, offset + step, f"{where} step {step}")
@@ -351,14 +355,15 @@ def run_sweep(
         (console.print if console is not None else print)(sweep.plan())
     seen = {t.number for t in sweep.study.get_trials(deepcopy=False) if t.state.is_finished()}
     columns = (
-        TextColumn(f"sweep {spec.study_name()}"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task("trials", total=spec.trials, info="")
+        task = bar.add_task(f"sweep {spec.study_name()}", total=spec.trials, info="")
+        watch = _TrialWatch(sweep, bar, progress)
 
         def update() -> None:
             trials = sweep.study.get_trials(deepcopy=False)
@@ -376,12 +381,71 @@ def run_sweep(
 
         update()
         if workers == 1:
-            with _torch_threads(threads):
+            with _torch_threads(threads), listen(watch):
                 sweep.work(after_trial=update)
+            bar.update(watch.task, visible=False)  # no run is current any more
         else:
             _spawn(spec, workers, threads or max(1, (os.cpu_count() or 1) // workers), update)
         update()
     return sweep
+
+
+class _TrialWatch:
+    """The current trial's progress under the sweep's bar (dynamics fit epochs, gradient steps, the last
+    evaluation), a plain line every 30 s where there is no terminal, and, once the first run has trained
+    for a short warm-up, the measured estimate of the time per run, per trial and for the trials left."""
+
+    WARM_UP = 20.0  # seconds of the first run's training before its rate is trusted
+
+    def __init__(self, sweep: Sweep, bar: Progress, enabled: bool):
+        self.sweep, self.bar, self.enabled = sweep, bar, enabled
+        self.task = bar.add_task("", total=None, info="", visible=False)
+        self.plain = enabled and not bar.console.is_terminal
+        self.last_line = self.run_started = time.monotonic()
+        self.run: str | None = None
+        self.train_from: tuple[float, int] | None = None
+        self.estimated = False
+
+    def __call__(self, stage: str, done: int, total: int, info: str) -> None:
+        now = time.monotonic()
+        if self.sweep.current != self.run:  # a new run started
+            self.run, self.run_started, self.train_from = self.sweep.current, now, None
+        of = f"/{total:,}" if total else ""
+        line = f"{self.run}: {stage} {done:,}{of}" + (f", {info}" if info else "")
+        self.bar.update(
+            self.task,
+            description=f"{self.run}: {stage}",
+            total=total or None,
+            completed=done,
+            info=info,
+            visible=self.enabled,
+        )
+        if stage == MAIN_STAGE:
+            self._estimate(now, done, total)
+        if self.plain and now - self.last_line >= plain_every():
+            self.last_line = now
+            self.bar.console.print(line)
+
+    def _estimate(self, now: float, done: int, total: int) -> None:
+        if self.train_from is None:
+            self.train_from = (now, done)
+            return
+        since, first = self.train_from
+        if self.estimated or now - since < self.WARM_UP or done <= first:
+            return
+        self.estimated = True
+        rate = (done - first) / (now - since)  # gradient steps/s, evaluations included
+        per_run = (since - self.run_started) + total / rate  # what came before training, then training
+        sweep = self.sweep
+        runs = len(sweep.jobs)
+        left = max(sweep.spec.trials - sweep.tally()[0], 1)
+        if self.enabled:
+            self.bar.console.print(
+                f"estimate after a {duration(now - since)} warm-up: {rate:,.0f} gradient steps/s, about "
+                f"{duration(per_run)} per run, {duration(per_run * runs)} per trial of {runs} run(s), "
+                f"{duration(per_run * runs * left)} for the {left} trial(s) left (first run's dynamics "
+                "fit included in each run: an upper bound where fits are cached)"
+            )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,96 @@
+"""Progress of long work where nobody watches a terminal, and for whoever drives the work.
+
+Two small pieces:
+- `Ticker`: when the output is not a terminal (a log file, `nohup`, CI), rich draws no live bars, so long
+  stages print a plain line every `OFFLINE_MBRL_PROGRESS_SECONDS` (default 30) seconds instead: what,
+  how far, the time spent and a measured estimate of the time left.
+- `report(stage, done, total, info)` / `listen(callback)`: the stages of a run (dynamics fit epochs,
+  behaviour fit and training steps with the last evaluation, rollout batches) report where they are; a
+  driver that runs them (a sweep) listens and shows the current trial's progress and its time estimates.
+  Nothing is reported to nobody: without a listener `report` does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+Listener = Callable[[str, int, int, str], None]  # (stage, done, total, info)
+_listeners: list[Listener] = []
+
+
+def report(stage: str, done: int, total: int, info: str = "") -> None:
+    """Tell the active listeners (if any) that `stage` has done `done` of `total`."""
+    for listener in list(_listeners):
+        listener(stage, done, total, info)
+
+
+@contextlib.contextmanager
+def listen(callback: Listener) -> Iterator[None]:
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
+def is_terminal() -> bool:
+    """Whether rich draws live bars here (stdout is an interactive terminal)."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+def plain_every() -> float:
+    """Seconds between plain progress lines (`OFFLINE_MBRL_PROGRESS_SECONDS`, default 30)."""
+    raw = os.environ.get("OFFLINE_MBRL_PROGRESS_SECONDS", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 30.0
+    return value if value > 0 else 30.0
+
+
+def duration(seconds: float) -> str:
+    """'42 s', '3.5 min', '2.1 h', '1.8 days'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+class Ticker:
+    """Plain progress lines for a stage, at most one per `every` seconds, only when `enabled` (by default:
+    when the output is not a terminal, where rich shows its own bars)."""
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        start: int = 0,
+        enabled: bool | None = None,
+        every: float | None = None,
+        out: Callable[[str], None] | None = None,
+    ):
+        self.label, self.total, self.start = label, total, start
+        self.enabled = (not is_terminal()) if enabled is None else enabled
+        self.every = plain_every() if every is None else every
+        self.out = out or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int, info: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < self.every:
+            return
+        self.last = now
+        elapsed, moved = now - self.started, done - self.start
+        left = f", ~{duration((self.total - done) * elapsed / moved)} left" if moved > 0 else ""
+        pct = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        extra = f", {info}" if info else ""
+        self.out(f"{self.label}: {done:,}/{self.total:,}{pct}{extra}, {duration(elapsed)} elapsed{left}")
