@@ -30,3 +30,21 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+# The packages whose versions determine made data and results (the physics, the environments, the random
+# streams, the networks); recorded in every made dataset's metadata and every run's config.json.
+STACK = ("mujoco", "gymnasium", "gymnasium-robotics", "minari", "numpy", "torch")
+
+
+def stack_versions() -> dict[str, str]:
+    """{package: installed version} of `STACK` ("absent" where one is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in STACK:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found

@@ -44,7 +44,7 @@ from offline_mbrl.config import TrainConfig, config_hash, to_dict
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult, Policy, evaluate
-from offline_mbrl.paths import code_version
+from offline_mbrl.paths import code_version, stack_versions
 from offline_mbrl.progress import Ticker, is_terminal, report
 
 EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
@@ -124,6 +124,7 @@ class Run:
                 "dynamics_key": self.artefacts.get("dynamics"),
                 "artefacts": self.artefacts,
                 "code_version": code_version(),
+                "versions": stack_versions(),
             },
         )
 

@@ -51,6 +51,7 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
         config["config"]["algorithm"] == algo and config["dataset_fingerprint"]["dataset_id"] == tiny_pendulum
     )
     assert (config["dynamics_key"] is not None) == get_spec(algo).uses_dynamics
+    assert config["versions"]["torch"] == torch.__version__  # and mujoco, gymnasium, numpy, ...
     # every cached artefact the run used is recorded by kind and key
     used = {"dynamics": config["dynamics_key"]} if get_spec(algo).uses_dynamics else {}
     if algo.startswith("morec-"):  # and MOREC's dynamics reward, a published entry of the store

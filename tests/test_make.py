@@ -181,3 +181,30 @@ def test_interrupted_make_leaves_no_dataset(assets, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         make_dataset("pendulum-medium", size=100)
     assert not Path(get_dataset_path("offline-mbrl/pendulum/medium-v0")).exists()
+
+
+def test_a_made_dataset_matches_the_committed_table_bit_for_bit_and_records_its_stack(capsys, monkeypatch):
+    """datasets/README.md's row of pendulum-medium-replay (the smallest made dataset, 3 s) is what this
+    install makes from seed 0: the physics stack is pinned (pyproject.toml) and recorded in the metadata."""
+    import sys
+
+    from offline_mbrl.paths import project_root, stack_versions
+
+    sys.path.insert(0, str(project_root() / "benchmarks"))
+    from dataset_stats import row  # the script that wrote the table
+
+    table = (project_root() / "datasets" / "README.md").read_text()
+    committed = next(line for line in table.splitlines() if line.startswith("| pendulum-medium-replay |"))
+    make_dataset("pendulum-medium-replay", seed=0)
+    assert committed.startswith(row("pendulum-medium-replay"))  # the table's make-time column follows
+    meta = load_dataset("pendulum-medium-replay").metadata["offline_mbrl"]
+    assert meta["versions"] == stack_versions() and set(meta["versions"]) >= {"mujoco", "gymnasium", "numpy"}
+    monkeypatch.setattr(sys, "argv", ["offline-mbrl", "datasets", "info", "pendulum-medium-replay"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"made with: mujoco {meta['versions']['mujoco']}, gymnasium {meta['versions']['gymnasium']}" in shown
+    )
+    assert "installed now" not in shown

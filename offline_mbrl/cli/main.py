@@ -71,6 +71,18 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
         f"obs dim {spec.obs_dim}, act dim {spec.act_dim}"
     )
     console.print(f"  fingerprint: {ds.fingerprint.key}")
+    made_with = (meta.get("offline_mbrl") or {}).get("versions")
+    if made_with:
+        from offline_mbrl.paths import stack_versions
+
+        console.print("  made with: " + ", ".join(f"{k} {v}" for k, v in made_with.items()))
+        now = stack_versions()
+        changed = [f"{k} {now[k]}" for k, v in made_with.items() if now.get(k, v) != v]
+        if changed:
+            console.print(
+                f"  installed now: {', '.join(changed)}: making it again here may not give the same arrays",
+                style="yellow",
+            )
     if bad := ds.non_finite():
         where = ", ".join(f"{n:,} transitions in {k}" for k, n in bad.items())
         console.print(

@@ -40,7 +40,7 @@ from offline_mbrl.envs import ENVIRONMENTS, POINTMAZE, TIERS, d4rl_reference_sco
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import MADE_NAMESPACE, made_id, parse_short_name, task_dataset
-from offline_mbrl.paths import assets_dir, code_version
+from offline_mbrl.paths import assets_dir, code_version, stack_versions
 
 NUM_ENVS = 16
 DEFAULT_SIZE = 1_000_000
@@ -348,6 +348,7 @@ def make_dataset(
             "reference_source": ref_source,
             "family": None if fam is None else {"name": fam.name, "members": fam.member_params()},
             "dataset_mean_return": float(returns.mean()),
+            "versions": stack_versions(),  # what determined these arrays (the physics stack)
         }
     }
     path = publish_dataset(

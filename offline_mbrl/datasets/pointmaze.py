@@ -69,7 +69,7 @@ from offline_mbrl.envs import POINTMAZE, POINTMAZE_HORIZON
 from offline_mbrl.errors import UserError
 from offline_mbrl.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.names import POINTMAZE_STITCH, TASK_DATASETS, made_id
-from offline_mbrl.paths import code_version
+from offline_mbrl.paths import code_version, stack_versions
 
 PIP_COMMAND = "pip install 'gymnasium-robotics>=1.4,<2'"
 
@@ -457,6 +457,7 @@ def make_pointmaze_stitch(
     extra = {
         "offline_mbrl": {
             "task": POINTMAZE_STITCH,
+            "versions": stack_versions(),  # what determined these arrays (the physics stack)
             "size": transitions,
             "seed": seed,
             "episodes": episodes,
