@@ -186,9 +186,9 @@ def test_report_files_html_is_self_contained_and_tables_round_trip(tmp_path):
     out = tmp_path / "reports" / "r"
     make_report([tmp_path / "results"], out, reps=REPS, progress=False, title="Demo")
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3  # aggregates, profiles, improvement
+    assert html.count("data:image/png;base64,") == 4  # aggregates, profiles, curves, improvement
     assert "http://" not in html.replace("https://", "") and "<script" not in html and "<h1>Demo</h1>" in html
-    for name in ("aggregates-nominal", "profiles-nominal", "improvement"):
+    for name in ("aggregates-nominal", "profiles-nominal", "learning-curves", "improvement"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     md = (out / "report.md").read_text()
@@ -375,3 +375,42 @@ def test_evaluate_on_a_folder_without_runs_is_a_one_line_error(tmp_path):
     failed = CliRunner().invoke(app, ["evaluate", str(tmp_path / "empty"), "--family", "pendulum-physics"])
     assert isinstance(failed.exception, UserError) and "no finished run" in str(failed.exception)
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_learning_curves_follow_metrics_and_final_scores_in_order_with_short_labels(tmp_path):
+    from offline_mbrl.report import curves as rc
+    from offline_mbrl.report.table import label_methods
+
+    for seed, (a, b) in enumerate([(10.0, 30.0), (20.0, 50.0)]):  # mopo's eval scores at steps 500 and 1000
+        run = write_run(tmp_path / "results", "mopo", "hopper-medium", seed, b + 1.0)
+        rows = [
+            {"step": 500, "eval/score": a},
+            {"step": 1000, "eval/score": b},
+            {"step": 0, "phase": "x", "eval/score": 99.0},
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    long_cfg = {"penalty_coef_of_a_very_long_name": 2.5}
+    write_run(tmp_path / "results", "ravl", "hopper-medium", 0, 90.0, algo_cfg=long_cfg)
+    write_run(tmp_path / "results", "ravl", "hopper-medium", 1, 95.0)
+    table = label_methods(load_results([tmp_path / "results"]))
+    curves = rc.load_curves(table)
+    mopo = curves[curves["method"] == "mopo"].sort_values(["seed", "step"])
+    # the output policy's evaluations, not an earlier phase's, then the final score at the run's steps
+    assert mopo[["seed", "step", "score"]].values.tolist() == [
+        [0, 500, 10.0], [0, 1000, 31.0], [1, 500, 20.0], [1, 1000, 51.0]
+    ]  # fmt: skip
+    order = rc.order_by_final(curves)
+    assert order[-1] == "mopo" and set(order[:2]) == {m for m in table["method"] if m.startswith("ravl")}
+    labels = rc.short_labels(order)
+    # both ravl variants carry the long key in their labels (one set, one absent): letters and a table
+    assert labels["mopo"] == "mopo" and sorted(v for k, v in labels.items() if k != "mopo") == [
+        "ravl (A)",
+        "ravl (B)",
+    ]
+    assert "one seed per method" not in rc.caption(curves) and "over 1-2 seeds" in rc.caption(curves)
+    assert "one seed per method: no interval" in rc.caption(curves[curves["seed"] == 0])
+    out = tmp_path / "report"
+    make_report([tmp_path / "results"], out, reps=REPS, progress=False)
+    md = (out / "report.md").read_text()
+    assert "## Learning curves" in md and "| ravl (A) | ravl[" in md
+    assert (out / "figures" / "learning-curves.png").stat().st_size > 1000

@@ -215,6 +215,7 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
         doc.add(Text(note, "note"))
     doc.add(Heading("Aggregate performance on the nominal MDPs"))
     _aggregate_section(doc, nominal, colors, figures, "nominal")
+    _curves_section(doc, report, colors, figures)
     doc.add(Heading("Probability of improvement"))
     doc.add(
         Text(
@@ -243,6 +244,21 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
             ]
         )
     )
+
+
+def _curves_section(doc: Document, report: Report, colors: dict, figures: Path) -> None:
+    from offline_mbrl.report import curves as rc
+
+    data = rc.load_curves(report.table)
+    if data.empty:
+        return
+    labels = rc.short_labels(rc.order_by_final(data))
+    doc.add(Heading("Learning curves"))
+    name = rf.save(rc.curves_figure(data, report.table, colors, labels), figures, "learning-curves")
+    doc.add(Figure(f"figures/{name}", rc.caption(data)))
+    long = [(short, method) for method, short in labels.items() if short != method]
+    if long:
+        doc.add(Table(["label", "method (the settings that set it apart)"], [list(pair) for pair in long]))
 
 
 def _colors(report: Report) -> dict:

@@ -1,0 +1,148 @@
+"""Learning curves: the evaluation score against gradient steps, per dataset, one line per method.
+
+Read from each run's metrics.jsonl (its periodic `eval/score` rows of the output policy's loop, earlier
+phases left out) and final.json (the last point, at the gradient steps the loop ran). Per method the line
+is the mean over its seeds at each step and the band the range (min to max) over seeds, said so in the
+caption; with one seed there is no band and the caption says that too. The dataset's own behaviour (its
+mean episode return, and its best where the dataset records it, normalised like the scores) is drawn as
+reference lines, and so is BC's final mean when BC is in the report. Methods are ordered by their final
+mean score; labels longer than `SHORT` characters are replaced by a letter and listed in a legend table.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import pandas as pd
+
+from offline_mbrl.report.figures import plt  # headless backend chosen there
+from offline_mbrl.report.table import NOMINAL
+
+SHORT = 28  # a method label longer than this is shown as a letter, with a legend table
+
+
+def load_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, evaluation): method, dataset, seed, step, score."""
+    rows = []
+    for run in df[df["family"] == NOMINAL].itertuples():
+        run_dir = Path(str(run.run_dir))
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists():
+            for line in metrics.read_text().splitlines():
+                row = json.loads(line)
+                if "phase" not in row and "eval/score" in row:
+                    rows.append(
+                        (run.method, run.dataset, run.seed, int(row["step"]), float(row["eval/score"]))
+                    )
+        final = json.loads((run_dir / "final.json").read_text())
+        score = (
+            final["normalized_score"] if final.get("normalized_score") is not None else final["return_mean"]
+        )
+        last = int(final.get("gradient_steps", final["steps"]))
+        rows.append((run.method, run.dataset, run.seed, last, float(score)))
+    out = pd.DataFrame(rows, columns=["method", "dataset", "seed", "step", "score"])
+    return out.drop_duplicates(["method", "dataset", "seed", "step"], keep="last")
+
+
+def behaviour_lines(dataset_id: str | None) -> dict[str, float]:
+    """The dataset's mean (and best, where recorded) episode return, normalised by its references."""
+    if not dataset_id:
+        return {}
+    try:
+        from offline_mbrl.names import resolve
+
+        meta = json.loads((resolve(dataset_id).path / "data" / "metadata.json").read_text())
+    except Exception:  # noqa: BLE001 - a dataset that is not here only loses its reference lines
+        return {}
+    own = meta.get("offline_mbrl") or {}
+    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    lines = {}
+    for label, key in (("data mean", "dataset_mean_return"), ("data best", "best_return")):
+        value = own.get(key)
+        if value is None:
+            continue
+        lines[label] = 100 * (value - lo) / (hi - lo) if lo is not None and hi is not None else value
+    return lines
+
+
+def short_labels(methods: list[str]) -> dict[str, str]:
+    """Each method's label in figures: itself, or a letter when it is long."""
+    letters = iter(string.ascii_uppercase)
+    return {m: (m if len(m) <= SHORT else f"{m.split('[')[0]} ({next(letters)})") for m in methods}
+
+
+def order_by_final(curves: pd.DataFrame) -> list[str]:
+    last = curves.sort_values("step").groupby(["method", "dataset", "seed"]).tail(1)
+    return list(last.groupby("method")["score"].mean().sort_values(ascending=False).index)
+
+
+def curves_figure(
+    curves: pd.DataFrame, table: pd.DataFrame, colors: dict, labels: dict[str, str]
+) -> plt.Figure:
+    datasets = sorted(curves["dataset"].unique())
+    cols = min(3, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    methods = order_by_final(curves)
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        here = curves[curves["dataset"] == dataset]
+        for method in methods:
+            runs = here[here["method"] == method]
+            if runs.empty:
+                continue
+            by_step = runs.groupby("step")["score"]
+            steps = by_step.mean().index.to_numpy()
+            ax.plot(steps, by_step.mean().to_numpy(), color=colors.get(method), label=labels[method], lw=1.6)
+            if runs["seed"].nunique() > 1:
+                ax.fill_between(
+                    steps,
+                    by_step.min().to_numpy(),
+                    by_step.max().to_numpy(),
+                    color=colors.get(method),
+                    alpha=0.15,
+                )
+        ids = table.loc[table["dataset"] == dataset, "dataset_id"].dropna()
+        for (label, value), style in zip(
+            behaviour_lines(ids.iloc[0] if len(ids) else None).items(), (":", "-."), strict=False
+        ):
+            ax.axhline(value, color="0.35", ls=style, lw=1.0, label=label)
+        bc = here[(here["method"] == "bc")].sort_values("step").groupby("seed").tail(1)
+        if len(bc):
+            ax.axhline(bc["score"].mean(), color="0.6", ls="--", lw=1.0, label="bc (final)")
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel("gradient steps")
+        ax.set_ylabel("normalised score")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        names,
+        loc="lower center",
+        ncol=min(4, len(names)),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(names) // 4)),
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def caption(curves: pd.DataFrame) -> str:
+    seeds = curves.groupby(["method", "dataset"])["seed"].nunique()
+    if seeds.max() <= 1:
+        band = "one seed per method: no interval is shown"
+    else:
+        band = (
+            f"band: the range (min to max) over {seeds.min()}-{seeds.max()} seeds"
+            if seeds.min() != seeds.max()
+            else f"band: the range (min to max) over {seeds.max()} seeds"
+        )
+    return (
+        f"Evaluation score (normalised where the dataset has reference returns) against gradient steps: "
+        f"mean over seeds, {band}; dotted: the data's mean episode return, dash-dot: its best episode "
+        "(where recorded), dashed: BC's final score. Methods in the legend are ordered by final score."
+    )
