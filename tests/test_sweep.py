@@ -607,3 +607,44 @@ def test_without_a_terminal_the_current_trial_shows_plain_progress_lines_and_a_m
     assert lines.index(estimate) < next(
         i for i, line in enumerate(lines) if line.startswith("trial 0 complete")
     )
+
+
+def test_the_tuning_budget_curve_is_the_exact_expected_best_of_n_trials():
+    from offline_mbrl.sweep.report import tuning_curve
+
+    curve = tuning_curve([3.0, 1.0, 2.0])
+    assert curve["trials"].tolist() == [1, 2, 3]
+    assert curve["expected_best"].tolist() == pytest.approx([2.0, 22 / 9, 1 / 27 + 2 * 7 / 27 + 3 * 19 / 27])
+    # what a bootstrap over the trials converges to
+    values = np.random.default_rng(0).normal(size=12)
+    draws = np.random.default_rng(1).choice(values, size=(200_000, 5)).max(axis=1)
+    row = tuning_curve(values).iloc[4]
+    assert row["expected_best"] == pytest.approx(draws.mean(), abs=0.01)
+    assert row["low"] == pytest.approx(np.quantile(draws, 0.025), abs=1e-9 + 0.3)
+    assert row["low"] <= row["expected_best"] <= row["high"] == values.max()
+
+
+def test_sweep_report_shows_trials_best_importances_and_what_tuning_bought(root, tmp_path):
+    run_sweep(
+        spec(trials=3, steps=20, overrides=(*TINY, "eval_every=10", "checkpoint_every=10")), progress=False
+    )
+    out = tmp_path / "reports" / "sweep"
+    result = cli("report", "mbpo-test_pendulum_tiny-v0", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    for part in (
+        "## Best trial",
+        "## What tuning bought",
+        "## Parameter importances",
+        "## Trials",
+        "Train it:",
+    ):
+        assert part in md
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 3 and set(trials["state"]) == {"COMPLETE"}
+    curve = pd.read_csv(out / "tuning_curve.csv")
+    assert curve["expected_best"].iloc[0] == pytest.approx(trials["value"].mean())
+    assert (
+        curve["expected_best"].is_monotonic_increasing and (out / "figures" / "tuning-budget.png").is_file()
+    )
+    assert (out / ".offline-mbrl-report").is_file()

@@ -177,6 +177,21 @@ def _cell(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+@sweep_app.command("report")
+def sweep_report_cmd(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: Annotated[str | None, typer.Option(help="storage URL (default: the local journal)")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default reports/sweep-STUDY)")] = None,
+) -> None:
+    """A report of the study: best trial, every trial, importances, and what tuning bought (the expected
+    best score as a function of the number of trials)."""
+    from offline_mbrl.sweep.report import sweep_report
+    from offline_mbrl.sweep.results import load_study
+
+    folder = sweep_report(load_study(study, storage), out or Path("reports") / f"sweep-{study}")
+    console.print(f"report: {folder / 'report.html'} and {folder / 'report.md'}")
+
+
 @sweep_app.command("export")
 def sweep_export(
     study: Annotated[str, typer.Argument(help="study name")],

@@ -117,21 +117,32 @@ def make_report(
     doc = Document(title or f"offline-mbrl report: {named}")
     doc.add(Text(_summary(df, nominal_stats, paths, reps, seed)))
     doc.add(*preface)
-    staging = temp_dir_beside(Path(out).parent)
-    staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
-    try:
-        (staging / REPORT_MARKER).write_text("written by offline-mbrl report; it may replace this folder\n")
+
+    def write(staging: Path) -> None:
         _write_tables(df, staging)
         for name, make in figures.items():
             rf.save(make(), staging / "figures", name)
         _document(doc, report, staging / "figures")
         _write_stats(report, staging / "stats.json")
         write_document(doc, staging)
-        check_report_out(Path(out))  # again: something else may have appeared there meanwhile
-        replace_dir(staging, Path(out))
+
+    publish_report(Path(out), write)
+    return report
+
+
+def publish_report(out: Path, write: Callable[[Path], None]) -> None:
+    """`write(folder)` fills a private staging folder, which then replaces `out` atomically (only a
+    previous report may be replaced; the folder carries the marker and normal permissions)."""
+    check_report_out(out)
+    staging = temp_dir_beside(out.parent)
+    staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
+    try:
+        (staging / REPORT_MARKER).write_text("written by offline-mbrl report; it may replace this folder\n")
+        write(staging)
+        check_report_out(out)  # again: something else may have appeared there meanwhile
+        replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return report
 
 
 def write_document(doc: Document, folder: Path) -> None:
