@@ -192,7 +192,13 @@ class BehaviourPolicy(nn.Module):
 
 
 def _ddpm(steps: int):
-    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler  # 3 s to import: only when used
+    try:
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler  # 3 s to import: only when used
+    except ImportError as exc:
+        raise UserError(
+            f"the diffusion behaviour policy needs diffusers ({exc}): pip install 'diffusers>=0.30,<1', or "
+            "use --set algo.behaviour.kind=gaussian"
+        ) from None
 
     scheduler = DDPMScheduler(num_train_timesteps=steps, beta_schedule="squaredcos_cap_v2", clip_sample=True)
     scheduler.set_timesteps(steps)

@@ -188,3 +188,16 @@ def test_bad_top_fraction_is_a_one_line_error(tiny_pendulum):
     for value in ("0", "1.5", "nan"):
         with pytest.raises(UserError, match=r"algo.top_fraction must lie in \(0, 1\]"):
             build_config("bc", tiny_pendulum, seed=0, steps=60, overrides=[f"algo.top_fraction={value}"])
+
+
+def test_an_absent_diffusers_is_a_one_line_error_naming_the_install_and_the_alternative(bimodal, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "diffusers.schedulers.scheduling_ddpm", None)  # import fails
+    with pytest.raises(UserError) as err:
+        _fit(bimodal, "diffusion", 1)
+    assert "pip install 'diffusers>=0.30,<1'" in str(err.value) and "algo.behaviour.kind=gaussian" in str(
+        err.value
+    )
+    assert "\n" not in str(err.value)
+    _fit(bimodal, "gaussian", 1)  # the Gaussian behaviour policy does not need it
