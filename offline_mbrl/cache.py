@@ -147,9 +147,15 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def temp_dir_beside(path: Path) -> Path:
-    """A fresh hidden directory on the same filesystem as `path` (so a later rename is atomic)."""
-    path.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
+    """A fresh hidden directory on the same filesystem as `path` (so a later rename is atomic); a folder
+    that cannot be written (read-only, full, no permission) is one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
+    except OSError as exc:
+        if _is_write_failure(exc):
+            raise _write_fault(path / ".staging", exc) from None
+        raise
 
 
 # ---- the artefact store -----------------------------------------------------------------------------

@@ -21,7 +21,16 @@ def check_environment() -> None:
     from pathlib import Path
 
     minari = os.environ.get("MINARI_DATASETS_PATH")
-    if minari and Path(minari).exists() and not Path(minari).is_dir():
+    if not minari:
+        return
+    try:
+        is_file = Path(minari).exists() and not Path(minari).is_dir()
+    except PermissionError:
+        raise UserError(
+            f"MINARI_DATASETS_PATH={minari} cannot be read (permission denied): give this user access to "
+            "it or point it at a folder of datasets it can read"
+        ) from None
+    if is_file:
         raise UserError(
             f"MINARI_DATASETS_PATH={minari} is a file, not a folder: point it at a folder of datasets "
             "(or unset it for Minari's default ~/.minari/datasets)"

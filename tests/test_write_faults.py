@@ -4,6 +4,7 @@ cannot be created; one line, nothing half-written, and other errors are not disg
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,3 +90,111 @@ def test_sigterm_is_handled_like_ctrl_c_one_line_and_exit_130(tmp_path):
     assert (
         err.strip().startswith("interrupted: ") and "rerun the same command" in err and err.count("\n") == 1
     )
+
+
+def _as_unprivileged(cmd: list[str]) -> list[str]:
+    """Root ignores folder permissions: run the command as `nobody` then (setpriv), else as we are."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made read-only for us")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+@pytest.mark.parametrize("target", ["results", "report"])
+def test_a_read_only_results_or_report_folder_is_one_line_and_left_as_it_was(
+    target, monkeypatch, request_cleanup
+):
+    """A real read-only folder (mode 0555; the command runs unprivileged), for a run's results and for a
+    report's parent folder."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    from tests.conftest import synthetic_episode, write_minari
+
+    # pytest's tmp_path sits under a root-only folder: the unprivileged command gets a world-open one
+    base = Path(tempfile.mkdtemp(prefix="offline-mbrl-ro-"))
+    base.chmod(0o777)
+    request_cleanup.append(lambda: shutil.rmtree(base, ignore_errors=True))
+    tmp_path = base
+    shared = tmp_path / "shared"  # what the unprivileged command may read and write: data and cache
+    shared.mkdir()
+    env = {
+        **os.environ,
+        "MINARI_DATASETS_PATH": str(shared / "minari"),
+        "OFFLINE_MBRL_CACHE": str(shared / "cache"),
+        "HOME": str(shared),
+        "MPLCONFIGDIR": str(shared / "mpl"),
+    }
+    monkeypatch.setenv("MINARI_DATASETS_PATH", env["MINARI_DATASETS_PATH"])
+    write_minari(
+        "test/pendulum/ro-v0", "Pendulum-v1", [synthetic_episode(np.random.default_rng(0), 3, 1, 30, "trunc")]
+    )
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "mine.txt").write_text("keep")
+    cli = [sys.executable, "-m", "offline_mbrl.cli"]
+    train = [*cli, "train", "--algo", "bc", "--dataset", "test/pendulum/ro-v0", "--steps", "10"]
+    if target == "report":  # a finished run to report on, written while the folder is still writable
+        tiny = [
+            "log_every=10",
+            "eval_every=10",
+            "checkpoint_every=10",
+            "eval_episodes=1",
+            "final_eval_episodes=1",
+        ]
+        sets = [x for item in tiny for x in ("--set", item)]
+        done = subprocess.run(
+            [*train, *sets, "--results", str(shared / "results")], env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        cmd = [*cli, "report", str(shared / "results"), "--out", str(locked / "r"), "--reps", "100"]
+    else:
+        cmd = [*train, "--results", str(locked / "results")]
+    for path in (tmp_path, shared, *shared.rglob("*")):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    locked.chmod(0o555)
+    try:
+        done = subprocess.run(_as_unprivileged(cmd), env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        locked.chmod(0o755)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and err.startswith("error: cannot") and "\n" not in err, err
+    assert "Permission denied" in err
+    assert (
+        sorted(p.name for p in locked.iterdir()) == ["mine.txt"]
+        and (locked / "mine.txt").read_text() == "keep"
+    )
+
+
+@pytest.fixture
+def request_cleanup():
+    """Callbacks run after the test (for folders made outside pytest's tmp_path)."""
+    todo: list = []
+    yield todo
+    for fn in todo:
+        fn()
+
+
+def test_an_unreadable_minari_folder_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / "minari")}
+    (tmp_path / "minari").mkdir()
+    cmd = _as_unprivileged([sys.executable, "-m", "offline_mbrl.cli", "datasets", "list"])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)  # tmp_path: root-only
+    if os.geteuid() != 0:
+        pytest.skip("only root's tmp_path is unreadable to the command")
+    err = done.stderr.strip()
+    assert done.returncode == 2 and "cannot be read (permission denied)" in err and "\n" not in err, err
