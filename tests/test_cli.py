@@ -186,3 +186,31 @@ def test_minari_path_pointing_at_a_file_is_one_line(capsys, tmp_path, monkeypatc
     code, _, err = run_cli(capsys, "datasets", "list")
     assert code == 2 and "is a file, not a folder" in err and err.count("\n") == 1
     assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--algo", "bc", "--dataset", "x", "--steps", "abc"], "Invalid value for '--steps'"),
+        (["trian"], "No such command 'trian'. Did you mean 'train'?"),
+        (["train", "--bogus", "1"], "No such option: --bogus; see `offline-mbrl train --help`"),
+        (["sweep", "--algo", "mbpo", "--dataset", "x", "--trials", "many"], "Invalid value for '--trials'"),
+    ],
+)
+def test_command_line_usage_errors_are_one_line_not_a_box(args, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from offline_mbrl.cli.main import main; sys.argv[0] = 'offline-mbrl'; main()",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    err = done.stderr.strip()
+    assert done.returncode == 2 and err.startswith("error: ") and "\n" not in err and message in err, err

@@ -74,7 +74,7 @@ def test_sigterm_is_handled_like_ctrl_c_one_line_and_exit_130(tmp_path):
     code = (
         "import time\n"
         "from offline_mbrl.console import run_app\n"
-        "def work():\n"
+        "def work(**_):  # run_app passes typer's standalone_mode\n"
         "    open(r'%s', 'w').write('started')\n"
         "    time.sleep(60)\n"
         "run_app(work)\n"

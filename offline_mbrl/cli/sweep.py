@@ -218,7 +218,7 @@ def sweep_export(
 
 
 def main() -> None:
-    run_app(lambda: sweep_app(prog_name="offline-mbrl sweep"))
+    run_app(sweep_app, prog_name="offline-mbrl sweep")
 
 
 if __name__ == "__main__":
