@@ -101,6 +101,14 @@ class DynamicsConfig:
             or (self.steps_per_epoch is not None and self.steps_per_epoch < 1)
         ):
             problems.append("batch_size, patience and steps_per_epoch must be positive")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.logvar_loss_coef) and self.logvar_loss_coef >= 0):
+            problems.append(f"logvar_loss_coef must be a finite number >= 0, got {self.logvar_loss_coef}")
+        if not (0.0 <= self.improvement < 1.0):
+            problems.append(f"improvement must lie in [0, 1), got {self.improvement}")
+        if any(not (math.isfinite(w) and w >= 0) for w in self.weight_decay):
+            problems.append(f"weight_decay values must be finite and >= 0, got {self.weight_decay}")
         if self.kind not in ("ensemble", "oracle"):
             problems.append(f"kind must be ensemble or oracle, got {self.kind!r}")
         if not 0.0 <= self.oracle_mix <= 1.0:  # also refuses NaN

@@ -90,7 +90,10 @@ class Ticker:
             return
         self.last = now
         elapsed, moved = now - self.started, done - self.start
-        left = f", ~{duration((self.total - done) * elapsed / moved)} left" if moved > 0 else ""
-        pct = f" ({100 * done / self.total:.0f}%)" if self.total else ""
         extra = f", {info}" if info else ""
+        if self.total <= 0:  # no known end (a fit that stops by patience): how far, not how long
+            self.out(f"{self.label}: {done:,}{extra}, {duration(elapsed)} elapsed")
+            return
+        left = f", ~{duration((self.total - done) * elapsed / moved)} left" if moved > 0 else ""
+        pct = f" ({100 * done / self.total:.0f}%)"
         self.out(f"{self.label}: {done:,}/{self.total:,}{pct}{extra}, {duration(elapsed)} elapsed{left}")

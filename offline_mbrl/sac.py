@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from offline_mbrl.data import Batch
+from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP, mlp
 
 UpdateOrder = Literal["alpha_actor_critic", "critic_actor_alpha", "actor_alpha_critic"]
@@ -88,6 +89,21 @@ class SACConfig:
     alpha_max: float | None = None  # clamp the α used in the losses from above (MOBILE's reference: 1)
     # the order of the three updates within one step (the references differ; see the module docstring)
     update_order: UpdateOrder = "alpha_actor_critic"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.critics < 1:
+            problems.append(f"critics must be at least 1, got {self.critics}")
+        if min((*self.actor_hidden, *self.critic_hidden), default=0) < 1:
+            problems.append("actor_hidden and critic_hidden must be positive layer sizes")
+        rates = {"actor_lr": self.actor_lr, "critic_lr": self.critic_lr, "alpha_lr": self.alpha_lr}
+        problems += [f"{k} must be a number >= 0, got {v}" for k, v in rates.items() if not v >= 0]
+        if not (0.0 <= self.gamma <= 1.0) or not (0.0 < self.tau <= 1.0):
+            problems.append(f"gamma must lie in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
+        if not self.init_alpha >= 0:
+            problems.append(f"init_alpha must be >= 0, got {self.init_alpha}")
+        if problems:
+            raise UserError("algo.sac: " + "; ".join(problems))
 
 
 class TanhGaussianActor(nn.Module):

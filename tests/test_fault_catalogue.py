@@ -1,0 +1,24 @@
+"""The whole bad-input and fault catalogue (benchmarks/fault_catalogue.py, 76 cases run as a user would):
+every case ends in one line and exit status 2 with nothing written, or succeeds where it should."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from offline_mbrl.paths import project_root
+
+
+@pytest.mark.slow
+def test_every_case_of_the_fault_catalogue_passes(tmp_path):
+    script = project_root() / "benchmarks" / "fault_catalogue.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path / "catalogue.md")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "76 of 76 pass" in done.stdout
