@@ -11,9 +11,11 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from offline_mbrl.cli import THREADS
 from offline_mbrl.cli.report import register as register_report_commands
 from offline_mbrl.cli.sweep import sweep_app
 from offline_mbrl.console import console, run_app
+from offline_mbrl.threads import configure_threads
 
 app = typer.Typer(
     help="Offline model-based RL benchmarking: datasets, dynamics, algorithms, sweeps, reports.",
@@ -227,8 +229,10 @@ def train_cmd(
     ] = False,
     force: Annotated[bool, typer.Option(help="start over even if the run exists")] = False,
     results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
+    threads: THREADS = None,
 ) -> None:
     """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}."""
+    configure_threads(threads)
     from offline_mbrl.launch import build_config, execute
     from offline_mbrl.run import run_dir_for
 
@@ -303,9 +307,11 @@ def dynamics_fit(
             help="also fit (or load) MOREC's dynamics reward for this ensemble (--set algo.reward.KEY=V)",
         ),
     ] = False,
+    threads: THREADS = None,
 ) -> None:
     """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors;
     with --reward, also MOREC's dynamics reward and its held-out AUCs."""
+    configure_threads(threads)
     from offline_mbrl.config import dynamics_config_from_overrides, reward_config_from_overrides
     from offline_mbrl.data import load_dataset
     from offline_mbrl.dynamics import load_or_fit

@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from offline_mbrl.cli import THREADS
 from offline_mbrl.console import console
+from offline_mbrl.threads import configure_threads
 
 _REPS = typer.Option(
     help="bootstrap repetitions for the aggregate intervals (profiles and pairs use <= 2000)"
@@ -157,8 +159,10 @@ def reproduce_cmd(
         list[str] | None, typer.Option("--set", help="override for every cell: KEY=V or ALGO:KEY=V")
     ] = None,
     reps: Annotated[int, _REPS] = 50_000,
+    threads: THREADS = None,
 ) -> None:
     """Run the missing cells of a paper table and render our numbers next to the published ones."""
+    configure_threads(threads)
     from offline_mbrl.experiments.reproduce import reproduce
 
     result = reproduce(table, budget, seeds, results, out, device, set_ or [], reps, log=console.print)
@@ -194,8 +198,10 @@ def compare_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     reps: Annotated[int, _REPS] = 50_000,
+    threads: THREADS = None,
 ) -> None:
     """Run what is missing of algorithms x datasets x seeds, then write their report."""
+    configure_threads(threads)
     from offline_mbrl.experiments.cells import compare
 
     result = compare(

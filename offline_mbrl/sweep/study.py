@@ -54,6 +54,7 @@ from offline_mbrl.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
 from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, open_storage, retry
+from offline_mbrl.threads import usable_cores
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -381,11 +382,11 @@ def run_sweep(
 
         update()
         if workers == 1:
-            with _torch_threads(threads), listen(watch):
+            with _torch_threads(threads or usable_cores()), listen(watch):
                 sweep.work(after_trial=update)
             bar.update(watch.task, visible=False)  # no run is current any more
         else:
-            _spawn(spec, workers, threads or max(1, (os.cpu_count() or 1) // workers), update)
+            _spawn(spec, workers, threads or max(1, usable_cores() // workers), update)
         update()
     return sweep
 
