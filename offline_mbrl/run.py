@@ -100,6 +100,7 @@ class Run:
         self._elapsed_before = 0.0
         self.last_eval: EvalResult | None = None
         self.gradient_steps: int | None = None  # the output policy's loop length, once it has run
+        self._stop = False  # an algorithm's own stopping rule ended the current loop (`stop_early`)
         if cfg.log_every <= 0 or cfg.checkpoint_every % cfg.log_every or cfg.eval_every % cfg.log_every:
             raise UserError("checkpoint_every and eval_every must be multiples of log_every (> 0)")
         try:
@@ -297,9 +298,11 @@ class Run:
             for step in range(start, total):
                 yield step
                 done = step + 1
-                if done % cfg.log_every == 0 or done == total:
+                stopping, self._stop = self._stop, False
+                if done % cfg.log_every == 0 or done == total or stopping:
                     extra: dict[str, Any] | None = None
-                    if policy is not None and done % cfg.eval_every == 0 and done != total:
+                    periodic = done % cfg.eval_every == 0 and done != total and not stopping
+                    if policy is not None and periodic:
                         self.last_eval = self.evaluate(policy(), cfg.eval_episodes)
                         extra = {
                             "eval/score": self.last_eval.score,
@@ -315,10 +318,20 @@ class Run:
                     bar.update(task, completed=done, info=info)
                     ticker.update(done, info)
                     report(name, done, total, info)
+                if stopping:
+                    total = done  # the stage ends here: its phase file and final.json say so
+                    break
+        if name == MAIN:
+            self.gradient_steps = total
         if phase is not None:
             payload = self._payload(total, state, name)
             self._save(self._phase_file(name), payload)
             self._lines_done = payload["metrics_lines"]
+
+    def stop_early(self) -> None:
+        """End the current loop after this step (an algorithm's own stopping rule, e.g. MBRCSL's holdout
+        early stopping): the step's metrics are flushed and the loop ends; final.json records the steps."""
+        self._stop = True
 
     def once(self, phase: str, build: Callable[[], T]) -> T:
         """A stage without gradient steps (collect rollouts): `build()` runs once and its result is kept

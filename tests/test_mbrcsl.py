@@ -201,3 +201,19 @@ def test_an_absent_diffusers_is_a_one_line_error_naming_the_install_and_the_alte
     )
     assert "\n" not in str(err.value)
     _fit(bimodal, "gaussian", 1)  # the Gaussian behaviour policy does not need it
+
+
+def test_holdout_early_stopping_ends_the_loop_and_final_json_says_where(tiny_pendulum, tmp_path):
+    # every epoch after the first counts as no gain (min_improvement 1.0): a patience of 2 stops at epoch 3
+    stop = ["algo.patience=2", "algo.min_improvement=1.0", "algo.batch_size=64", "log_every=1"]
+    cfg = build_config("mbrcsl", tiny_pendulum, seed=1, steps=60, overrides=[*TEST, *stop])
+    final = execute(cfg, tmp_path, progress=False)
+    rows = [
+        json.loads(line) for line in (run_dir_for(cfg, tmp_path) / "metrics.jsonl").read_text().splitlines()
+    ]
+    train = [r for r in rows if "phase" not in r]
+    holdout = [r["step"] for r in train if "rcsl/holdout_loss" in r]  # one row per step: epoch ends
+    assert final["steps"] == 60 and final["gradient_steps"] < 60
+    assert len(holdout) == 3 and holdout == [holdout[0], 2 * holdout[0], 3 * holdout[0]]  # epochs 1-3
+    assert final["gradient_steps"] == holdout[-1]
+    assert train[-1]["step"] == final["gradient_steps"]  # the loop ended there, its last row flushed

@@ -437,18 +437,16 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
 
     class State:  # the net, its optimiser and the early-stopping bookkeeping: what a checkpoint holds
         best: dict[str, torch.Tensor] | None = None
-        best_loss, since_best, stopped, updates = math.inf, 0, False, 0
+        best_loss, since_best = math.inf, 0
 
         def state_dict(self) -> dict[str, Any]:
             keep = {"best": self.best, "best_loss": self.best_loss, "since_best": self.since_best}
-            counts = {"stopped": self.stopped, "updates": self.updates}
-            return {"net": net.state_dict(), "optim": optim.state_dict(), **keep, **counts}
+            return {"net": net.state_dict(), "optim": optim.state_dict(), **keep}
 
         def load_state_dict(self, s: dict[str, Any]) -> None:
             net.load_state_dict(s["net"])
             optim.load_state_dict(s["optim"])
-            self.best, self.best_loss = s["best"], s["best_loss"]
-            self.since_best, self.stopped, self.updates = s["since_best"], s["stopped"], s["updates"]
+            self.best, self.best_loss, self.since_best = s["best"], s["best_loss"], s["since_best"]
 
     state = State()
 
@@ -459,8 +457,6 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
 
     policy = ReturnConditionedPolicy(net, device)
     for step in run.loop({"rcsl": state}, lambda: policy, steps=total):
-        if state.stopped:  # early-stopped: the remaining steps of the loop do nothing
-            continue
         pick = train_rows[
             torch.randint(0, len(train_rows), (a.batch_size,), generator=run.generator, device=device)
         ]
@@ -468,7 +464,6 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        state.updates += 1
         run.log({"rcsl/loss": loss})
         if (step + 1) % per_epoch or len(hold_rows) == 0:
             continue
@@ -481,10 +476,10 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
             state.best, state.best_loss, state.since_best = copy.deepcopy(net.state_dict()), held_out, 0
         else:
             state.since_best += 1
-            state.stopped = state.since_best >= a.patience
+            if state.since_best >= a.patience:
+                run.stop_early()  # the loop ends after this step; final.json records where
     if state.best is not None:
         net.load_state_dict(state.best)
-    run.gradient_steps = state.updates  # final.json: the steps taken before the early stop
     return policy, net.state_dict()
 
 
