@@ -237,6 +237,9 @@ def test_a_single_seed_gives_point_estimates_and_says_why_there_is_no_interval(t
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"| mopo | 1 | {iqm.point:.3f} |" in md and "no confidence interval is possible" in md
     assert not report.nominal.improvement[("mopo", "ravl")].has_ci
+    # no caption or text claims an interval
+    claims = [line for line in md.splitlines() if "95%" in line and not line.startswith("4 runs of")]
+    assert not claims and md.count("point estimates (one run per task and method: no interval)") >= 4
 
 
 def test_results_from_different_dataset_contents_are_not_mixed(tmp_path):
@@ -412,5 +415,8 @@ def test_learning_curves_follow_metrics_and_final_scores_in_order_with_short_lab
     out = tmp_path / "report"
     make_report([tmp_path / "results"], out, reps=REPS, progress=False)
     md = (out / "report.md").read_text()
-    assert "## Learning curves" in md and "| ravl (A) | ravl[" in md
+    assert "## Learning curves" in md and "## Methods" in md and "| ravl (A) | ravl[" in md
+    # long labels appear only in the legend: every table and figure uses the short one (fits a laptop)
+    assert md.count("ravl[") == 2 and "| ravl (A) | 1 |" in md.replace("  ", " ")
+    assert "method_settings" in pd.read_csv(out / "results.csv").columns
     assert (out / "figures" / "learning-curves.png").stat().st_size > 1000

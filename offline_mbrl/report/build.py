@@ -99,6 +99,7 @@ def make_report(
     check_report_out(Path(out))
     df = select(load_results(paths), algorithms, datasets, where)
     check_fingerprints(df)
+    df, legend = _short_methods(df)
     nominal = build_scope(df, NOMINAL, intersect)
     families = {name: build_scope(df, name, intersect) for name in sorted(set(df["family"]) - {NOMINAL})}
     with Bootstrap(reps, seed, progress) as boot:
@@ -117,6 +118,15 @@ def make_report(
     doc = Document(title or f"offline-mbrl report: {named}")
     doc.add(Text(_summary(df, nominal_stats, paths, reps, seed)))
     doc.add(*preface)
+    if legend:
+        doc.add(Heading("Methods"))
+        doc.add(
+            Text(
+                "Methods whose settings make a long name are shown by a short label; `method_settings` in "
+                "results.csv holds the full one."
+            )
+        )
+        doc.add(Table(["label", "algorithm and the settings that set it apart"], legend))
 
     def write(staging: Path) -> None:
         _write_tables(df, staging)
@@ -231,13 +241,20 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
     doc.add(
         Text(
             "P(row > column): the probability that a run of the row method beats a run of the column method "
-            "on a task drawn at random (ties count one half), averaged over tasks; 95% interval in brackets."
+            "on a task drawn at random (ties count one half), averaged over tasks; "
+            + _interval_words(nominal, "95% interval in brackets")
+            + "."
         )
     )
     _improvement_table(doc, nominal)
     if len(nominal.scope.methods) > 1:
         name = rf.save(rf.improvement_figure(nominal, colors), figures, "improvement")
-        doc.add(Figure(f"figures/{name}", "Probability of improvement for every pair, 95% intervals"))
+        doc.add(
+            Figure(
+                f"figures/{name}",
+                "Probability of improvement for every pair, " + _interval_words(nominal, "95% intervals"),
+            )
+        )
     doc.add(Heading("Per-task scores"))
     _task_table(doc, nominal)
     for summary_scope, stats in report.families.items():
@@ -255,6 +272,29 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
             ]
         )
     )
+
+
+def _short_methods(df: pd.DataFrame) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Long method labels (sweep or variant settings) become `algo (A)` everywhere in the report, so
+    tables and figures fit a laptop screen; returns the table and the legend rows (label, full name)."""
+    from offline_mbrl.report.curves import short_labels
+
+    labels = short_labels(sorted(set(df["method"])))
+    legend = [[short, full] for full, short in sorted(labels.items(), key=lambda kv: kv[1]) if short != full]
+    if not legend:
+        return df, []
+    df = df.copy()
+    df["method_settings"] = df["method"]
+    df["method"] = df["method"].map(labels)
+    return df, legend
+
+
+def _interval_words(stats: ScopeStats, words: str) -> str:
+    """`words` (a claim of intervals) unless every method has a single run per task."""
+    scope = stats.scope
+    if all(scope.single_run(m) for m in scope.methods):
+        return "point estimates (one run per task and method: no interval)"
+    return words
 
 
 def _curves_section(doc: Document, report: Report, colors: dict, figures: Path) -> None:
@@ -285,8 +325,9 @@ def _aggregate_section(doc: Document, stats: ScopeStats, colors: dict, figures: 
         Text(
             f"Normalised score / 100 over {len(scope.norm_tasks)} task(s): 1.0 is the expert and 0.0 the "
             "random reference return (D4RL's for MuJoCo; see Datasets). Interquartile mean, median, mean and "
-            "optimality gap (mean shortfall below 1.0; lower is better), each with its 95% "
-            "stratified-bootstrap interval."
+            "optimality gap (mean shortfall below 1.0; lower is better): "
+            + _interval_words(stats, "each with its 95% stratified-bootstrap interval")
+            + "."
         )
     )
     rows = [
@@ -294,9 +335,11 @@ def _aggregate_section(doc: Document, stats: ScopeStats, colors: dict, figures: 
     ]
     doc.add(Table(["method", "runs per task", *METRICS], rows))
     name = rf.save(rf.aggregates_figure(stats, colors), figures, f"aggregates-{tag}")
-    doc.add(Figure(f"figures/{name}", "Aggregate metrics with 95% stratified-bootstrap intervals"))
+    words = _interval_words(stats, "with 95% stratified-bootstrap intervals")
+    doc.add(Figure(f"figures/{name}", f"Aggregate metrics, {words}"))
     name = rf.save(rf.profiles_figure(stats, colors), figures, f"profiles-{tag}")
-    doc.add(Figure(f"figures/{name}", "Performance profiles (score distributions) with 95% bands"))
+    bands = _interval_words(stats, "with 95% bands")
+    doc.add(Figure(f"figures/{name}", f"Performance profiles (score distributions), {bands}"))
 
 
 def _improvement_table(doc: Document, stats: ScopeStats) -> None:
@@ -312,8 +355,10 @@ def _task_table(doc: Document, stats: ScopeStats) -> None:
     scope = stats.scope
     doc.add(
         Text(
-            "Mean over runs with its 95% interval: D4RL normalised score (0-100), or the raw return where "
-            "the dataset has no reference returns."
+            "Mean over runs ("
+            + _interval_words(stats, "with its 95% interval")
+            + "): D4RL normalised score (0-100), or the raw return where the dataset has no reference "
+            "returns."
         )
     )
     rows = []
