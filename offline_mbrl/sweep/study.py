@@ -396,7 +396,7 @@ class _TrialWatch:
     evaluation), a plain line every 30 s where there is no terminal, and, once the first run has trained
     for a short warm-up, the measured estimate of the time per run, per trial and for the trials left."""
 
-    WARM_UP = 20.0  # seconds of the first run's training before its rate is trusted
+    WARM_UP = 10.0  # seconds of the first run's training before its rate is trusted
 
     def __init__(self, sweep: Sweep, bar: Progress, enabled: bool):
         self.sweep, self.bar, self.enabled = sweep, bar, enabled
