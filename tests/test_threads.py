@@ -43,7 +43,8 @@ def test_configure_threads_sets_torch_and_refuses_zero():
     before = torch.get_num_threads()
     try:
         assert configure_threads(1) == 1 and torch.get_num_threads() == 1
-        assert configure_threads(None) == usable_cores() == torch.get_num_threads()
+        n = configure_threads(None)  # the usable cores less those busy now: machine load decides
+        assert 1 <= n <= usable_cores() and n == torch.get_num_threads()
         with pytest.raises(UserError, match="--threads must be at least 1"):
             configure_threads(0)
     finally:
@@ -79,3 +80,34 @@ def test_train_threads_option_reaches_the_run(tiny_pendulum, tmp_path, capsys):
         torch.set_num_threads(before)
     final = json.loads(next(tmp_path.rglob("final.json")).read_text())
     assert final["device"].endswith("1 threads)")
+
+
+def test_idle_cores_reads_the_idle_share_of_proc_stat(tmp_path, monkeypatch):
+    from offline_mbrl.threads import idle_cores
+
+    stat = tmp_path / "stat"
+    # two cores; between the samples 100 jiffies pass, 50 of them idle (and 10 iowait): 1.2 cores idle
+    stat.write_text("cpu  100 0 100 800 0 0 0\ncpu0 50 0 50 400 0\ncpu1 50 0 50 400 0\n")
+
+    def later(seconds):
+        stat.write_text("cpu  130 0 110 850 10 0 0\ncpu0 65 0 55 425 5\ncpu1 65 0 55 425 5\n")
+
+    monkeypatch.setattr("time.sleep", later)
+    assert idle_cores(stat=stat) == pytest.approx(2 * 60 / 100)
+    assert idle_cores(stat=tmp_path / "missing") is None
+
+
+def test_default_threads_leave_out_a_core_a_busy_process_takes():
+    import subprocess
+    import sys
+    import time
+
+    from offline_mbrl.threads import default_threads
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert default_threads() <= max(1, usable_cores() - 1)
+    finally:
+        busy.kill()
+        busy.wait()

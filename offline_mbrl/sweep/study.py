@@ -54,7 +54,7 @@ from offline_mbrl.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
 from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, open_storage, retry
-from offline_mbrl.threads import usable_cores
+from offline_mbrl.threads import default_threads, usable_cores
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -382,7 +382,7 @@ def run_sweep(
 
         update()
         if workers == 1:
-            with _torch_threads(threads or usable_cores()), listen(watch):
+            with _torch_threads(threads or default_threads()), listen(watch):
                 sweep.work(after_trial=update)
             bar.update(watch.task, visible=False)  # no run is current any more
         else:
