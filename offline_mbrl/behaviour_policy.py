@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from offline_mbrl.cache import discard_entry, entry_damaged, get_or_build, stable_hash
+from offline_mbrl.cache import load_or_build, stable_hash
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.errors import UserError
 
@@ -283,22 +282,10 @@ def load_or_fit_behaviour(
             "summary": f"{cfg.kind} behaviour policy, {cfg.steps:,} steps, seed {seed}",
         }
 
-    for attempt in range(2):
-        entry, _ = get_or_build(KIND, key, build, verbose=run.progress_enabled)
-        if not entry_damaged(entry):
-            try:
-                policy = load(entry / "policy.pt", dataset.spec, dataset.data.obs.device)
-                run.use_artefact(KIND, key)
-                return policy, key
-            except Exception as exc:  # a truncated or foreign file raises one of several types
-                problem = f"{type(exc).__name__}"
-        else:
-            problem = "a file is missing or truncated"
-        if attempt:
-            raise UserError(f"behaviour policy cache entry {entry} is damaged ({problem})")
-        print(
-            f"behaviour policy cache entry {entry} is damaged ({problem}); removing it and fitting again",
-            file=sys.stderr,
-        )
-        discard_entry(KIND, key)
-    raise AssertionError("unreachable")
+    device = dataset.data.obs.device
+    policy = load_or_build(
+        KIND, key, build, lambda entry: load(entry / "policy.pt", dataset.spec, device), "fitting it again",
+        verbose=run.progress_enabled,
+    )  # fmt: skip
+    run.use_artefact(KIND, key)
+    return policy, key

@@ -21,14 +21,17 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from offline_mbrl.errors import EnvironmentFault, UserError
+
+T = TypeVar("T")
 
 try:
     import fcntl
@@ -271,6 +274,38 @@ def entry_damaged(entry: Path) -> bool:
     """Whether a published entry's manifest is unreadable or one of its files is missing or resized."""
     read = _read_manifest(entry)
     return read is None or read[1]
+
+
+def load_or_build(
+    kind: str,
+    key: str,
+    build: Callable[[Path], dict[str, Any]],
+    load: Callable[[Path], T],
+    again: str,
+    verbose: bool = True,
+) -> T:
+    """`get_or_build`, then `load(entry)`. An entry found damaged (a file missing or resized, or `load`
+    failing on it) is removed and built once more, with one line on stderr ("...; removing it and
+    `again`"); damaged again, it is a one-line UserError. Every cached kind loads through here."""
+    for attempt in range(2):
+        entry, _ = get_or_build(kind, key, build, verbose=verbose)
+        try:
+            if entry_damaged(entry):
+                raise UserError(f"{kind} cache entry {entry} is damaged (a file is missing or truncated)")
+            return load(entry)
+        except Exception as exc:  # a truncated or foreign file raises one of several types
+            if isinstance(exc, EnvironmentFault):
+                raise
+            problem = (
+                str(exc)
+                if isinstance(exc, UserError)
+                else (f"{kind} cache entry {entry} is damaged ({type(exc).__name__}: {exc})")
+            )
+            if attempt:
+                raise UserError(problem) from None
+            print(f"{problem}; removing it and {again}", file=sys.stderr)
+            discard_entry(kind, key)
+    raise AssertionError("unreachable")
 
 
 def discard_entry(kind: str, key: str) -> None:

@@ -60,7 +60,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,13 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offline_mbrl.cache import (
-    atomic_path,
-    discard_entry,
-    entry_damaged,
-    get_or_build,
-    stable_hash,
-)
+from offline_mbrl.cache import atomic_path, load_or_build, stable_hash
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
 from offline_mbrl.progress import Ticker, is_terminal, report
@@ -634,21 +627,13 @@ def load_or_fit_reward(
             ),
         }
 
-    for attempt in range(2):
-        entry, _ = get_or_build(KIND, key, build, verbose=progress)
-        try:
-            return (*_load_entry(entry, device), key)
-        except UserError as exc:
-            if attempt:
-                raise
-            print(f"{exc}; removing it and fitting the reward again", file=sys.stderr)
-            discard_entry(KIND, key)
-    raise AssertionError("unreachable")
+    reward, report = load_or_build(
+        KIND, key, build, lambda entry: _load_entry(entry, device), "fitting the reward again", progress
+    )
+    return reward, report, key
 
 
 def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsReward, dict]:
-    if entry_damaged(entry):
-        raise UserError(f"dynamics reward cache entry {entry} is damaged (a file is missing or truncated)")
     try:
         report = json.loads((entry / "report.json").read_text())
     except (OSError, ValueError) as exc:

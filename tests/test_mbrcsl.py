@@ -217,3 +217,24 @@ def test_holdout_early_stopping_ends_the_loop_and_final_json_says_where(tiny_pen
     assert len(holdout) == 3 and holdout == [holdout[0], 2 * holdout[0], 3 * holdout[0]]  # epochs 1-3
     assert final["gradient_steps"] == holdout[-1]
     assert train[-1]["step"] == final["gradient_steps"]  # the loop ended there, its last row flushed
+
+
+def test_a_damaged_cached_behaviour_policy_or_rollouts_is_built_again_with_one_line(
+    tiny_pendulum, tmp_path, capsys
+):
+    from offline_mbrl.cache import artefact_path
+
+    first = build_config("mbrcsl", tiny_pendulum, seed=1, steps=60, overrides=TEST)
+    execute(first, tmp_path, progress=False)
+    used = json.loads((run_dir_for(first, tmp_path) / "config.json").read_text())["artefacts"]
+    for kind, name in (("behaviour_policy", "policy.pt"), ("rollouts", "rollouts.pt")):
+        file = artefact_path(kind, used[kind]) / name
+        file.write_bytes(file.read_bytes()[:100])  # truncated
+    capsys.readouterr()
+    second = build_config("mbrcsl", tiny_pendulum, seed=1, steps=60, overrides=[*TEST, "algo.lr=1e-3"])
+    execute(second, tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert "behaviour_policy cache entry" in err and "removing it and fitting it again" in err
+    assert "rollouts cache entry" in err and "removing it and collecting again" in err
+    again = json.loads((run_dir_for(second, tmp_path) / "config.json").read_text())["artefacts"]
+    assert again == used  # the same keys, rebuilt

@@ -60,7 +60,7 @@ from torch import nn
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec
 from offline_mbrl.behaviour_policy import BehaviourConfig, BehaviourPolicy, load_or_fit_behaviour
-from offline_mbrl.cache import discard_entry, entry_damaged, get_or_build, stable_hash
+from offline_mbrl.cache import load_or_build, stable_hash
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
@@ -312,22 +312,13 @@ def load_or_collect_rollouts(
             "summary": f"{r['kept']} of {r['tried']:,} rollouts beat {r['threshold']:.2f}",
         }
 
-    for attempt in range(2):
-        entry, _ = get_or_build(ROLLOUTS, key, build, verbose=run.progress_enabled)
-        try:
-            if entry_damaged(entry):
-                raise ValueError("a file is missing or truncated")
-            tensors = torch.load(entry / "rollouts.pt", map_location=device)
-            report = json.loads((entry / "report.json").read_text())
-            run.use_artefact(ROLLOUTS, key)
-            return KeptRollouts(**tensors, report=report)
-        except Exception as exc:  # a truncated or foreign file raises one of several types
-            problem = f"rollouts cache entry {entry} is damaged ({type(exc).__name__}: {exc})"
-            if attempt:
-                raise UserError(problem) from None
-            print(f"{problem}; removing it and collecting again", file=sys.stderr)
-            discard_entry(ROLLOUTS, key)
-    raise AssertionError("unreachable")
+    def load(entry: Path) -> KeptRollouts:
+        tensors = torch.load(entry / "rollouts.pt", map_location=device)
+        return KeptRollouts(**tensors, report=json.loads((entry / "report.json").read_text()))
+
+    kept = load_or_build(ROLLOUTS, key, build, load, "collecting again", verbose=run.progress_enabled)
+    run.use_artefact(ROLLOUTS, key)
+    return kept
 
 
 # ---- the output policy ------------------------------------------------------------------------------
