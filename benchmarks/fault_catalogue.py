@@ -278,6 +278,8 @@ def cases(scratch: Path) -> list[Case]:
         ),
         Case("sweep show: unknown study", ("sweep", "show", "nope-study"), "nope-study"),
         Case("sweep report: unknown study", ("sweep", "report", "nope-study"), "nope-study"),
+        Case("threads 0", (*BC, "--threads", "0"), "--threads must be at least 1"),
+        Case("threads not a number", (*BC, "--threads", "many"), "Invalid value for '--threads'"),
     ]
 
 
