@@ -71,6 +71,32 @@ def test_gradient_of_one_member_reaches_no_other_member():
             assert torch.count_nonzero(g[i]) > 0
 
 
+@pytest.mark.parametrize("activation", ["silu", "relu", "tanh", "elu"])
+def test_gradient_free_forward_in_chunks_equals_the_plain_forward(activation):
+    """Rollouts run the ensemble and the actor chunk by chunk in place; every row must come out as the
+    plain batched forward computes it, for shared (B, in) and per-member (E, B, in) inputs."""
+    from offline_mbrl.nets import INFER_CHUNK, mlp
+
+    torch.manual_seed(0)
+    net = DynamicsEnsemble(
+        3,
+        2,
+        DynamicsConfig(members=4, elites=2, hidden=(16, 16), weight_decay=(0.0,) * 3, activation=activation),
+    ).net
+    rows = 2 * INFER_CHUNK + 37  # two full chunks and a partial one
+    for x in (torch.randn(rows, 5), torch.randn(4, rows, 5)):
+        plain = net(x)  # gradients enabled: the plain path
+        with torch.no_grad():
+            chunked = net(x)
+        assert chunked.shape == plain.shape == (4, rows, 8)  # mean and log-variance of 3 + 1
+        assert torch.allclose(chunked, plain, atol=1e-6, rtol=1e-6)
+    actor = mlp(5, (16, 16), 4)
+    x = torch.randn(rows, 5)
+    with torch.no_grad():
+        assert torch.allclose(actor(x), torch.nn.Sequential.forward(actor, x), atol=1e-6, rtol=1e-6)
+        assert not torch.equal(actor(x)[:INFER_CHUNK], actor(x)[INFER_CHUNK : 2 * INFER_CHUNK])
+
+
 def test_prediction_shapes_and_units():
     model = DynamicsEnsemble(3, 2, tiny(members=4, elites=3))
     obs, act = torch.randn(5, 3), torch.randn(5, 2)
