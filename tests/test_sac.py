@@ -402,3 +402,125 @@ def test_checkpoint_restore_continues_bitwise_identically():
     g3.set_state(saved["rng"])
     run(weights_only, batches[6:], g3)
     assert not torch.equal(weights_only.actor.net[0].weight, sac.actor.net[0].weight)
+
+
+# ---------------------------------------------------------------- seeds batched on a leading axis
+
+
+def stack(batches):
+    return Batch(
+        *(torch.stack([getattr(b, f) for b in batches]) for f in ("obs", "act", "rew", "next_obs", "term"))
+    )
+
+
+def lone_learners(cfg, seeds):
+    """One lone learner per seed, built as a run builds it: after seeding torch's generator."""
+    learners = []
+    for s in seeds:
+        torch.manual_seed(s)
+        learners.append(SAC(3, 2, [-1.0, -2.0], [1.0, 2.0], cfg))
+    return learners
+
+
+RAVL_SMALL = replace(SMALL, critics=3, edac_init=True)
+
+
+@pytest.mark.parametrize(
+    "cfg, eta",
+    [
+        (SMALL, 0.0),
+        (RAVL_SMALL, 1.0),
+        (replace(SMALL, update_order="critic_actor_alpha", actor_lr_cosine_steps=6), 0.0),
+    ],
+)
+def test_a_batched_seed_learns_exactly_what_its_lone_learner_learns(cfg, eta):
+    seeds = (0, 1, 2)
+    lone = lone_learners(cfg, seeds)
+    batched = SAC.batch_of(lone_learners(cfg, seeds))
+    reg = EDACRegulariser(eta) if eta else None
+    lone_gens = [torch.Generator().manual_seed(100 + s) for s in seeds]
+    batch_gens = [torch.Generator().manual_seed(100 + s) for s in seeds]
+    for step in range(6):
+        batches = [make_batch(n=16, seed=10 * step + s) for s in seeds]
+        lone_metrics = [
+            sac.update(b, critic_reg=reg, generator=g)
+            for sac, b, g in zip(lone, batches, lone_gens, strict=True)
+        ]
+        metrics = batched.update(stack(batches), critic_reg=reg, generator=batch_gens)
+        for k in range(3):
+            for name in ("critic_loss", "actor_loss", "alpha", "q_mean", "target_mean", "entropy"):
+                assert torch.allclose(metrics[name][k], lone_metrics[k][name], rtol=1e-5, atol=1e-6), name
+    for k, sac in enumerate(lone):
+        mine = batched.seed_checkpoint(k)
+        theirs = sac.checkpoint()
+        for name, value in theirs["modules"].items():
+            assert torch.allclose(mine["modules"][name], value, rtol=1e-5, atol=1e-6), name
+        for opt in ("actor_optim", "critic_optim", "alpha_optim"):
+            for i, state in theirs[opt]["state"].items():
+                for key, value in state.items():
+                    assert torch.allclose(mine[opt]["state"][i][key], value, rtol=1e-4, atol=1e-7), (
+                        opt,
+                        i,
+                        key,
+                    )
+        assert mine["updates"] == theirs["updates"] == 6
+
+
+def test_one_seeds_data_and_weights_leave_the_other_seeds_bit_identical():
+    """Change seed 1's batches and initial weights: seeds 0 and 2 end bit for bit where they did."""
+    seeds = (0, 1, 2)
+
+    def train(other):
+        learners = lone_learners(RAVL_SMALL, seeds)
+        if other:
+            learners[1] = lone_learners(RAVL_SMALL, (7,))[0]
+        batched = SAC.batch_of(learners)
+        gens = [torch.Generator().manual_seed(100 + s) for s in seeds]
+        for step in range(4):
+            batches = [make_batch(n=16, seed=10 * step + s + (1000 * other if s == 1 else 0)) for s in seeds]
+            batched.update(stack(batches), critic_reg=EDACRegulariser(1.0), generator=gens)
+        return [batched.seed_checkpoint(k)["modules"] for k in range(3)]
+
+    same, changed = train(False), train(True)
+    for k in (0, 2):
+        for name, value in same[k].items():
+            assert torch.equal(changed[k][name], value), (k, name)
+    assert not torch.equal(changed[1]["critics.net.layers.0.weight"], same[1]["critics.net.layers.0.weight"])
+
+
+def test_a_seed_moves_between_a_batched_and_a_lone_learner_and_continues_the_same():
+    seeds = (3, 4)
+    batched = SAC.batch_of(lone_learners(RAVL_SMALL, seeds))
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    for step in range(3):
+        batched.update(stack([make_batch(n=16, seed=step + s) for s in seeds]), generator=gens)
+    lone = lone_learners(RAVL_SMALL, (99,))[0]
+    lone.restore(batched.seed_checkpoint(1))  # seed 4 alone, from the batched learner's state
+    lone_gen = torch.Generator()
+    lone_gen.set_state(gens[1].get_state())
+    for step in range(3, 6):
+        batches = [make_batch(n=16, seed=step + s) for s in seeds]
+        batched.update(stack(batches), generator=gens)
+        lone.update(batches[1], generator=lone_gen)
+    for name, value in lone.checkpoint()["modules"].items():
+        assert torch.allclose(batched.seed_checkpoint(1)["modules"][name], value, rtol=1e-5, atol=1e-6), name
+    actor = TanhGaussianActor(3, 2, [-1.0, -2.0], [1.0, 2.0], RAVL_SMALL.actor_hidden)
+    actor.load_state_dict(batched.lone_actor_state(1))  # policy.pt of a batched seed loads as a lone actor
+    obs = torch.randn(5, 3)
+    expected = batched.actor(obs.unsqueeze(0).expand(2, -1, -1), deterministic=True)[0][1]
+    assert torch.allclose(actor(obs, deterministic=True)[0], expected, atol=1e-6)
+
+
+def test_a_batched_learner_refuses_hooks_that_work_on_one_seeds_shapes():
+    batched = SAC.batch_of(lone_learners(SMALL, (0, 1)))
+    batch = stack([make_batch(seed=0), make_batch(seed=1)])
+
+    def penalty(learner, b, g):
+        return torch.zeros(2, 8), {}
+
+    with pytest.raises(ValueError, match="no target penalty"):
+        batched.update(batch, target_penalty=penalty)
+    with pytest.raises(ValueError, match="2 generators for 3 seeds"):
+        SAC.batch_of(lone_learners(SMALL, (0, 1, 2))).update(
+            stack([make_batch(seed=s) for s in range(3)]), generator=[torch.Generator()] * 2
+        )
