@@ -91,6 +91,39 @@ def dynamics_step_fn():
     return step
 
 
+def e2e_fn(algo: str, steps: int = 1000, rollout_batch: int = 50_000):
+    """`steps` gradient steps of the model-based loop with one rollout round (h 5) at their start: what
+    1000 steps of MOPO or RAVL at paper sizes cost, evaluation aside (synthetic Hopper-sized data)."""
+    import offline_mbrl.sac as sac_mod
+    from offline_mbrl.rollout import ModelBuffer, mix
+
+    ravl = algo == "ravl"
+    hidden = (256, 256, 256) if ravl else (256, 256)
+    cfg = sac_mod.SACConfig(
+        critics=10 if ravl else 2, actor_hidden=hidden, critic_hidden=hidden, edac_init=ravl
+    )
+    torch.manual_seed(0)
+    sac = sac_mod.SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg)
+    make_rollout = rollout_fn(rollout_batch)
+    real = fake_batch(100_000)
+    buffer = ModelBuffer(rollout_batch * 5, OBS, ACT, "cpu")
+    g = torch.Generator().manual_seed(0)
+    if ravl and hasattr(sac_mod, "EDACRegulariser"):
+        kwargs = {"critic_reg": sac_mod.EDACRegulariser(1.0)}
+    elif ravl:
+        kwargs = {"critic_reg": sac_mod.edac_diversity, "reg_coef": 1.0}
+    else:
+        kwargs = {}
+
+    def run():
+        buffer.add(make_rollout().transitions()[0])
+        for _ in range(steps):
+            b = mix(real.index(torch.randint(len(real), (13,), generator=g)), buffer.sample(243, g))
+            sac.update(b, generator=g, **kwargs)
+
+    return run
+
+
 def matmul_fn(n: int = 512):
     a, b = torch.randn(n, n), torch.randn(n, n)
     return lambda: torch.mm(a, b)
@@ -103,13 +136,15 @@ MEASURES = {
     "rollout_50k_h5": (lambda c: rollout_fn(50_000), 5 * 50_000, "transitions/s"),
     "dynamics_step": (lambda c: dynamics_step_fn(), 7 * 256, "samples/s"),
     "matmul_512": (lambda c: matmul_fn(512), 2 * 512**3 / 1e9, "GFLOP/s"),
+    "mopo_e2e_1000": (lambda c: e2e_fn("mopo"), 1000, "steps/s"),
+    "ravl_e2e_1000": (lambda c: e2e_fn("ravl"), 1000, "steps/s"),
 }
 
 
 def measure(name: str, repeats: int, rounds: int, compile_update: bool | None) -> dict:
     factory, work, unit = MEASURES[name]
     fn = factory(compile_update)
-    for _ in range(3):
+    for _ in range(1 if "e2e" in name else 3):
         fn()
     times = []
     for _ in range(rounds):
@@ -133,7 +168,9 @@ def main() -> None:
     compile_update = {"default": None, "on": True, "off": False}[args.compile]
     out = {}
     for name in args.only or list(MEASURES):
-        reps = max(1, args.repeats // 10) if name.startswith("rollout") else args.repeats
+        reps = (
+            1 if "e2e" in name else max(1, args.repeats // 10) if name.startswith("rollout") else args.repeats
+        )
         out[name] = measure(name, reps, args.rounds, compile_update)
     print(json.dumps(out))
 

@@ -9,7 +9,7 @@ this class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +30,19 @@ class TrainFn(Protocol):
     def __call__(
         self, cfg: TrainConfig[Any], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run
     ) -> tuple[Policy, dict[str, Any]]: ...
+
+
+class TrainSeedsFn(Protocol):
+    """Train K runs that differ only by seed in one batched computation (each in its own `Run`, all at
+    the same step); return each run's `(policy, state)` as `TrainFn` does."""
+
+    def __call__(
+        self,
+        cfgs: Sequence[TrainConfig[Any]],
+        dataset: OfflineDataset,
+        dynamics: Sequence[Dynamics],
+        runs: Sequence[Run],
+    ) -> list[tuple[Policy, dict[str, Any]]]: ...
 
 
 class LoadPolicyFn(Protocol):
@@ -56,6 +69,8 @@ class AlgorithmSpec:
     load_policy: LoadPolicyFn
     paper: str  # the paper (authors, venue, year) shown in reports
     uses_dynamics: bool = True  # whether train() gets the cached dynamics ensemble
+    # K seeds as one batched computation (`train --seeds K`, compare/reproduce cells); None: one by one
+    train_seeds: TrainSeedsFn | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # D4RL task -> {key: value}
     # `--set` overrides that make the contract battery's tiny run (60 steps, tiny data) take seconds
     test_settings: tuple[str, ...] = ()

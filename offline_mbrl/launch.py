@@ -9,6 +9,7 @@ and `run_mode` is the one rule for what happens to an existing run folder (reuse
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -132,7 +133,6 @@ def execute(
     `on_eval(step, EvalResult)` is called after each periodic evaluation (a sweep reports it to its
     pruner and may raise `optuna.TrialPruned` to stop the run there).
     """
-    import json
 
     out = run_dir_for(cfg, results_root)
     mode = run_mode(out, resume, force)
@@ -150,6 +150,88 @@ def execute(
     run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
     policy, policy_state = spec.train(cfg, dataset, dynamics, run)
     return run.finish(policy, policy_state)
+
+
+def same_but_seed(cfgs: list[TrainConfig]) -> bool:
+    """Whether the configs differ only by their seeds (run seed, dynamics seed): one batch of seeds."""
+
+    def rest(cfg: TrainConfig) -> TrainConfig:
+        return dataclasses.replace(
+            cfg, seed=0, dynamics_seed=0, dynamics=dataclasses.replace(cfg.dynamics, seed=0)
+        )
+
+    return all(rest(c) == rest(cfgs[0]) for c in cfgs)
+
+
+def execute_seeds(
+    cfgs: list[TrainConfig],
+    results_root: Path = Path("results"),
+    resume: bool | Literal["auto"] = False,
+    force: bool = False,
+    progress: bool = True,
+    batch: bool = True,
+) -> list[dict]:
+    """`execute` for runs that differ only by seed; returns their final.json contents in order.
+
+    With `batch` and an algorithm that can (`AlgorithmSpec.train_seeds`), the runs still to train that
+    start at the same step (new ones at 0; resumed ones at their checkpoint's) train together as one
+    batched computation, each in its own ordinary run folder; every other run trains alone. Finished
+    runs are reused as `execute` reuses them.
+    """
+    if not same_but_seed(cfgs):
+        raise ValueError("execute_seeds takes configs that differ only by seed")
+    finals: dict[int, dict] = {}
+    groups: dict[int, list[int]] = {}
+    spec = get_spec(cfgs[0].algorithm)
+    for i, cfg in enumerate(cfgs):
+        out = run_dir_for(cfg, results_root)
+        mode = run_mode(out, resume, force)
+        if mode == "reuse":
+            finals[i] = json.loads((out / "final.json").read_text())
+        elif not batch or spec.train_seeds is None:
+            groups.setdefault(-1 - i, []).append(i)  # a group of its own
+        else:
+            groups.setdefault(_resume_step(out) if mode == "resume" else 0, []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            i = members[0]
+            finals[i] = execute(cfgs[i], results_root, resume, force, progress)
+            continue
+        batch_finals = _execute_batch([cfgs[i] for i in members], results_root, resume, force, progress)
+        finals.update(zip(members, batch_finals, strict=True))
+    return [finals[i] for i in range(len(cfgs))]
+
+
+def _resume_step(out: Path) -> int:
+    """The step a resumed run continues from (0 without a checkpoint): runs batch only at one step."""
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.exists():
+        return 0
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
+    except Exception:  # a damaged checkpoint: the run alone reports it, in one line, when it resumes
+        return -1
+
+
+def _execute_batch(
+    cfgs: list[TrainConfig], results_root: Path, resume: bool | Literal["auto"], force: bool, progress: bool
+) -> list[dict]:
+    spec = get_spec(cfgs[0].algorithm)
+    assert spec.train_seeds is not None
+    dataset = load_dataset(cfgs[0].dataset, device=cfgs[0].device)
+    dataset.check_finite()  # before any fit, run folder or checkpoint
+    dynamics, runs = [], []
+    for k, cfg in enumerate(cfgs):
+        out = run_dir_for(cfg, results_root)
+        mode = run_mode(out, resume, force)
+        dyn, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
+        run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress and k == 0)
+        dynamics.append(dyn)
+        runs.append(run)
+    seeds = ", ".join(str(c.seed) for c in cfgs)
+    runs[0].title = f"{cfgs[0].algorithm} {cfgs[0].dataset} seeds {seeds} (batched)"
+    trained = spec.train_seeds(cfgs, dataset, dynamics, runs)
+    return [run.finish(policy, state) for run, (policy, state) in zip(runs, trained, strict=True)]
 
 
 def load_dynamics(
@@ -183,7 +265,6 @@ def load_run(run_dir: Path, device: str = "cpu"):
 
     Used to evaluate a trained policy again, e.g. on every member of an MDP family.
     """
-    import json
 
     run_dir = Path(run_dir)
     if not (run_dir / "final.json").exists() or not (run_dir / "policy.pt").exists():

@@ -20,21 +20,21 @@ alpha lr 1e-4.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import EnvSpec, OfflineDataset
+from offline_mbrl.data import Batch, EnvSpec, OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.errors import UserError
 from offline_mbrl.policies import ActorPolicy
 from offline_mbrl.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
-from offline_mbrl.run import Run
-from offline_mbrl.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
+from offline_mbrl.run import Run, seed_everything
+from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.termination import termination_fn
 
 # The contract battery's tiny run and the run budgets' scale, shared by the model-based algorithms' specs.
@@ -125,6 +125,133 @@ def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.d
     return SAC(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, sac_cfg, device=device)
 
 
+class SeedOfBatch:
+    """Seed k of a seed-batched SAC as a run's checkpointed component: its checkpoint is a lone learner's,
+    so the run folder of a batched seed is an ordinary run's (and either kind resumes it)."""
+
+    def __init__(self, sac: SAC, k: int):
+        self.sac, self.k = sac, k
+
+    def checkpoint(self) -> dict:
+        return self.sac.seed_checkpoint(self.k)
+
+    def restore(self, ckpt: dict) -> None:
+        self.sac.restore_seed(self.k, ckpt)
+
+
+def batchable(hooks: Hooks) -> bool:
+    """Whether a seed-batched learner takes these hooks: rollout hooks run per seed; of the update hooks
+    only the EDAC regulariser works on a batch of seeds."""
+    return hooks.target_penalty is None and (
+        hooks.critic_reg is None or isinstance(hooks.critic_reg, EDACRegulariser)
+    )
+
+
+def train_model_based_seeds(
+    cfgs: Sequence[TrainConfig[ModelBasedConfig]],
+    dataset: OfflineDataset,
+    dynamics: Sequence[Dynamics],
+    runs: Sequence[Run],
+    hooks: HooksFn,
+) -> list[tuple[ActorPolicy, dict[str, Any]]]:
+    """`train_model_based` for K runs that differ only by seed, in lockstep, as one batched learner.
+
+    Each seed has its own dynamics (its dynamics seed), generator, rollouts, FIFO buffer, hooks, run
+    folder, log, evaluations and checkpoints, exactly as its lone run; only the SAC update is one batched
+    computation (`SAC(seeds=K)`). Seed k draws its random numbers from its own run's generator in the lone
+    run's order, and its learner starts from the weights its lone run starts from, so a batched seed
+    reproduces its lone run up to floating-point rounding (tests/test_batched_seeds.py). The rollouts run
+    seed by seed: each is already a batch of `rollout_batch` rows, as large as a device keeps busy.
+    Every run must start at the same step (`launch.execute_seeds` groups them so).
+    """
+    a = cfgs[0].algo
+    spec, device = dataset.spec, runs[0].device
+    terminated = termination_fn(spec.env, spec.gym_id)
+    lone, all_hooks = [], []
+    for cfg, dyn, run in zip(cfgs, dynamics, runs, strict=True):
+        seed_everything(cfg.seed)  # what the lone run's launcher did before it built hooks and learner
+        all_hooks.append(hooks(cfg, dataset, dyn, run))
+        lone.append(build_sac(cfg, spec, device))
+    if not all(batchable(h) for h in all_hooks):
+        raise ValueError("these hooks cannot be batched over seeds (see model_based.batchable)")
+    sac = SAC.batch_of(lone, device)
+    del lone
+    n_real = round(a.batch_size * a.real_ratio)
+    from_model = model_rows(n_real, a.batch_size - n_real, device)
+    buffers = [
+        ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
+        for _ in runs
+    ]
+    gens = [run.generator for run in runs]
+
+    def policy(k: int) -> Callable[[], ActorPolicy]:
+        return lambda: load_sac_policy(cfgs[k], spec, {"actor": sac.lone_actor_state(k)}, device)
+
+    loops = [
+        iter(run.loop({"sac": SeedOfBatch(sac, k), "buffer": buffers[k], **h.checkpointed()}, policy(k)))
+        for k, (run, h) in enumerate(zip(runs, all_hooks, strict=True))
+    ]
+    starts = [next(it, None) for it in loops]
+    if len(set(starts)) != 1:
+        raise ValueError(f"batched seeds must start at one step, got {starts}")
+    step = starts[0]
+    total = cfgs[0].steps
+    log_every = cfgs[0].log_every
+    sums: dict[str, torch.Tensor] = {}
+    count, lr_sum = 0, 0.0
+    while step is not None:
+        if step % a.rollout_every == 0:
+            for k, (run, h) in enumerate(zip(runs, all_hooks, strict=True)):
+                explore = lone_actor(cfgs[k], spec, sac.lone_actor_state(k), device).sampler(gens[k])
+                idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gens[k])
+                ro = rollout(
+                    dynamics[k], explore, dataset.data.obs[idx], a.horizon, terminated, h.step, gens[k]
+                )
+                _log_round(run, ro, h, buffers[k])
+        batches = []
+        for k, gen in enumerate(gens):
+            real = dataset.sample(n_real, gen)
+            model = buffers[k].sample(a.batch_size - n_real, gen)
+            batches.append(mix(real, model, from_model))
+        metrics = sac.update(stack_seeds(batches), critic_reg=all_hooks[0].critic_reg, generator=gens)
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                sums[name] = sums[name] + value if name in sums else value.clone()
+        count, lr_sum = count + 1, lr_sum + float(metrics["actor_lr"])
+        if (step + 1) % log_every == 0 or step + 1 == total:
+            for k, run in enumerate(runs):  # one row's worth of means per seed: its run averages as usual
+                run.log(
+                    {**{name: value[k] / count for name, value in sums.items()}, "actor_lr": lr_sum / count}
+                )
+            sums, count, lr_sum = {}, 0, 0.0
+        nexts = [next(it, None) for it in loops]
+        if len(set(nexts)) != 1:
+            raise RuntimeError(f"batched seeds fell out of step: {nexts}")
+        step = nexts[0]
+    return [(policy(k)(), {"actor": sac.lone_actor_state(k)}) for k in range(len(runs))]
+
+
+def stack_seeds(batches: Sequence[Batch]) -> Batch:
+    """K batches of one shape as one `(K, B, ...)` batch (a seed-batched learner's input)."""
+    fields = ("obs", "act", "rew", "next_obs", "term")
+    return Batch(**{f: torch.stack([getattr(b, f) for b in batches]) for f in fields})
+
+
+def _log_round(run: Run, ro: Rollout, hooks: Hooks, buffer: ModelBuffer) -> None:
+    """Store a rollout round's transitions and log its metrics."""
+    batch, extras = ro.transitions()
+    buffer.add(batch)
+    run.log(
+        {
+            "rollout/length": ro.lengths().float().mean(),
+            "rollout/reward": batch.rew.mean(),
+            "rollout/terminal_rate": batch.term.mean(),
+            **{f"rollout/{k}": v.mean() for k, v in extras.items()},
+            **(hooks.round_metrics(ro) if hooks.round_metrics is not None else {}),
+        }
+    )
+
+
 def train_model_based(
     cfg: TrainConfig[ModelBasedConfig],
     dataset: OfflineDataset,
@@ -153,17 +280,7 @@ def train_model_based(
         if step % a.rollout_every == 0:
             idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gen)
             ro = rollout(dynamics, explore, dataset.data.obs[idx], a.horizon, terminated, hooks.step, gen)
-            batch, extras = ro.transitions()
-            buffer.add(batch)
-            run.log(
-                {
-                    "rollout/length": ro.lengths().float().mean(),
-                    "rollout/reward": batch.rew.mean(),
-                    "rollout/terminal_rate": batch.term.mean(),
-                    **{f"rollout/{k}": v.mean() for k, v in extras.items()},
-                    **(hooks.round_metrics(ro) if hooks.round_metrics is not None else {}),
-                }
-            )
+            _log_round(run, ro, hooks, buffer)
         real = dataset.sample(n_real, gen)
         model = buffer.sample(a.batch_size - n_real, gen)
         metrics = sac.update(
@@ -180,20 +297,47 @@ def load_sac_policy(
     cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, state: dict, device: torch.device
 ) -> ActorPolicy:
     """Rebuild the deterministic actor of a finished SAC-based run from its `policy.pt`."""
+    actor = lone_actor(cfg, spec, state["actor"], device).eval()
+    return ActorPolicy(lambda o: actor(o, deterministic=True)[0], device)
+
+
+def lone_actor(
+    cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, state: dict[str, torch.Tensor], device: torch.device
+) -> TanhGaussianActor:
+    """One run's actor from its state dict (a lone learner's, or `SAC.lone_actor_state` of a batched one)."""
     s = cfg.algo.sac
     actor = TanhGaussianActor(
         spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, s.actor_hidden, s.log_std_min, s.log_std_max
     )
-    actor.load_state_dict(state["actor"])
-    actor.to(device).eval()
-    return ActorPolicy(lambda o: actor(o, deterministic=True)[0], device)
+    actor.load_state_dict(state)
+    return actor.to(device)
+
+
+class HooksFn(Protocol):
+    """An algorithm's hooks for one run: `(cfg, dataset, dynamics, run) -> Hooks`."""
+
+    def __call__(self, cfg: Any, dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks: ...
+
+
+def trainers(hooks: HooksFn) -> dict[str, Any]:
+    """`train` and `train_seeds` of an algorithm that is this loop with `hooks` (seed-batchable hooks)."""
+
+    def train(cfg: Any, dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
+        assert dynamics is not None
+        return train_model_based(cfg, dataset, dynamics, run, hooks(cfg, dataset, dynamics, run))
+
+    def train_seeds(cfgs: Any, dataset: OfflineDataset, dynamics: Any, runs: Any):
+        return train_model_based_seeds(cfgs, dataset, dynamics, runs, hooks)
+
+    return {"train": train, "train_seeds": train_seeds}
 
 
 def model_based_spec(
     name: str, config_type: type[ModelBasedConfig], train: TrainFn, paper: str, **fields: Any
 ) -> AlgorithmSpec:
     """The spec of an algorithm built on this loop: its SAC policy loader, the shared tiny test settings,
-    budgets and learning check, unless `fields` says otherwise (presets, more test settings)."""
+    budgets and learning check, unless `fields` says otherwise (presets, more test settings,
+    `train_seeds` from `trainers`)."""
     defaults: dict[str, Any] = {
         "load_policy": load_sac_policy,
         "test_settings": TEST_SETTINGS,

@@ -88,6 +88,7 @@ class Run:
         self.device = torch.device(cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.progress_enabled = progress
+        self.title: str | None = None  # the progress label, when not "ALGO DATASET seed S" (batched seeds)
         self.artefacts = dict(artefacts or {})  # kind -> key of every cached artefact the run used
         self._ckpt: dict[str, Any] | None = None
         self._entered = False  # a fresh run's first stage clears old rows; later stages append
@@ -282,7 +283,8 @@ class Run:
         start = self._enter(name, state)
         if start is None:
             return
-        label = f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}" + (f" [{phase}]" if phase else "")
+        title = self.title or f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}"
+        label = title + (f" [{phase}]" if phase else "")
         columns = (
             TextColumn(label),
             BarColumn(),

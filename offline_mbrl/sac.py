@@ -168,14 +168,28 @@ class TanhGaussianActor(nn.Module):
         self, obs: Tensor, deterministic: bool = False, generator: Generators = None
     ) -> tuple[Tensor, Tensor]:
         """Reparameterised action in environment units `(..., A)` and its log-density `(...,)`."""
+        noise_shape = obs.new_empty(*obs.shape[:-1], self.act_scale.shape[0])
+        eps = torch.zeros_like(noise_shape) if deterministic else standard_normal(noise_shape, generator)
+        return self.with_noise(obs, eps)
+
+    def with_noise(self, obs: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """`forward` with the standard-normal noise given: a function of tensors alone (compilable)."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)  # (..., A) each
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
-        eps = torch.zeros_like(mean) if deterministic else standard_normal(mean, generator)
         u = mean + log_std.exp() * eps
         # log(1 - tanh(u)^2) written without tanh, stable for large |u|
         log_det_tanh = 2.0 * (_LOG_2 - u - nn.functional.softplus(-2.0 * u))
         log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI - log_det_tanh).sum(-1) - self.log_scale_sum
         return self.act_bias + self.act_scale * torch.tanh(u), log_prob
+
+    def sampler(self, generator: Generators = None) -> Callable[[Tensor], Tensor]:
+        """`obs -> action` sampled with `generator`, without gradients (rollouts' exploration policy)."""
+
+        @torch.no_grad()
+        def sample(obs: Tensor) -> Tensor:
+            return self(obs, generator=generator)[0]
+
+        return sample
 
 
 class CriticEnsemble(nn.Module):
@@ -279,6 +293,7 @@ class SAC(nn.Module):
         cfg: SACConfig,
         device: torch.device | str = "cpu",
         seeds: int | None = None,
+        compile: bool = False,
     ):
         super().__init__()
         if seeds is not None and seeds < 1:
@@ -306,6 +321,24 @@ class SAC(nn.Module):
         self.critic_optim = _adam(self._critic_params, cfg.critic_lr)
         self.alpha_optim = _adam([self.log_alpha], cfg.alpha_lr) if cfg.auto_alpha else None
         self.updates = 0  # completed updates: the position of the actor-lr schedule
+        # The update's network passes as functions of tensors alone (the noise drawn outside them), so
+        # that `compile` can hand them to torch.compile: each pass with its backward becomes one fused,
+        # fixed-shape graph. EDAC's second-order term and the hooks stay eager (double backward through
+        # a compiled graph is unsupported); everything else of the step is the same code either way.
+        self.compiled = compile
+        self._policy: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] = self.actor.with_noise
+        # bound methods, not modules: a module attribute would register the critics a second time
+        self._q: Callable[[Tensor, Tensor], Tensor] = self.critics.forward
+        self._target_q: Callable[[Tensor, Tensor], Tensor] = self.target_critics.forward
+        if compile:
+            self._policy = torch.compile(self._policy, dynamic=False)
+            self._q = torch.compile(self._q, dynamic=False)
+            self._target_q = torch.compile(self._target_q, dynamic=False)
+
+    def _sample(self, obs: Tensor, generator: Generators) -> tuple[Tensor, Tensor]:
+        """The policy's reparameterised action and log-density at `obs`, through the (compiled) pass."""
+        eps = standard_normal(obs.new_empty(*obs.shape[:-1], self.actor.act_scale.shape[0]), generator)
+        return self._policy(obs, eps)
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False, generator: Generators = None) -> Tensor:
@@ -345,7 +378,7 @@ class SAC(nn.Module):
         lr = self.actor_lr()
         for part in cfg.update_order.split("_"):
             if part in ("alpha", "actor") and sample is None:
-                sample = self.actor(batch.obs, generator=generator)  # (…, B, a), (…, B)
+                sample = self._sample(batch.obs, generator)  # (…, B, a), (…, B)
             if part == "alpha":
                 assert sample is not None
                 if self.alpha_optim is not None:
@@ -387,7 +420,7 @@ class SAC(nn.Module):
     def _actor_step(self, obs: Tensor, act_pi: Tensor, log_pi: Tensor, lr: float) -> Tensor:
         for group in self.actor_optim.param_groups:
             group["lr"] = lr
-        q_pi = self.critics(obs, act_pi).min(-2).values  # (…, B)
+        q_pi = self._q(obs, act_pi).min(-2).values  # (…, B)
         actor_loss = (self.alpha().unsqueeze(-1) * log_pi - q_pi).mean(-1)  # () or (K,)
         self.actor_optim.zero_grad(set_to_none=True)
         torch.autograd.backward(actor_loss.sum(), inputs=self._actor_params)
@@ -406,8 +439,8 @@ class SAC(nn.Module):
         cfg = self.cfg
         alpha = self.alpha().unsqueeze(-1)
         with torch.no_grad():
-            next_act, next_log_pi = self.actor(batch.next_obs, generator=generator)  # (…, B, a), (…, B)
-            next_v = self.target_critics(batch.next_obs, next_act).min(-2).values  # (…, B)
+            next_act, next_log_pi = self._sample(batch.next_obs, generator)  # (…, B, a), (…, B)
+            next_v = self._target_q(batch.next_obs, next_act).min(-2).values  # (…, B)
             if not cfg.deterministic_backup:
                 next_v = next_v - alpha * next_log_pi
             rew = batch.rew
@@ -426,7 +459,7 @@ class SAC(nn.Module):
             reg, reg_metrics = critic_reg.from_q(q, act_n)
             metrics.update(reg_metrics)
         else:
-            q = self.critics(batch.obs, batch.act)  # (…, N, B)
+            q = self._q(batch.obs, batch.act)  # (…, N, B)
             if critic_reg is not None:
                 reg, reg_metrics = critic_reg(self, batch, generator)  # type: ignore[arg-type]
                 metrics.update(reg_metrics)
@@ -555,14 +588,14 @@ class SAC(nn.Module):
         }
 
     @classmethod
-    def batch_of(cls, lone: Sequence[SAC], device: torch.device | str = "cpu") -> SAC:
+    def batch_of(cls, lone: Sequence[SAC], device: torch.device | str = "cpu", compile: bool = False) -> SAC:
         """A seed-batched learner whose seed k starts as `lone[k]` (same config): the initial weights
         of K separately built learners, so a batched seed starts where its lone run starts."""
         first = lone[0]
         box = first.actor
         low = (box.act_bias - box.act_scale).tolist()
         high = (box.act_bias + box.act_scale).tolist()
-        batched = cls(first.obs_dim, len(low), low, high, first.cfg, device, seeds=len(lone))
+        batched = cls(first.obs_dim, len(low), low, high, first.cfg, device, seeds=len(lone), compile=compile)
         for k, learner in enumerate(lone):
             batched.restore_seed(k, learner.checkpoint())
         return batched

@@ -338,6 +338,7 @@ def test_interrupting_train_says_how_to_continue(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("offline_mbrl.launch.execute", interrupted)
+    monkeypatch.setattr("offline_mbrl.launch.execute_seeds", interrupted)
     args = [
         "train",
         "--algo",
@@ -356,6 +357,10 @@ def test_interrupting_train_says_how_to_continue(monkeypatch):
         in result.output
     )
     assert result.output.rstrip().endswith("--set algo.lr=0.01 --device cpu --results results --resume")
+    result = CliRunner().invoke(app, [*args, "--seed", "2", "--seeds", "3", "--no-batch-seeds"])
+    assert result.exit_code == 130 and "seed2-" in result.output and "seed4-" in result.output
+    assert "keep their last checkpoint" in result.output
+    assert "--seed 2 --seeds 3 --no-batch-seeds --steps 10" in result.output
 
 
 def test_a_failed_build_publishes_nothing():

@@ -123,9 +123,11 @@ def test_reproduce_runs_only_missing_cells_marks_published_values_and_reports_fa
 
     # a second invocation runs nothing new; with the published mean at our mean it is inside the interval
     table = write_table(tmp_path / "tables", published_mean=row["ours"].point)
-    attempted, real_execute = [], cells.execute
+    attempted, real_execute = [], cells.execute_seeds
     monkeypatch.setattr(
-        cells, "execute", lambda cfg, *a, **k: attempted.append(cfg.dataset) or real_execute(cfg, *a, **k)
+        cells,
+        "execute_seeds",
+        lambda cfgs, *a, **k: attempted.extend(c.dataset for c in cfgs) or real_execute(cfgs, *a, **k),
     )
     lines.clear()
     second = reproduce(str(table), "smoke", log=lines.append, **kwargs)
@@ -155,13 +157,17 @@ def test_compare_runs_what_is_missing_and_reports(tiny_data, tmp_path, monkeypat
     kwargs = dict(
         seeds=2, steps=60, overrides=overrides, results_root=tmp_path / "results", reps=50, progress=False
     )
-    result = compare(["mopo", "bc"], [tiny_data], out=tmp_path / "cmp", log=lambda _: None, **kwargs)
+    lines: list[str] = []
+    result = compare(["mopo", "bc"], [tiny_data], out=tmp_path / "cmp", log=lines.append, **kwargs)
     assert sorted(c.status for c in result.cells) == ["ran"] * 4
+    # mopo's two seeds differ only by seed: one batched computation; bc's train one after another
+    assert any("mopo on" in line and "seeds 0, 1 (batched in one process)" in line for line in lines)
+    assert sum(line.startswith("[") and "bc on" in line for line in lines) == 2
     stats = result.report.nominal
     assert stats.scope.methods == ["bc", "mopo"] and ("mopo", "bc") in stats.improvement
     assert stats.aggregates["mopo"]["IQM"].has_ci
     assert (tmp_path / "cmp" / "report.html").exists()
-    monkeypatch.setattr(cells, "execute", lambda *a, **k: pytest.fail("a finished cell was run again"))
+    monkeypatch.setattr(cells, "execute_seeds", lambda *a, **k: pytest.fail("a finished cell was run again"))
     again = compare(["mopo", "bc"], [tiny_data], out=tmp_path / "cmp", log=lambda _: None, **kwargs)
     assert [c.status for c in again.cells] == ["reused"] * 4
     with pytest.raises(UserError, match=r"--set ravl:algo.eta=1: 'ravl' is not one of the algorithms"):

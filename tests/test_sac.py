@@ -524,3 +524,34 @@ def test_a_batched_learner_refuses_hooks_that_work_on_one_seeds_shapes():
         SAC.batch_of(lone_learners(SMALL, (0, 1, 2))).update(
             stack([make_batch(seed=s) for s in range(3)]), generator=[torch.Generator()] * 2
         )
+
+
+# ---------------------------------------------------------------- compiled update
+
+
+def test_the_compiled_update_learns_what_the_eager_one_learns():
+    """torch.compile on the update's network passes (CPU here; the GPU check runs it on CUDA): the same
+    learner within rounding, for a lone learner and a batch of seeds, with MOBILE's order and clamps."""
+    cfg = replace(SMALL, update_order="critic_actor_alpha", target_min=0.0, alpha_max=1.0)
+    for seeds in (None, 2):
+        learners = []
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            if seeds is None:
+                learners.append(SAC(3, 2, [-1.0, -2.0], [1.0, 2.0], cfg, compile=compiled))
+            else:
+                learners.append(SAC.batch_of(lone_learners(cfg, range(seeds)), compile=compiled))
+        assert learners[1].compiled and not learners[0].compiled
+        gens = [[torch.Generator().manual_seed(s) for s in range(seeds or 1)] for _ in learners]
+        for step in range(5):
+            batches = [make_batch(n=16, seed=10 * step + s) for s in range(seeds or 1)]
+            batch = batches[0] if seeds is None else stack(batches)
+            metrics = [
+                sac.update(batch, generator=g[0] if seeds is None else g)
+                for sac, g in zip(learners, gens, strict=True)
+            ]
+            for name in ("critic_loss", "actor_loss", "q_mean", "target_mean"):
+                assert torch.allclose(metrics[0][name], metrics[1][name], rtol=1e-4, atol=1e-5), name
+        eager, compiled = (sac.state_dict() for sac in learners)
+        for name, value in eager.items():
+            assert (compiled[name] - value).norm() <= 1e-3 * value.norm() + 1e-6, name

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.model_based import ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, trainers
 from offline_mbrl.run import Run
 
 
@@ -22,9 +22,8 @@ class MBPOConfig(ModelBasedConfig):
     """Only the shared loop's fields."""
 
 
-def train(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
-    return train_model_based(cfg, dataset, dynamics, run)
+def hooks(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks:
+    return Hooks()
 
 
-SPEC = model_based_spec("mbpo", MBPOConfig, train, "Janner et al., NeurIPS 2019 (MBPO)")
+SPEC = model_based_spec("mbpo", MBPOConfig, paper="Janner et al., NeurIPS 2019 (MBPO)", **trainers(hooks))

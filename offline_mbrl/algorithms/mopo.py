@@ -19,7 +19,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, trainers
 from offline_mbrl.penalties import Members, PenaltyName, uncertainty
 from offline_mbrl.rollout import Step, StepHook, with_extras
 from offline_mbrl.run import Run
@@ -70,13 +70,15 @@ def penalty_hook(penalty: PenaltyName, coef: float, members: Members) -> StepHoo
     return hook
 
 
-def train(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
+def hooks(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks:
     a = cfg.algo
-    hooks = Hooks(step=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members))
-    return train_model_based(cfg, dataset, dynamics, run, hooks)
+    return Hooks(step=penalty_hook(a.penalty, a.penalty_coef, a.penalty_members))
 
 
 SPEC = model_based_spec(
-    "mopo", MOPOConfig, train, "Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022", presets=PAPER_PRESETS
+    "mopo",
+    MOPOConfig,
+    paper="Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
+    presets=PAPER_PRESETS,
+    **trainers(hooks),
 )

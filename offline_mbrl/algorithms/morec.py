@@ -61,6 +61,7 @@ from offline_mbrl.model_based import (
     Hooks,
     model_based_spec,
     train_model_based,
+    trainers,
 )
 from offline_mbrl.rollout import Rollout, Step, Terminated, compose, with_extras
 from offline_mbrl.run import Run
@@ -203,15 +204,13 @@ def _filter_hooks(cfg, dataset: OfflineDataset, dynamics: Dynamics, run: Run) ->
     )
 
 
-def train_mopo(
-    cfg: TrainConfig[MORECMOPOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run
-):
-    assert dynamics is not None
+def hooks_mopo(
+    cfg: TrainConfig[MORECMOPOConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run
+) -> Hooks:
     a = cfg.algo
     filt = _filter_hooks(cfg, dataset, dynamics, run)
     penalty = mopo.penalty_hook(a.penalty, a.penalty_coef, a.penalty_members)
-    hooks = Hooks(step=compose(filt, penalty), round_metrics=round_metrics)
-    return train_model_based(cfg, dataset, dynamics, run, hooks)
+    return Hooks(step=compose(filt, penalty), round_metrics=round_metrics)
 
 
 def train_mobile(
@@ -298,8 +297,8 @@ _CHECK = LearningCheck(
 SPEC_MOPO = model_based_spec(
     "morec-mopo",
     MORECMOPOConfig,
-    train_mopo,
-    "Luo et al., ICLR 2024 (MOREC), on MOPO",
+    paper="Luo et al., ICLR 2024 (MOREC), on MOPO",
+    **trainers(hooks_mopo),
     presets=MOPO_PRESETS,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets=_BUDGETS,

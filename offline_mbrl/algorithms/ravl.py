@@ -26,7 +26,7 @@ from offline_mbrl.model_based import (
     Hooks,
     ModelBasedConfig,
     model_based_spec,
-    train_model_based,
+    trainers,
 )
 from offline_mbrl.run import Run
 from offline_mbrl.sac import EDACRegulariser, SACConfig
@@ -52,11 +52,9 @@ class RAVLConfig(ModelBasedConfig):
     sac: SACConfig = field(default_factory=_ravl_sac)  # N = 10 critics, 3x256, EDAC init, every lr 3e-4
 
 
-def train(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
+def hooks(cfg: TrainConfig[RAVLConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks:
     eta = cfg.algo.eta
-    hooks = Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)
-    return train_model_based(cfg, dataset, dynamics, run, hooks)
+    return Hooks(critic_reg=EDACRegulariser(eta) if eta > 0 else None)
 
 
 # The CPU-sized critics of benchmarks/compare_small.py: 10 critics of 3x256 with EDAC take minutes per
@@ -66,8 +64,8 @@ _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac
 SPEC = model_based_spec(
     "ravl",
     RAVLConfig,
-    train,
-    "Sims et al., NeurIPS 2024 (RAVL)",
+    paper="Sims et al., NeurIPS 2024 (RAVL)",
+    **trainers(hooks),
     test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *_CPU_CRITICS)

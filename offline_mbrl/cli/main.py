@@ -215,6 +215,12 @@ def train_cmd(
     seed: Annotated[
         int, typer.Option(help="run seed (also the dynamics seed unless dynamics_seed is set)")
     ] = 0,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="train seeds SEED..SEED+K-1, batched in one process where it can")
+    ] = 1,
+    batch_seeds: Annotated[
+        bool, typer.Option(help="--no-batch-seeds: train the seeds one after another instead")
+    ] = True,
     steps: Annotated[int | None, typer.Option(help="gradient steps (default: the paper's 3M)")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a config key: --set algo.horizon=3")
@@ -231,38 +237,49 @@ def train_cmd(
     results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
     threads: THREADS = None,
 ) -> None:
-    """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}."""
+    """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}.
+
+    With --seeds K, the K runs train as one batched computation where the algorithm can (the model-based
+    SAC algorithms without update hooks of their own: mbpo, mopo, ravl, morec-mopo), each still in its
+    own run folder; the others train their seeds one after another."""
     configure_threads(threads)
-    from offline_mbrl.launch import build_config, execute
+    from offline_mbrl.launch import build_config, execute_seeds
     from offline_mbrl.run import run_dir_for
 
-    cfg = build_config(algo, dataset, seed, steps, device, set_ or [], preset, config)
+    cfgs = [
+        build_config(algo, dataset, s, steps, device, set_ or [], preset, config)
+        for s in range(seed, seed + seeds)
+    ]
     try:
-        final = execute(cfg, results, resume=resume, force=force)
+        finals = execute_seeds(cfgs, results, resume=resume, force=force, batch=batch_seeds)
     except KeyboardInterrupt:
+        folders = ", ".join(str(run_dir_for(cfg, results)) for cfg in cfgs)
         again = ["offline-mbrl", "train", "--algo", algo, "--dataset", dataset, "--seed", str(seed)]
+        again += ["--seeds", str(seeds)] if seeds > 1 else []
+        again += [] if batch_seeds else ["--no-batch-seeds"]
         again += ["--steps", str(steps)] if steps is not None else []
         again += [x for item in set_ or [] for x in ("--set", item)]
         again += ["--preset", preset] if preset else []
         again += ["--config", str(config)] if config else []
         again += ["--device", device, "--results", str(results), "--resume"]
         print(
-            f"interrupted: {run_dir_for(cfg, results)} keeps its last checkpoint and finished stages; "
-            f"continue with: {shlex.join(again)}",
+            f"interrupted: {folders} {'keeps its' if seeds == 1 else 'keep their'} last checkpoint and "
+            f"finished stages; continue with: {shlex.join(again)}",
             file=sys.stderr,
         )
         raise typer.Exit(130) from None
-    score = final["normalized_score"]
-    shown = (
-        f"normalised score {score:.1f}"
-        if score is not None
-        else f"return {final['return_mean']:.1f} (no references)"
-    )
-    console.print(
-        f"{algo} on {dataset} seed {seed}: {shown} over {len(final['returns'])} episodes, "
-        f"{final.get('gradient_steps', final['steps']):,} steps in {final['wall_time']:.0f} s -> "
-        f"{run_dir_for(cfg, results)}"
-    )
+    for cfg, final in zip(cfgs, finals, strict=True):
+        score = final["normalized_score"]
+        shown = (
+            f"normalised score {score:.1f}"
+            if score is not None
+            else f"return {final['return_mean']:.1f} (no references)"
+        )
+        console.print(
+            f"{algo} on {dataset} seed {cfg.seed}: {shown} over {len(final['returns'])} episodes, "
+            f"{final.get('gradient_steps', final['steps']):,} steps in {final['wall_time']:.0f} s -> "
+            f"{run_dir_for(cfg, results)}"
+        )
 
 
 @app.command("config")

@@ -21,7 +21,7 @@ from typing import cast
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import UserError
-from offline_mbrl.launch import build_config, execute, run_mode
+from offline_mbrl.launch import build_config, execute_seeds, run_mode, same_but_seed
 from offline_mbrl.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.report.render import Text
 from offline_mbrl.run import run_dir_for
@@ -226,34 +226,59 @@ def run_cells(
         f"{len(cells)} cells: {reused} done, {len(todo)} to run"
         + (f", {failed} failed to configure" if failed else "")
     )
-    for k, cell in enumerate(todo, start=1):
+    done = 0
+    for group in _seed_groups(todo, [cast(TrainConfig, configs[cells.index(c)]) for c in todo]):
         # pending: its config is not a UserError (those cells failed in the loop above)
-        cfg = cast(TrainConfig, configs[cells.index(cell)])
+        group_cfgs = [cast(TrainConfig, configs[cells.index(c)]) for c in group]
+        first = group[0]
+        seeds = ", ".join(str(c.seed) for c in group)
+        which = f"seed {seeds}" if len(group) == 1 else f"seeds {seeds} (batched in one process)"
+        span = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
+        done += len(group)
         log(
-            f"[{k}/{len(todo)}] {cell.algorithm} on {cell.dataset} seed {cell.seed} "
-            f"({len(todo) - k} remaining after it)"
+            f"[{span}/{len(todo)}] {first.algorithm} on {first.dataset} {which} "
+            f"({len(todo) - done} remaining after it)"
         )
         start = time.time()
         try:
-            if cell.dataset not in prepared:
+            if first.dataset not in prepared:
                 try:
-                    prepare_dataset(cell.dataset, budget)
-                    prepared[cell.dataset] = None
+                    prepare_dataset(first.dataset, budget)
+                    prepared[first.dataset] = None
                 except UserError as exc:
-                    prepared[cell.dataset] = exc
-            error = prepared[cell.dataset]
+                    prepared[first.dataset] = exc
+            error = prepared[first.dataset]
             if error is not None:
                 raise error
-            cell.final = execute(cfg, results_root, resume="auto", progress=progress)
-            cell.status = "ran"
-            log(f"  done in {time.time() - start:.0f} s: {_shown_score(cell.final)}")
+            finals = execute_seeds(group_cfgs, results_root, resume="auto", progress=progress)
+            for cell, final in zip(group, finals, strict=True):
+                cell.final, cell.status = final, "ran"
+            log(f"  done in {time.time() - start:.0f} s: " + "; ".join(_shown_score(f) for f in finals))
         except UserError as exc:
-            cell.status, cell.error = "failed", str(exc)
+            for cell in group:
+                cell.status, cell.error = "failed", str(exc)
             log(f"  failed: {exc}")
     notes = {d: n for d in dict.fromkeys(c.dataset for c in cells) if (n := dataset_note(d))}
     for note in notes.values():
         log(f"note: {note}")
     return notes
+
+
+def _seed_groups(cells: list[CellRun], cfgs: list[TrainConfig]) -> list[list[CellRun]]:
+    """The cells in order; those whose configs differ only by seed together (one batch of seeds) when the
+    algorithm batches seeds (`AlgorithmSpec.train_seeds`)."""
+    groups: list[tuple[TrainConfig, list[CellRun]]] = []
+    for cell, cfg in zip(cells, cfgs, strict=True):
+        if get_spec(cfg.algorithm).train_seeds is None:
+            groups.append((cfg, [cell]))
+            continue
+        for key, members in groups:
+            if same_but_seed([key, cfg]):
+                members.append(cell)
+                break
+        else:
+            groups.append((cfg, [cell]))
+    return [members for _, members in groups]
 
 
 def _shown_score(final: dict) -> str:

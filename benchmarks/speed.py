@@ -1,0 +1,345 @@
+"""The speed table of one device: SAC learners at K = 1, 5, 10 seeds, eager and compiled; rollouts;
+dynamics training; end-to-end MOPO and RAVL; each rate also as a share of the device's fp32 matmul bound.
+
+    python benchmarks/speed.py --device cpu --out benchmarks/results/speed_cpu
+    python benchmarks/speed.py --device cuda --out "$OUT/speed"          # benchmarks/gpu_check.sh
+
+Writes `speed.json` (every figure, with the device, torch version, threads and load) and `speed.md` (the
+table). Learner sizes: MOPO-sized (2 critics, 2x256 actor and critics) and RAVL-sized (10 critics, 3x256,
+EDAC η 1), batch 256 per seed, Hopper's obs 11 / act 3, synthetic data. K seeds are one batched learner
+(`SAC(seeds=K)`); the aggregate rate counts every seed's updates. FLOPs per update are counted pass by
+pass (every matrix product the update dispatches, forward, backward and EDAC's double backward), so
+`% bound` = updates/s x FLOPs / the device's measured fp32 matmul rate. End to end: 1000 gradient steps
+with one rollout round (h 5, 50,000 starts) before them: the paper's cadence, evaluation aside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from offline_mbrl.data import Batch  # noqa: E402
+from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss  # noqa: E402
+from offline_mbrl.rollout import ModelBuffer, mix, model_rows, rollout  # noqa: E402
+from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
+from offline_mbrl.termination import termination_fn  # noqa: E402
+
+OBS, ACT, BATCH = 11, 3, 256
+LEARNERS = {
+    "mopo": (SACConfig(critics=2, actor_hidden=(256, 256), critic_hidden=(256, 256)), 0.0),
+    "ravl": (SACConfig(critics=10, actor_hidden=(256,) * 3, critic_hidden=(256,) * 3, edac_init=True), 1.0),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, seconds: float, min_calls: int = 3) -> float:
+    """Seconds per call: calls repeated for about `seconds` after two warm-up calls; median of 3 rounds."""
+    fn()
+    fn()
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    one = max(time.perf_counter() - start, 1e-6)
+    calls = max(min_calls, int(seconds / 3 / one))
+    rounds = []
+    for _ in range(3):
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync(device)
+        rounds.append((time.perf_counter() - start) / calls)
+    return statistics.median(rounds)
+
+
+class MatmulFlops(TorchDispatchMode):
+    """Counts the FLOPs of every matrix product dispatched (2·m·n·k each), backward passes included."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if name in ("mm", "addmm"):
+            a, b = (args[0], args[1]) if name == "mm" else (args[1], args[2])
+            self.flops += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+        elif name in ("bmm", "baddbmm"):
+            a, b = (args[0], args[1]) if name == "bmm" else (args[1], args[2])
+            self.flops += 2 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+        return out
+
+
+def matmul_rate(device: torch.device, seconds: float) -> dict:
+    """The device's fp32 matrix-product rate (TF32 off): the best of a few square sizes, GFLOP/s."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        sizes = (2048, 4096, 8192)
+    else:
+        sizes = (256, 512, 1024)
+    best = {}
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        best[n] = 2 * n**3 / timed(lambda a=a, b=b: torch.mm(a, b), device, seconds / len(sizes)) / 1e9
+    return {"fp32_matmul_gflops": max(best.values()), "fp32_matmul_gflops_by_size": best}
+
+
+def fake_batch(n: int, device: torch.device, seed: int = 0) -> Batch:
+    g = torch.Generator(device=device).manual_seed(seed)
+    obs = torch.randn(n, OBS, device=device, generator=g)
+    obs[:, 0] = 1.25  # a healthy hopper height: rollouts from these states are not cut at once
+    return Batch(
+        obs,
+        torch.rand(n, ACT, device=device, generator=g) * 2 - 1,
+        torch.randn(n, device=device, generator=g),
+        obs + 0.1 * torch.randn(n, OBS, device=device, generator=g),
+        torch.zeros(n, device=device),
+    )
+
+
+def learner(name: str, k: int, device: torch.device, compiled: bool) -> tuple[Callable[[], object], SAC]:
+    """One update of a K-seed learner (K = 1: a lone learner) as a no-argument callable."""
+    cfg, eta = LEARNERS[name]
+    if k == 1:
+        sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device, compile=compiled)
+        batch = fake_batch(BATCH, device)
+        gens: torch.Generator | list[torch.Generator] = torch.Generator(device=device).manual_seed(0)
+    else:
+        lone = [SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device) for _ in range(k)]
+        sac = SAC.batch_of(lone, device, compile=compiled)
+        parts = [fake_batch(BATCH, device, seed) for seed in range(k)]
+        batch = Batch(
+            *(torch.stack([getattr(b, f) for b in parts]) for f in ("obs", "act", "rew", "next_obs", "term"))
+        )
+        gens = [torch.Generator(device=device).manual_seed(s) for s in range(k)]
+    reg = EDACRegulariser(eta) if eta else None
+    return (lambda: sac.update(batch, critic_reg=reg, generator=gens)), sac
+
+
+def bench_learners(device, ks, compiled_ks, modes, seconds, flops, bound) -> list[dict]:
+    rows = []
+    for name in LEARNERS:
+        for k in ks:
+            for compiled in [m for m in modes if not m or k in compiled_ks]:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                start = time.perf_counter()
+                fn, _ = learner(name, k, device, compiled)
+                fn()  # the first call compiles
+                sync(device)
+                first = time.perf_counter() - start
+                sec = timed(fn, device, seconds)
+                rate = k / sec
+                row = {
+                    "learner": name,
+                    "seeds": k,
+                    "compiled": compiled,
+                    "updates_per_s": rate,
+                    "per_seed_updates_per_s": 1 / sec,
+                    "first_call_s": first,
+                    "gflop_per_update": flops[name] / 1e9,
+                    "pct_of_matmul_bound": 100 * rate * flops[name] / 1e9 / bound,
+                }
+                if device.type == "cuda":
+                    row["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def count_flops(device: torch.device) -> dict[str, int]:
+    out = {}
+    for name in LEARNERS:
+        fn, _ = learner(name, 1, device, False)
+        fn()
+        with MatmulFlops() as counter:
+            fn()
+        out[name] = counter.flops
+    return out
+
+
+def bench_rollout(device: torch.device, seconds: float) -> dict:
+    torch.manual_seed(0)
+    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig()).to(device)
+    sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), device=device)
+    start = fake_batch(50_000, device).obs
+    term = termination_fn("hopper", "Hopper-v5")
+    g = torch.Generator(device=device).manual_seed(0)
+    sampler = sac.actor.sampler(g)
+    sec = timed(lambda: rollout(model, sampler, start, 5, term, generator=g), device, seconds, 1)
+    return {"rollout_transitions_per_s": 5 * 50_000 / sec}
+
+
+def bench_dynamics(device: torch.device, seconds: float) -> dict:
+    cfg = DynamicsConfig()
+    torch.manual_seed(0)
+    model = DynamicsEnsemble(OBS, ACT, cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    inputs = torch.randn(cfg.members, cfg.batch_size, OBS + ACT, device=device)
+    targets = torch.randn(cfg.members, cfg.batch_size, OBS + 1, device=device)
+
+    def step():
+        loss = training_loss(model, inputs, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return {"dynamics_train_samples_per_s": cfg.members * cfg.batch_size / timed(step, device, seconds)}
+
+
+def bench_end_to_end(device: torch.device, name: str, compiled: bool, steps: int) -> dict:
+    """`steps` gradient steps after one rollout round of 50,000 h-5 rollouts (the paper's cadence)."""
+    fn, sac = learner(name, 1, device, compiled)
+    fn()  # compile outside the timing
+    torch.manual_seed(0)
+    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig()).to(device)
+    real = fake_batch(100_000, device)
+    buffer = ModelBuffer(50_000 * 5 * 5, OBS, ACT, device)
+    term = termination_fn("hopper", "Hopper-v5")
+    g = torch.Generator(device=device).manual_seed(0)
+    from_model = model_rows(13, 243, device)
+    reg = EDACRegulariser(1.0) if name == "ravl" else None
+    sync(device)
+    start = time.perf_counter()
+    idx = torch.randint(len(real), (50_000,), device=device, generator=g)
+    buffer.add(rollout(model, sac.actor.sampler(g), real.obs[idx], 5, term, generator=g).transitions()[0])
+    sync(device)
+    t_roll = time.perf_counter() - start
+    for _ in range(steps):
+        real_rows = real.index(torch.randint(len(real), (13,), device=device, generator=g))
+        sac.update(mix(real_rows, buffer.sample(243, g), from_model), critic_reg=reg, generator=g)
+    sync(device)
+    total = time.perf_counter() - start
+    return {
+        "algo": name,
+        "compiled": compiled,
+        "steps_per_s": steps / total,
+        "rollout_share": t_roll / total,
+        "projected_3M_steps_h": 3e6 / (steps / total) / 3600,
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def markdown(res: dict) -> str:
+    flops = res["flops"]
+    memory = bool(res["learners"]) and "peak_memory_mib" in res["learners"][0]
+    head = ["learner", "seeds K", "compiled", "updates/s (all seeds)", "per seed", "x one seed"]
+    head += ["% of matmul bound", "first call s"] + (["peak MiB"] if memory else [])
+    lines = [
+        f"# Speed on {res['device']}",
+        "",
+        f"torch {res['torch']}, {res['threads']} torch thread(s), load average {res['load_before']:.2f} "
+        f"before and {res['load_after']:.2f} after, {res['seconds']:.0f} s. fp32 matmul bound: "
+        f"{res['fp32_matmul_gflops']:.0f} GFLOP/s. FLOPs per update: MOPO-sized "
+        f"{flops['mopo'] / 1e9:.3f} GFLOP, RAVL-sized {flops['ravl'] / 1e9:.3f} GFLOP.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    one = {(r["learner"], r["compiled"]): r["updates_per_s"] for r in res["learners"] if r["seeds"] == 1}
+    for r in res["learners"]:
+        base = one.get((r["learner"], r["compiled"]))
+        cells = [
+            r["learner"],
+            str(r["seeds"]),
+            "yes" if r["compiled"] else "no",
+            f"{r['updates_per_s']:,.1f}",
+            f"{r['per_seed_updates_per_s']:,.1f}",
+            f"{r['updates_per_s'] / base:.2f}x" if base else "",
+            f"{r['pct_of_matmul_bound']:.0f}%",
+            f"{r['first_call_s']:.1f}",
+        ] + ([f"{r['peak_memory_mib']:.0f}"] if memory else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    rows = [
+        (
+            "rollout transitions/s (50,000 starts, h 5, 7 x 4x200 ensemble)",
+            f"{res['rollout_transitions_per_s']:,.0f}",
+        ),
+        ("dynamics training samples/s (7 x 256 per step)", f"{res['dynamics_train_samples_per_s']:,.0f}"),
+    ]
+    for e in res["end_to_end"]:
+        kind = "compiled" if e["compiled"] else "eager"
+        rows.append(
+            (
+                f"{e['algo']} end to end ({kind}): steps/s, rollout share, 3M steps",
+                f"{e['steps_per_s']:,.1f}, {100 * e['rollout_share']:.0f}%, "
+                f"{e['projected_3M_steps_h']:.1f} h",
+            )
+        )
+    rows.append(("peak process memory (max RSS)", f"{res['max_rss_mib']:,.0f} MiB"))
+    lines += ["", "| measure | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, required=True, help="folder for speed.json and speed.md")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--seeds", default="1,5,10", help="K values, comma-separated")
+    p.add_argument("--compile", choices=("both", "on", "off"), default="both")
+    p.add_argument("--compiled-seeds", default="1,5,10", help="the K values also timed compiled")
+    p.add_argument("--seconds", type=float, default=6.0, help="timing budget per measure")
+    p.add_argument("--e2e-steps", type=int, default=1000)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA device (use --device cpu)")
+    ks = [int(k) for k in args.seeds.split(",")]
+    modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    started, load_before = time.time(), os.getloadavg()[0]
+    res: dict = {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    res.update(matmul_rate(device, args.seconds))
+    print(f"fp32 matmul: {res['fp32_matmul_gflops']:.0f} GFLOP/s", flush=True)
+    res["flops"] = count_flops(device)
+    compiled_ks = [int(k) for k in args.compiled_seeds.split(",")]
+    bound = res["fp32_matmul_gflops"]
+    res["learners"] = bench_learners(device, ks, compiled_ks, modes, args.seconds, res["flops"], bound)
+    res.update(bench_rollout(device, args.seconds))
+    res.update(bench_dynamics(device, args.seconds))
+    res["end_to_end"] = [
+        bench_end_to_end(device, name, c, args.e2e_steps) for name in LEARNERS for c in modes
+    ]
+    res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["load_before"], res["load_after"], res["seconds"] = (
+        load_before,
+        os.getloadavg()[0],
+        time.time() - started,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / "speed.md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
