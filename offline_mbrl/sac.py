@@ -70,6 +70,20 @@ UpdateOrder = Literal["alpha_actor_critic", "critic_actor_alpha", "actor_alpha_c
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
+_COMPILE: bool | None = None  # this process's choice (--compile / --no-compile); None: compile on CUDA only
+
+
+def set_compile(value: bool | None) -> None:
+    """Compile the SAC update (True), keep it eager (False), or decide by device (None: CUDA compiles;
+    on a CPU the compiled update measured no faster, benchmarks/results/speed_cpu)."""
+    global _COMPILE
+    _COMPILE = value
+
+
+def compile_default(device: torch.device | str) -> bool:
+    return torch.device(device).type == "cuda" if _COMPILE is None else _COMPILE
+
+
 def standard_normal(like: Tensor, generator: Generators) -> Tensor:
     """N(0, 1) noise shaped like `like`; with one generator per seed, seed k's slice comes from
     generator k, drawn exactly as a lone learner with that generator draws it."""
@@ -293,7 +307,7 @@ class SAC(nn.Module):
         cfg: SACConfig,
         device: torch.device | str = "cpu",
         seeds: int | None = None,
-        compile: bool = False,
+        compile: bool | None = None,
     ):
         super().__init__()
         if seeds is not None and seeds < 1:
@@ -325,12 +339,14 @@ class SAC(nn.Module):
         # that `compile` can hand them to torch.compile: each pass with its backward becomes one fused,
         # fixed-shape graph. EDAC's second-order term and the hooks stay eager (double backward through
         # a compiled graph is unsupported); everything else of the step is the same code either way.
-        self.compiled = compile
+        self.compiled = compile = compile_default(device) if compile is None else compile
         self._policy: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] = self.actor.with_noise
         # bound methods, not modules: a module attribute would register the critics a second time
         self._q: Callable[[Tensor, Tensor], Tensor] = self.critics.forward
         self._target_q: Callable[[Tensor, Tensor], Tensor] = self.target_critics.forward
         if compile:
+            # a graph the backend cannot compile runs eagerly instead of stopping the run
+            torch._dynamo.config.suppress_errors = True
             self._policy = torch.compile(self._policy, dynamic=False)
             self._q = torch.compile(self._q, dynamic=False)
             self._target_q = torch.compile(self._target_q, dynamic=False)
@@ -588,7 +604,9 @@ class SAC(nn.Module):
         }
 
     @classmethod
-    def batch_of(cls, lone: Sequence[SAC], device: torch.device | str = "cpu", compile: bool = False) -> SAC:
+    def batch_of(
+        cls, lone: Sequence[SAC], device: torch.device | str = "cpu", compile: bool | None = None
+    ) -> SAC:
         """A seed-batched learner whose seed k starts as `lone[k]` (same config): the initial weights
         of K separately built learners, so a batched seed starts where its lone run starts."""
         first = lone[0]

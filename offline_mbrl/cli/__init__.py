@@ -9,3 +9,19 @@ THREADS = Annotated[
     int | None,
     typer.Option(help="torch CPU threads (default: the cores this process may use: affinity, cgroup quota)"),
 ]
+# `--compile/--no-compile` of the commands that train: the SAC update under torch.compile (sac.py)
+COMPILE = Annotated[
+    bool | None,
+    typer.Option(
+        "--compile/--no-compile",
+        help="compile the SAC update with torch.compile (default: on CUDA yes, on a CPU no)",
+        show_default=False,
+    ),
+]
+
+
+def set_compile(value: bool | None) -> None:
+    """Apply `--compile/--no-compile` (torch is imported only by the commands that train)."""
+    from offline_mbrl.sac import set_compile as apply
+
+    apply(value)

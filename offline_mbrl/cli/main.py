@@ -11,7 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from offline_mbrl.cli import THREADS
+from offline_mbrl.cli import COMPILE, THREADS
+from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.cli.report import register as register_report_commands
 from offline_mbrl.cli.sweep import sweep_app
 from offline_mbrl.console import console, run_app
@@ -236,6 +237,7 @@ def train_cmd(
     force: Annotated[bool, typer.Option(help="start over even if the run exists")] = False,
     results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
     threads: THREADS = None,
+    compile_: COMPILE = None,
 ) -> None:
     """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}.
 
@@ -243,6 +245,7 @@ def train_cmd(
     SAC algorithms without update hooks of their own: mbpo, mopo, ravl, morec-mopo), each still in its
     own run folder; the others train their seeds one after another."""
     configure_threads(threads)
+    _set_compile(compile_)
     from offline_mbrl.launch import build_config, execute_seeds
     from offline_mbrl.run import run_dir_for
 

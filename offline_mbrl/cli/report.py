@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offline_mbrl.cli import THREADS
+from offline_mbrl.cli import COMPILE, THREADS
+from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.console import console
 from offline_mbrl.threads import configure_threads
 
@@ -160,9 +161,11 @@ def reproduce_cmd(
     ] = None,
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
+    compile_: COMPILE = None,
 ) -> None:
     """Run the missing cells of a paper table and render our numbers next to the published ones."""
     configure_threads(threads)
+    _set_compile(compile_)
     from offline_mbrl.experiments.reproduce import reproduce
 
     result = reproduce(table, budget, seeds, results, out, device, set_ or [], reps, log=console.print)
@@ -199,9 +202,11 @@ def compare_cmd(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
+    compile_: COMPILE = None,
 ) -> None:
     """Run what is missing of algorithms x datasets x seeds, then write their report."""
     configure_threads(threads)
+    _set_compile(compile_)
     from offline_mbrl.experiments.cells import compare
 
     result = compare(
