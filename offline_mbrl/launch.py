@@ -170,6 +170,7 @@ def execute_seeds(
     force: bool = False,
     progress: bool = True,
     batch: bool = True,
+    on_eval: list[Callable[[int, EvalResult], None] | None] | None = None,
 ) -> list[dict]:
     """`execute` for runs that differ only by seed; returns their final.json contents in order.
 
@@ -180,6 +181,7 @@ def execute_seeds(
     """
     if not same_but_seed(cfgs):
         raise ValueError("execute_seeds takes configs that differ only by seed")
+    hooks = on_eval or [None] * len(cfgs)
     finals: dict[int, dict] = {}
     groups: dict[int, list[int]] = {}
     spec = get_spec(cfgs[0].algorithm)
@@ -195,9 +197,11 @@ def execute_seeds(
     for members in groups.values():
         if len(members) == 1:
             i = members[0]
-            finals[i] = execute(cfgs[i], results_root, resume, force, progress)
+            finals[i] = execute(cfgs[i], results_root, resume, force, progress, hooks[i])
             continue
-        batch_finals = _execute_batch([cfgs[i] for i in members], results_root, resume, force, progress)
+        batch_finals = _execute_batch(
+            [cfgs[i] for i in members], results_root, resume, force, progress, [hooks[i] for i in members]
+        )
         finals.update(zip(members, batch_finals, strict=True))
     return [finals[i] for i in range(len(cfgs))]
 
@@ -214,7 +218,12 @@ def _resume_step(out: Path) -> int:
 
 
 def _execute_batch(
-    cfgs: list[TrainConfig], results_root: Path, resume: bool | Literal["auto"], force: bool, progress: bool
+    cfgs: list[TrainConfig],
+    results_root: Path,
+    resume: bool | Literal["auto"],
+    force: bool,
+    progress: bool,
+    on_eval: list[Callable[[int, EvalResult], None] | None],
 ) -> list[dict]:
     spec = get_spec(cfgs[0].algorithm)
     assert spec.train_seeds is not None
@@ -225,7 +234,8 @@ def _execute_batch(
         out = run_dir_for(cfg, results_root)
         mode = run_mode(out, resume, force)
         dyn, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
-        run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress and k == 0)
+        first = progress and k == 0
+        run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=first, on_eval=on_eval[k])
         dynamics.append(dyn)
         runs.append(run)
     seeds = ", ".join(str(c.seed) for c in cfgs)

@@ -202,7 +202,10 @@ def test_objective_is_the_mean_over_seeds_and_datasets_or_their_iqm(root):
     assert [(f["seed"], f["dataset"]) for f in finals] == [(0, DS), (0, DS2), (1, DS), (1, DS2)]
     scores = [f["normalized_score"] for f in finals]
     assert trial.user_attrs["scores"] == scores and trial.value == pytest.approx(np.mean(scores))
-    assert trial.intermediate_values  # periodic evaluations were reported
+    # each seed's evaluation (step 20 of 40) at its run's position, its final score at the run's end: the
+    # seeds of one dataset train as one batch, and their reports keep the positions of one-by-one runs
+    assert sorted(trial.intermediate_values) == [20, 40, 60, 80, 100, 120, 140]
+    assert trial.intermediate_values[80] == scores[1] and trial.intermediate_values[40] == scores[0]
     iqm = run_sweep(spec(datasets=(DS, DS2), seeds=2, trials=1, objective="iqm", study="iqm"), progress=False)
     same = iqm.study.get_trials()[0]
     assert same.params == trial.params and same.user_attrs["runs"] == trial.user_attrs["runs"]  # reused runs
@@ -228,9 +231,9 @@ def test_a_trial_that_raises_is_failed_with_the_exception_and_its_traceback(root
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("CUDA out of memory\nmore detail")
-        return {"normalized_score": 1.0, "return_mean": -1.0}
+        return [{"normalized_score": 1.0, "return_mean": -1.0}] * len(args[0])
 
-    monkeypatch.setattr("offline_mbrl.sweep.study.execute", broken)
+    monkeypatch.setattr("offline_mbrl.sweep.study.execute_seeds", broken)
     sweep = run_sweep(spec(), progress=False)
     trials = by_number(sweep.study)
     assert trials[0].state == TrialState.FAIL

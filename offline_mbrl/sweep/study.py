@@ -46,7 +46,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from offline_mbrl.cache import key_lock
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.errors import EnvironmentFault, UserError
-from offline_mbrl.launch import build_config, execute
+from offline_mbrl.launch import build_config, execute_seeds
 from offline_mbrl.names import missing_dataset_message, resolve
 from offline_mbrl.progress import duration, listen, plain_every
 from offline_mbrl.run import MAIN as MAIN_STAGE
@@ -290,23 +290,38 @@ class Sweep:
         overrides = [*self.space.overrides(values, self.base), *self.spec.overrides]
         trial.set_user_attr("overrides", overrides)
         steps, results = self.base.steps, Path(self.spec.results)
-        scores, runs = [], []
-        for i, (seed, dataset) in enumerate(self.jobs):
-            cfg = build_config(self.spec.algo, dataset, seed, self.spec.steps, self.spec.device, overrides)
-            where = f"{dataset} seed {seed}"
-            self.current = f"trial {trial.number} run {i + 1}/{len(self.jobs)} ({where})"
+        scores: list[float] = [0.0] * len(self.jobs)
+        cfgs = [
+            build_config(self.spec.algo, dataset, seed, self.spec.steps, self.spec.device, overrides)
+            for seed, dataset in self.jobs
+        ]
+        # the trial's run folders, in job order, known before any of them runs
+        trial.set_user_attr("runs", [str(run_dir_for(cfg, results)) for cfg in cfgs])
+        # a trial's seeds on one dataset differ only by seed: one batch (execute_seeds), in job order
+        by_dataset: dict[str, list[int]] = {}
+        for i, (_, dataset) in enumerate(self.jobs):
+            by_dataset.setdefault(dataset, []).append(i)
+        finished: list[int] = []
+        for dataset, members in by_dataset.items():
+            seeds = ", ".join(str(self.jobs[i][0]) for i in members)
+            span = ",".join(str(i + 1) for i in members)
+            self.current = f"trial {trial.number} run {span}/{len(self.jobs)} ({dataset} seed {seeds})"
 
-            def on_eval(step, result, offset=i * steps, where=where):
-                _report(trial, result.score, offset + step, f"{where} step {step}")
+            def on_eval(step, result, i):
+                where = f"{self.jobs[i][1]} seed {self.jobs[i][0]}"
+                _report(trial, result.score, i * steps + step, f"{where} step {step}")
 
-            final = _execute_once(cfg, results, on_eval)
-            score = final["normalized_score"]
-            scores.append(final["return_mean"] if score is None else score)
-            runs.append(str(run_dir_for(cfg, results)))
-            trial.set_user_attr("scores", scores)
-            trial.set_user_attr("runs", runs)
-            if i + 1 < len(self.jobs):  # evaluations stop before a run's last step: no position is reused
-                _report(trial, scores[-1], (i + 1) * steps, f"{where} final")
+            hooks = [lambda step, result, i=i: on_eval(step, result, i) for i in members]
+            finals = _execute_once([cfgs[i] for i in members], results, hooks)
+            for i, final in zip(members, finals, strict=True):
+                score = final["normalized_score"]
+                scores[i] = final["return_mean"] if score is None else score
+            finished = sorted(finished + members)
+            trial.set_user_attr("scores", [scores[i] for i in finished])
+            for i in members:  # evaluations stop before a run's last step: no position is reused
+                if i != len(self.jobs) - 1:
+                    where = f"{self.jobs[i][1]} seed {self.jobs[i][0]} final"
+                    _report(trial, scores[i], (i + 1) * steps, where)
         return aggregate(scores, self.spec.objective)
 
 
@@ -316,13 +331,16 @@ def _report(trial: optuna.Trial, score: float, position: int, where: str) -> Non
         raise optuna.TrialPruned(f"pruned at {where} (score {score:.2f})")
 
 
-def _execute_once(cfg: TrainConfig, results: Path, on_eval) -> dict:
-    """`execute`, with one process per run directory (two trials may propose the same config)."""
-    out = run_dir_for(cfg, results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with key_lock(out.parent / f".{out.name}.lock"):
+def _execute_once(cfgs: list[TrainConfig], results: Path, on_eval: list) -> list[dict]:
+    """`execute_seeds`, with one process per run directory (two trials may propose the same config): the
+    locks of all the runs, taken in one order so that two workers cannot wait on each other."""
+    outs = sorted(run_dir_for(cfg, results) for cfg in cfgs)
+    with contextlib.ExitStack() as locks:
+        for out in outs:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(key_lock(out.parent / f".{out.name}.lock"))
         # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
-        return execute(cfg, results, resume="auto", progress=False, on_eval=on_eval)
+        return execute_seeds(cfgs, results, resume="auto", progress=False, on_eval=on_eval)
 
 
 def trial_line(t: FrozenTrial) -> str:
