@@ -56,6 +56,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MUJOCO_GL=egl
 } > "$out/environment.txt" 2>&1
 cat "$out/environment.txt" >> "$log"
 
+# the time limits fit the 8 minutes of a GPU call; a CPU takes as long as it takes
+limit() { if [ "$device" = cpu ]; then echo 3600; else echo "$1"; fi; }
 status=0
 say "correctness on $device"
 timeout "$(limit 240)" $py benchmarks/gpu_correctness.py --device "$device" --out "$out" 2>&1 | tee -a "$log" || status=1
@@ -65,8 +67,6 @@ timeout "$(limit 180)" $py -m pytest -q -x -p no:cacheprovider tests/test_sac.py
   > "$out/pytest.txt" 2>&1 || status=1
 tail -n 3 "$out/pytest.txt" | tee -a "$log"
 
-# the time limits fit the 8 minutes of a GPU call; a CPU takes as long as it takes
-limit() { if [ "$device" = cpu ]; then echo 3600; else echo "$1"; fi; }
 if [ "$quick" = 1 ]; then
   speed=(--seeds 1,5 --compiled-seeds 1 --seconds 1 --e2e-steps 100)
 else

@@ -106,7 +106,7 @@ def chunked_forward(device: torch.device) -> float:
     plain = model.net(x)  # with gradients: the plain path
     with torch.no_grad():
         chunked = model.net(x)
-    return float((chunked - plain).abs().max())
+    return float((chunked - plain.detach()).abs().max())
 
 
 def independent(device: torch.device) -> bool:

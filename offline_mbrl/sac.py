@@ -345,8 +345,10 @@ class SAC(nn.Module):
         self._q: Callable[[Tensor, Tensor], Tensor] = self.critics.forward
         self._target_q: Callable[[Tensor, Tensor], Tensor] = self.target_critics.forward
         if compile:
-            # a graph the backend cannot compile runs eagerly instead of stopping the run
+            # a graph the backend cannot compile runs eagerly instead of stopping the run; every learner
+            # of a process (a benchmark's, a test's) guards the same functions: room for their graphs
             torch._dynamo.config.suppress_errors = True
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             self._policy = torch.compile(self._policy, dynamic=False)
             self._q = torch.compile(self._q, dynamic=False)
             self._target_q = torch.compile(self._target_q, dynamic=False)
