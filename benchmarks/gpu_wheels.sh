@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Recreates .gpu_wheels/ (git-ignored, ~33 MiB): the CPython 3.12 / Linux x86_64 wheels that a GPU box
-# with torch already installed, and no internet, needs to run benchmarks/throughput.py-style benchmarks
+# with torch already installed, and no internet, needs to run benchmarks/gpu_check.sh (speed.py, gpu_correctness.py)
 # (offline_mbrl's import closure plus the real Hopper-v5 MuJoCo env). Run it HERE, with a package
 # registry at hand, never on the GPU box; then carry .gpu_wheels with the working tree.
 #
@@ -12,7 +12,7 @@
 # On the GPU box (from the repository root):
 #   python3 -m pip install --no-index --no-deps .gpu_wheels/*.whl
 #   python3 -m pip install --no-deps --no-build-isolation -e .    # or skip it and use PYTHONPATH=.
-#   python3 benchmarks/throughput.py --device cuda
+#   benchmarks/gpu_check.sh   (or: python3 benchmarks/speed.py --device cuda --out DIR)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import gymnasium as gym
 import minari
@@ -106,3 +108,23 @@ def tiny_pendulum():
         )  # (cos, sin) on the circle
     write_minari("test/pendulum/tiny-v0", "Pendulum-v1", episodes)
     return "test/pendulum/tiny-v0"
+
+
+@contextlib.contextmanager
+def killed_at(step: int, monkeypatch) -> Iterator[None]:
+    """Inside the block, every run is interrupted (KeyboardInterrupt) when it flushes `step`'s metrics,
+    right after its checkpoint there; the kill a resume test recovers from."""
+    from offline_mbrl.run import Run
+
+    original = Run._flush
+
+    def flush(self, done, extra=None, where=None):
+        if done == step:
+            raise KeyboardInterrupt
+        return original(self, done, extra, where)
+
+    monkeypatch.setattr(Run, "_flush", flush)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(Run, "_flush", original)

@@ -15,9 +15,9 @@ from offline_mbrl.dynamics_reward import REWARD_RANGE
 from offline_mbrl.errors import UserError
 from offline_mbrl.evaluation import evaluate
 from offline_mbrl.launch import build_config, execute, load_run
-from offline_mbrl.run import DivergedError, Run, eval_seed, run_dir_for
+from offline_mbrl.run import DivergedError, eval_seed, run_dir_for
 
-from .conftest import synthetic_episode, write_minari
+from .conftest import killed_at, synthetic_episode, write_minari
 
 TINY = [
     "eval_every=30",
@@ -110,17 +110,8 @@ def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum,
     cfg = build_config(algo, tiny_pendulum, seed=2, steps=60, overrides=[*TINY, *PER_ALGO[algo], *extra])
     straight = execute(cfg, tmp_path / "a", progress=False)
 
-    original = Run._flush
-
-    def killed_at_50(self, step, extra=None, where=None):
-        if step == 50:
-            raise KeyboardInterrupt
-        return original(self, step, extra, where)
-
-    monkeypatch.setattr(Run, "_flush", killed_at_50)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(50, monkeypatch), pytest.raises(KeyboardInterrupt):
         execute(cfg, tmp_path / "b", progress=False)
-    monkeypatch.setattr(Run, "_flush", original)
     with pytest.raises(UserError, match="pass --resume to continue it"):
         execute(cfg, tmp_path / "b", progress=False)
     resumed = execute(cfg, tmp_path / "b", resume=True, progress=False)

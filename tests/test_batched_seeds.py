@@ -12,8 +12,9 @@ import torch
 
 from offline_mbrl.errors import UserError
 from offline_mbrl.launch import build_config, execute, execute_seeds, same_but_seed
-from offline_mbrl.run import Run, run_dir_for
+from offline_mbrl.run import run_dir_for
 
+from .conftest import killed_at
 from .test_algorithms import PER_ALGO, TINY
 
 
@@ -86,17 +87,8 @@ def test_one_seeds_dynamics_seed_leaves_the_other_seeds_bit_identical(tiny_pendu
 def test_a_killed_batched_run_resumes_to_the_uninterrupted_result(tiny_pendulum, tmp_path, monkeypatch):
     cfgs = configs(tiny_pendulum, "mopo", (3, 4))
     straight = execute_seeds(cfgs, tmp_path / "a", progress=False)
-    original = Run._flush
-
-    def killed_at_50(self, step, extra=None, where=None):
-        if step == 50:
-            raise KeyboardInterrupt
-        return original(self, step, extra, where)
-
-    monkeypatch.setattr(Run, "_flush", killed_at_50)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(50, monkeypatch), pytest.raises(KeyboardInterrupt):
         execute_seeds(cfgs, tmp_path / "b", progress=False)
-    monkeypatch.setattr(Run, "_flush", original)
     with pytest.raises(UserError, match="pass --resume to continue it"):
         execute_seeds(cfgs, tmp_path / "b", progress=False)
     resumed = execute_seeds(cfgs, tmp_path / "b", resume=True, progress=False)
@@ -113,17 +105,8 @@ def test_a_killed_batched_run_resumes_to_the_uninterrupted_result(tiny_pendulum,
 def test_a_batched_seeds_checkpoint_resumes_as_a_lone_run(tiny_pendulum, tmp_path, monkeypatch):
     """The checkpoint of a batched seed is a lone run's: `train --seed S --resume` continues it alone."""
     cfgs = configs(tiny_pendulum, "ravl", (0, 1))
-    original = Run._flush
-
-    def killed_at_50(self, step, extra=None, where=None):
-        if step == 50:
-            raise KeyboardInterrupt
-        return original(self, step, extra, where)
-
-    monkeypatch.setattr(Run, "_flush", killed_at_50)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(50, monkeypatch), pytest.raises(KeyboardInterrupt):
         execute_seeds(cfgs, tmp_path, progress=False)
-    monkeypatch.setattr(Run, "_flush", original)
     final = execute(cfgs[1], tmp_path, resume=True, progress=False)
     lone = execute(cfgs[1], tmp_path / "lone", progress=False)
     mine, theirs = policy(cfgs[1], tmp_path), policy(cfgs[1], tmp_path / "lone")
