@@ -133,7 +133,8 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("--device cuda: torch sees no CUDA device (use --device cpu)")
+        print("error: --device cuda: torch sees no CUDA device (use --device cpu)", file=sys.stderr)
+        sys.exit(2)
     tol = 1e-2
     started = time.time()
     checks: dict[str, dict] = {}

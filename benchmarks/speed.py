@@ -295,22 +295,33 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def positive_ints(text: str) -> list[int]:
+    """`1,5,10` -> [1, 5, 10]; argparse turns the ValueError into one usage line (exit 2)."""
+    values = [int(v) for v in text.split(",")]
+    if min(values) < 1:
+        raise ValueError(text)
+    return values
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True, help="folder for speed.json and speed.md")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--seeds", default="1,5,10", help="K values, comma-separated")
+    p.add_argument("--seeds", type=positive_ints, default=[1, 5, 10], help="K values, comma-separated")
     p.add_argument("--compile", choices=("both", "on", "off"), default="both")
-    p.add_argument("--compiled-seeds", default="1,5,10", help="the K values also timed compiled")
+    p.add_argument(
+        "--compiled-seeds", type=positive_ints, default=[1, 5, 10], help="the K values also timed compiled"
+    )
     p.add_argument("--seconds", type=float, default=6.0, help="timing budget per measure")
     p.add_argument("--e2e-steps", type=int, default=1000)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("--device cuda: torch sees no CUDA device (use --device cpu)")
-    ks = [int(k) for k in args.seeds.split(",")]
+        print("error: --device cuda: torch sees no CUDA device (use --device cpu)", file=sys.stderr)
+        sys.exit(2)
+    ks = args.seeds
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
     started, load_before = time.time(), os.getloadavg()[0]
     res: dict = {
@@ -321,7 +332,7 @@ def main() -> None:
     res.update(matmul_rate(device, args.seconds))
     print(f"fp32 matmul: {res['fp32_matmul_gflops']:.0f} GFLOP/s", flush=True)
     res["flops"] = count_flops(device)
-    compiled_ks = [int(k) for k in args.compiled_seeds.split(",")]
+    compiled_ks = args.compiled_seeds
     bound = res["fp32_matmul_gflops"]
     res["learners"] = bench_learners(device, ks, compiled_ks, modes, args.seconds, res["flops"], bound)
     res.update(bench_rollout(device, args.seconds))
