@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from offline_mbrl.provenance import Source
+
 if TYPE_CHECKING:
     import torch
 
@@ -71,7 +73,10 @@ class AlgorithmSpec:
     uses_dynamics: bool = True  # whether train() gets the cached dynamics ensemble
     # K seeds as one batched computation (`train --seeds K`, compare/reproduce cells); None: one by one
     train_seeds: TrainSeedsFn | None = None
-    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # D4RL task -> {key: value}
+    # `--preset paper`: task -> {dotted key: value}; built-ins give each value as `Sourced(value, source)`
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # dotted key -> where its default comes from (`offline_mbrl.provenance`); keys not named: suite choices
+    sources: Mapping[str, Source] = field(default_factory=dict)
     # `--set` overrides that make the contract battery's tiny run (60 steps, tiny data) take seconds
     test_settings: tuple[str, ...] = ()
     # per run budget ("smoke", "small"): the algorithm's own overrides on top of the budget's common ones;

@@ -11,8 +11,9 @@ Two kinds (`algo.behaviour.kind`):
   betas, `clip_sample` on actions scaled to [-1, 1], as in the reference); the noise predictor is a
   residual MLP with a sinusoidal diffusion-step embedding, trained with the noise MSE under AdamW; actions
   are sampled with an exponential moving average of its weights (torch's `AveragedModel`).
-- `gaussian` (the paper's MLP ablation): an MLP giving a diagonal Gaussian (mean, clamped log-std),
-  trained by negative log-likelihood; sampled, then clipped to the action box.
+- `gaussian` (an MLP ablation): an MLP giving a diagonal Gaussian (mean, clamped log-std), trained by
+  negative log-likelihood; sampled, then clipped to the action box. The reference's only MLP behaviour
+  policy (its RoboVerse ablation) is deterministic, 4 x 200, trained by MSE; it has none on PointMaze.
 
 Deviations from the reference code (zhaoyizhou1123/mbrcsl `offlinerlkit/policy/diffusion/`):
 - The noise predictor is a residual MLP (3 x 256 by default, `hidden`), not the reference's U-Net-shaped
@@ -21,7 +22,11 @@ Deviations from the reference code (zhaoyizhou1123/mbrcsl `offlinerlkit/policy/d
 - The reference conditions its diffusion policy on the return-to-go in training and then samples it with
   0 in its place; here it is conditioned on the observation only, which is what a behaviour policy is.
 - Observations are z-scored (statistics of the data) before they condition the network.
-- EMA decay is fixed (`ema`, 0.995) instead of the reference's warm-up schedule (power 0.75).
+- EMA decay is fixed (`ema`, 0.995); the reference's `EMAModel` gets a parameter list, so its warm-up is
+  off and its decay is (1 + s) / (10 + s), capped at 0.9999.
+- The learning rate is a constant 1e-4. The reference hands a 500-step warm-up cosine schedule to a
+  trainer that steps it once per epoch for 50 epochs, so its rate never leaves the warm-up (0 in the first
+  epoch, at most 9.8e-6): a bug not repeated.
 
 The artefact (kind `behaviour_policy`) is keyed by the dataset's fingerprint, this config and its seed, so
 every MBRCSL run of a (dataset, seed) shares one fit and a sweep over the output policy fits it once. The
@@ -62,7 +67,7 @@ class BehaviourConfig:
     hidden: tuple[int, ...] = (256, 256, 256)  # hidden sizes of the noise predictor / Gaussian MLP
     diffusion_steps: int = 10  # DDPM timesteps, in training and in sampling (reference: 10)
     time_embed: int = 32  # size of the sinusoidal embedding of the diffusion step
-    lr: float = 1e-4  # AdamW learning rate (reference: 1e-4)
+    lr: float = 1e-4  # AdamW learning rate (the reference's nominal 1e-4; see the module docstring)
     weight_decay: float = 1e-6  # AdamW weight decay (reference: 1e-6)
     batch_size: int = 256  # dataset rows per gradient step (reference: 256)
     steps: int = 40_000  # gradient steps (reference: 50 epochs, about 39,000 steps on 200,000 rows)

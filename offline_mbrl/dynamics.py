@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +47,12 @@ from offline_mbrl.cache import artefact_path, atomic_path, get_or_build, stable_
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import EnsembleLinear, EnsembleMLP
 from offline_mbrl.progress import Ticker, is_terminal, report
+from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
 
 if TYPE_CHECKING:
     from offline_mbrl.data import OfflineDataset
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the references' layer init (truncated normal weights, zero biases)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _EVAL_CHUNK = 8192  # holdout rows per forward pass, to bound memory for a large max_holdout
 
@@ -65,11 +67,14 @@ class DynamicsConfig:
     lr: float = 1e-3  # Adam learning rate
     batch_size: int = 256  # rows per member per gradient step
     holdout_ratio: float = 0.2  # the fraction of the data held out for early stopping and elite choice
-    max_holdout: int = 1000  # at most this many held-out rows
+    max_holdout: int | None = 1000  # at most this many held-out rows (None: no cap, RAVL's reference)
     patience: int = 5  # epochs in a row in which no member improved
     improvement: float = 0.01  # relative holdout-MSE gain that counts as an improvement
     max_epochs: int | None = None  # stop after this many epochs at the latest; None: only by patience
     min_epochs: int = 0  # train at least this many epochs before early stopping may stop
+    # the first time the patience runs out before min_epochs, multiply the lr by this and count the
+    # patience afresh (RAVL's reference: 0.3); None: no lr change
+    plateau_lr_factor: float | None = None
     steps_per_epoch: int | None = None  # None: one pass over the training split
     logvar_loss_coef: float = 0.01  # weight of the loss on the learnable log-variance bounds
     seed: int = 0  # init and batch order; set from the run's dynamics_seed
@@ -93,7 +98,7 @@ class DynamicsConfig:
             problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.max_epochs is not None and self.max_epochs < 1:
             problems.append("max_epochs must be at least 1 (or None)")
-        if not 0 < self.holdout_ratio < 1 or self.max_holdout < 1:
+        if not 0 < self.holdout_ratio < 1 or (self.max_holdout is not None and self.max_holdout < 1):
             problems.append("holdout_ratio must be in (0, 1) and max_holdout at least 1")
         if (
             self.batch_size < 1
@@ -105,6 +110,8 @@ class DynamicsConfig:
             problems.append(f"lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.logvar_loss_coef) and self.logvar_loss_coef >= 0):
             problems.append(f"logvar_loss_coef must be a finite number >= 0, got {self.logvar_loss_coef}")
+        if self.plateau_lr_factor is not None and not 0.0 < self.plateau_lr_factor <= 1.0:
+            problems.append(f"plateau_lr_factor must lie in (0, 1] (or None), got {self.plateau_lr_factor}")
         if not (0.0 <= self.improvement < 1.0):
             problems.append(f"improvement must lie in [0, 1), got {self.improvement}")
         if any(not (math.isfinite(w) and w >= 0) for w in self.weight_decay):
@@ -208,6 +215,12 @@ class DynamicsEnsemble(nn.Module):
         self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
         in_dim, out_dim = obs_dim + act_dim, obs_dim + 1
         self.net = EnsembleMLP(cfg.members, in_dim, cfg.hidden, 2 * out_dim, ACTIVATIONS[cfg.activation])
+        for layer in cast("Sequence[EnsembleLinear]", self.net.layers):
+            # the references' init (OfflineRL-Kit nets/ensemble_linear.py#L20-L23, as MBPO's): weights
+            # from a normal of std 1/(2·sqrt(fan_in)) truncated at ±2 (never reached at these fan-ins),
+            # zero biases
+            nn.init.trunc_normal_(layer.weight, std=1.0 / (2.0 * math.sqrt(layer.in_features)))
+            nn.init.zeros_(layer.bias)
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
         self.register_buffer("input_mean", torch.zeros(in_dim))
@@ -272,8 +285,10 @@ def holdout_scores(
 def holdout_split(
     n: int, cfg: DynamicsConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random `(train_idx, holdout_idx)` with holdout = min(holdout_ratio * n, max_holdout) transitions."""
-    n_hold = min(int(cfg.holdout_ratio * n), cfg.max_holdout)
+    """Random `(train_idx, holdout_idx)` with holdout = min(holdout_ratio * n, max_holdout) transitions
+    (no cap with max_holdout None)."""
+    n_hold = int(cfg.holdout_ratio * n)
+    n_hold = n_hold if cfg.max_holdout is None else min(n_hold, cfg.max_holdout)
     if n_hold < 1 or n - n_hold < 1:
         raise UserError(f"{n} transitions are too few to fit dynamics with a holdout split")
     perm = torch.randperm(n, generator=generator, device=generator.device)
@@ -322,11 +337,13 @@ def fit_dynamics(
     best_epoch = torch.zeros(cfg.members, dtype=torch.long, device=device)
     history: list[list[float]] = []
     epoch, since_improved, elapsed_before = 0, 0, 0.0
+    lr_dropped_at: int | None = None  # the epoch whose plateau lowered the lr (plateau_lr_factor)
 
     def fit_state() -> dict:
         return {
             "epoch": epoch,
             "since_improved": since_improved,
+            "lr_dropped_at": lr_dropped_at,
             "history": history,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -351,6 +368,7 @@ def fit_dynamics(
                 saved["best_epoch"],
             )
             epoch, since_improved, history = saved["epoch"], saved["since_improved"], saved["history"]
+            lr_dropped_at = saved.get("lr_dropped_at")
             elapsed_before = saved["seconds"]
             if progress:
                 print(f"dynamics fit: continuing from epoch {epoch} ({checkpoint.name})", file=sys.stderr)
@@ -381,6 +399,15 @@ def fit_dynamics(
             host = torch.cat([mse, improved.any().float().reshape(1)]).tolist()  # the epoch's one host sync
             history.append(host[:-1])
             since_improved = 0 if host[-1] else since_improved + 1
+            if (
+                cfg.plateau_lr_factor is not None
+                and lr_dropped_at is None
+                and since_improved >= cfg.patience
+                and epoch < cfg.min_epochs
+            ):
+                for group in optimizer.param_groups:
+                    group["lr"] *= cfg.plateau_lr_factor
+                lr_dropped_at, since_improved = epoch, 0
             advance(epoch, min(host[:-1]))
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp:
@@ -409,6 +436,7 @@ def fit_dynamics(
         "epochs": epoch,
         "best_epoch": best_epoch.tolist(),
         "stopped": stopped,
+        "lr_dropped_at": lr_dropped_at,
         "history": history,  # per epoch, each member's holdout MSE before the restore
         "n_train": n_train,
         "n_holdout": len(hold_idx),
@@ -549,3 +577,36 @@ def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsEnsemb
     except (OSError, ValueError, UserError) as exc:
         raise _damaged(entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return model, report
+
+
+def dynamics_sources(at: Callable[..., Source], line: Mapping[str, int]) -> dict[str, Source]:
+    """Where the dynamics defaults come from: the run script `at` cites (its argparse `line`s for lr,
+    hidden sizes, weight decay, members, elites and the patience passed to training) and OfflineRL-Kit's
+    `EnsembleDynamics` for what the scripts leave at the class defaults."""
+    ens = functools.partial(OFFLINERL_KIT.at, "offlinerlkit/dynamics/ensemble_dynamics.py")
+    return {
+        "dynamics.members": at(line["members"]),
+        "dynamics.elites": at(line["elites"]),
+        "dynamics.hidden": at(line["dynamics_hidden"]),
+        "dynamics.activation": OFFLINERL_KIT.at("offlinerlkit/modules/dynamics_module.py", 9, 39),
+        "dynamics.weight_decay": at(line["weight_decay"]),
+        "dynamics.lr": at(line["dynamics_lr"]),
+        "dynamics.batch_size": ens(112),
+        "dynamics.holdout_ratio": ens(113, 118),
+        "dynamics.max_holdout": ens(113, 118),
+        "dynamics.patience": at(line["patience"]),
+        "dynamics.improvement": ens(150, 151),
+        "dynamics.max_epochs": ens(110),
+        "dynamics.steps_per_epoch": ens(184),
+        "dynamics.logvar_loss_coef": ens(114, 196),
+        BEHAVIOUR
+        + "dynamics layer init: truncated normal std 1/(2·sqrt(fan_in)), zero biases": OFFLINERL_KIT.at(
+            "offlinerlkit/nets/ensemble_linear.py",
+            20,
+            21,
+            22,
+            23,
+            fixed=True,
+            note="uniform ±1/sqrt(fan_in) weights and biases before the round-3 audit",
+        ),
+    }

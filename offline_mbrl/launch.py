@@ -23,6 +23,7 @@ from offline_mbrl.dynamics import Dynamics, DynamicsConfig, load_or_fit
 from offline_mbrl.errors import EnvironmentFault, UserError
 from offline_mbrl.evaluation import EvalResult
 from offline_mbrl.names import preset_task
+from offline_mbrl.provenance import preset_values
 from offline_mbrl.run import Run, run_dir_for, seed_everything
 from offline_mbrl.termination import termination_fn
 
@@ -55,7 +56,7 @@ def build_config(
             raise UserError(
                 f"no paper preset of {algo} for dataset '{dataset}' (tasks with presets: {known})"
             )
-        for key, value in spec.presets[task].items():
+        for key, value in preset_values(spec.presets[task]).items():
             cfg = set_path(cfg, key, value)
     cfg = apply_overrides(cfg, overrides or [])
     if steps is not None:

@@ -12,14 +12,16 @@ conservative term) and a critic-target penalty (MOBILE's), plus any state of the
 hold. Its config subclasses `ModelBasedConfig`, adding its own fields: the dotted keys (`algo.horizon`,
 `algo.sac.critics`) are the same for every model-based algorithm.
 
-Defaults follow OfflineRL-Kit's MOPO settings (the README table's source): h 5, real ratio 0.05, 50 000
-rollouts per round, 5 rounds retained, SAC 256x256, actor lr 1e-4 cosine-annealed, critic lr 3e-4,
-alpha lr 1e-4.
+Defaults follow OfflineRL-Kit's MOPO (`run_example/run_mopo.py` and the SACPolicy it updates through):
+real ratio 0.05 (12 real rows of 256, truncated as its trainer does), 50 000 rollouts per round, 5 rounds
+retained, SAC 256x256 updated critic -> actor -> α with α clamped to [0, 1], actor lr 1e-4
+cosine-annealed, critic lr 3e-4, α lr 1e-4; h 5 (see `mopo_family_sources` for each value's line).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,9 +31,10 @@ import torch
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import Batch, EnvSpec, OfflineDataset
-from offline_mbrl.dynamics import Dynamics
+from offline_mbrl.dynamics import Dynamics, dynamics_sources
 from offline_mbrl.errors import UserError
 from offline_mbrl.policies import ActorPolicy
+from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
 from offline_mbrl.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
 from offline_mbrl.run import Run, seed_everything
 from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig, TanhGaussianActor, UpdateHook
@@ -57,7 +60,17 @@ CPU_NETS = ("algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
 
 def _mopo_sac() -> SACConfig:
-    return SACConfig(actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4)
+    # OfflineRL-Kit's SACPolicy, which its MOPO updates through: critic -> actor -> α -> Polyak, α
+    # clamped to [0, 1] after each α step (policy/model_free/sac.py#L92-L128)
+    return SACConfig(
+        actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, update_order="critic_actor_alpha", alpha_max=1.0
+    )
+
+
+def real_rows(batch_size: int, real_ratio: float) -> int:
+    """Real rows per mixed batch: `int(batch_size · real_ratio)`, truncated as the reference's trainer
+    does (OfflineRL-Kit `mb_policy_trainer.py#L74`): 12 of 256 at 0.05."""
+    return int(batch_size * real_ratio)
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ class ModelBasedConfig:
         if not 0.0 <= self.real_ratio <= 1.0:  # also refuses NaN
             problems.append(f"real_ratio must be in [0, 1], got {self.real_ratio}")
         elif self.batch_size >= 1 and 0.0 < self.real_ratio < 1.0:
-            n_real = round(self.batch_size * self.real_ratio)
+            n_real = real_rows(self.batch_size, self.real_ratio)
             if n_real in (0, self.batch_size):
                 problems.append(
                     f"batch_size {self.batch_size} x real_ratio {self.real_ratio} leaves no "
@@ -176,7 +189,7 @@ def train_model_based_seeds(
         raise ValueError("these hooks cannot be batched over seeds (see model_based.batchable)")
     sac = SAC.batch_of(lone, device)
     del lone
-    n_real = round(a.batch_size * a.real_ratio)
+    n_real = real_rows(a.batch_size, a.real_ratio)
     from_model = model_rows(n_real, a.batch_size - n_real, device)
     buffers = [
         ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
@@ -265,7 +278,7 @@ def train_model_based(
     sac = build_sac(cfg, spec, device)
     terminated = termination_fn(spec.env, spec.gym_id)
     buffer = ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
-    n_real = round(a.batch_size * a.real_ratio)
+    n_real = real_rows(a.batch_size, a.real_ratio)
     from_model = model_rows(n_real, a.batch_size - n_real, device)  # the same rows every update
     gen = run.generator
 
@@ -345,3 +358,93 @@ def model_based_spec(
         "learning_check": LEARNING_CHECK,
     }
     return AlgorithmSpec(name, config_type, train, paper=paper, **{**defaults, **fields})
+
+
+# ---- provenance: where the defaults of an OfflineRL-Kit-family algorithm come from -------------------------
+
+KIT_TRAINER = "offlinerlkit/policy_trainer/mb_policy_trainer.py"
+KIT_SAC = "offlinerlkit/policy/model_free/sac.py"
+
+
+def kit_sources(script: str, line: Mapping[str, int]) -> dict[str, Source]:
+    """The sources of the loop, evaluation, SAC and dynamics defaults an OfflineRL-Kit run script sets:
+    `line` maps each of its argparse settings (and `cosine`, `log_alpha`, `patience`) to its line."""
+    at = functools.partial(OFFLINERL_KIT.at, f"run_example/{script}.py")
+    kit = OFFLINERL_KIT.at
+    return {
+        "steps": at(line["epoch"], line["step_per_epoch"]),
+        "eval_episodes": at(line["eval_episodes"]),
+        "eval_every": kit(
+            KIT_TRAINER,
+            96,
+            97,
+            reference=1000,
+            note="the reference evaluates after every 1,000-step epoch; "
+            "every 10,000 here keeps evaluation off the critical path (--set eval_every=1000: the "
+            "reference's)",
+        ),
+        "final_eval_episodes": kit(
+            KIT_TRAINER,
+            55,
+            102,
+            118,
+            reference="mean of the last 10 per-epoch evaluations",
+            note="the suite reports the final policy's evaluation; final.json's last10_score is the "
+            "reference's statistic (with --set eval_every=1000, its cadence)",
+        ),
+        "algo.real_ratio": at(line["real_ratio"]),
+        "algo.rollout_batch": at(line["rollout_batch"]),
+        "algo.rollout_every": at(line["rollout_freq"]),
+        "algo.retain_rollouts": at(line["retain"]),
+        "algo.batch_size": at(line["batch_size"]),
+        "algo.actor_lr_cosine": at(line["cosine"], note="annealed every update here, once per epoch there"),
+        BEHAVIOUR + "real rows per batch int(batch_size·real_ratio) (12 of 256)": kit(
+            KIT_TRAINER, 74, fixed=True, note="rounded to 13 before the round-3 audit"
+        ),
+        "algo.sac.actor_hidden": at(line["hidden"]),
+        "algo.sac.critic_hidden": at(line["hidden"]),
+        "algo.sac.critics": at(line.get("critics", line["hidden"])),
+        "algo.sac.actor_lr": at(line["actor_lr"]),
+        "algo.sac.critic_lr": at(line["critic_lr"]),
+        "algo.sac.alpha_lr": at(line["alpha_lr"]),
+        "algo.sac.gamma": at(line["gamma"]),
+        "algo.sac.tau": at(line["tau"]),
+        "algo.sac.auto_alpha": at(line["auto_alpha"]),
+        "algo.sac.init_alpha": at(line["log_alpha"]),
+        "algo.sac.target_entropy": at(line["target_entropy"]),
+        "algo.sac.log_std_min": kit("offlinerlkit/modules/dist_module.py", 55),
+        "algo.sac.log_std_max": kit("offlinerlkit/modules/dist_module.py", 56),
+        "algo.sac.actor_critics": kit(KIT_SAC, 112, 113, 114, 115),
+        **dynamics_sources(at, line),
+    }
+
+
+# OfflineRL-Kit's MOPO (run_example/run_mopo.py): argparse lines, the cosine schedule, log α's init, patience
+KIT_MOPO_LINES = {
+    "actor_lr": 45, "critic_lr": 46, "hidden": 47, "gamma": 48, "tau": 49, "auto_alpha": 51,
+    "target_entropy": 52, "alpha_lr": 53, "dynamics_lr": 55, "dynamics_hidden": 56, "weight_decay": 57,
+    "members": 58, "elites": 59, "rollout_freq": 60, "rollout_batch": 61, "horizon": 62, "penalty": 63,
+    "retain": 64, "real_ratio": 65, "epoch": 68, "step_per_epoch": 69, "eval_episodes": 70, "batch_size": 71,
+    "cosine": 121, "log_alpha": 129, "patience": 226, "critics": 105,
+}  # fmt: skip
+
+
+def mopo_family_sources() -> dict[str, Source]:
+    """MOPO's (and MBPO's, MOREC-MOPO's base) defaults: OfflineRL-Kit's run_mopo.py and its SACPolicy."""
+    kit = OFFLINERL_KIT.at
+    return {
+        **kit_sources("run_mopo", KIT_MOPO_LINES),
+        "algo.horizon": kit(
+            "run_example/run_mopo.py",
+            62,
+            reference=1,
+            note="the script's default is its default task's (walker2d-medium-expert); the suite's task-free "
+            "default is the h of 7 of its 9 D4RL tasks; --preset paper sets each task's",
+        ),
+        "algo.sac.update_order": kit(
+            KIT_SAC, 92, 111, 120, 128, fixed=True, note="α -> actor -> critic before the round-3 audit"
+        ),
+        "algo.sac.alpha_max": kit(KIT_SAC, 126, fixed=True, note="no clamp before the round-3 audit"),
+        "algo.sac.deterministic_backup": kit(KIT_SAC, 96, 97, 98, 99),
+        "algo.sac.target_min": kit(KIT_SAC, 99),
+    }

@@ -72,6 +72,9 @@ def run_dir_for(cfg: TrainConfig, results_root: Path) -> Path:
     return results_root / cfg.algorithm / dataset / f"seed{cfg.seed}-{config_hash(cfg)[:10]}"
 
 
+LAST_EVALUATIONS = 10  # evaluations averaged by `last10_score`, as the references' last_10_performance
+
+
 class Run:
     def __init__(
         self,
@@ -372,6 +375,10 @@ class Run:
             "normalized_scores": None if result.normalized is None else result.normalized.tolist(),
             "normalized_score": None if result.normalized is None else float(result.normalized.mean()),
             "return_mean": float(result.returns.mean()),
+            # the references' reported statistic (OfflineRL-Kit's and MOREC's `last_10_performance`): the
+            # mean score of the last 10 evaluations, this final one included (with --set eval_every=1000,
+            # the reference's cadence, the same statistic)
+            **self._last_scores(result.score),
             "score_note": self.dataset.spec.ref_source,
             "wall_time": round(self.wall_time, 2),
             "device": _device_name(self.device),
@@ -381,6 +388,22 @@ class Run:
         for stage in self.dir.glob("phase-*.pt"):
             stage.unlink()
         return final
+
+    def _last_scores(self, final_score: float, n: int = LAST_EVALUATIONS) -> dict[str, Any]:
+        """`last10_score`: the mean of the last `n` evaluation scores, the final one counted last, and how
+        many there were (fewer than `n` in a run with fewer periodic evaluations)."""
+        scores: list[float] = []
+        path = self.dir / "metrics.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a half-written last line of an interrupted run
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("eval/score"), int | float):
+                    scores.append(float(row["eval/score"]))
+        scores = [*scores[-(n - 1) :], final_score] if n > 1 else [final_score]
+        return {"last10_score": float(np.mean(scores)), "last10_evaluations": len(scores)}
 
 
 def _snapshot(obj: Any) -> dict:

@@ -131,6 +131,9 @@ class SACConfig:
     alpha_max: float | None = None  # clamp the α used in the losses from above (MOBILE's reference: 1)
     # the order of the three updates within one step (the references differ; see the module docstring)
     update_order: UpdateOrder = "alpha_actor_critic"
+    # the critics the actor loss maximises: the online ones (every reference but one), or the target
+    # networks (MOREC-MOBILE's released MOBILE with 2 critics: polixir/morec mobile.py#L198-L200)
+    actor_critics: Literal["online", "target"] = "online"
 
     def __post_init__(self) -> None:
         problems = []
@@ -438,7 +441,8 @@ class SAC(nn.Module):
     def _actor_step(self, obs: Tensor, act_pi: Tensor, log_pi: Tensor, lr: float) -> Tensor:
         for group in self.actor_optim.param_groups:
             group["lr"] = lr
-        q_pi = self._q(obs, act_pi).min(-2).values  # (…, B)
+        q_of = self._q if self.cfg.actor_critics == "online" else self._target_q
+        q_pi = q_of(obs, act_pi).min(-2).values  # (…, B)
         actor_loss = (self.alpha().unsqueeze(-1) * log_pi - q_pi).mean(-1)  # () or (K,)
         self.actor_optim.zero_grad(set_to_none=True)
         torch.autograd.backward(actor_loss.sum(), inputs=self._actor_params)

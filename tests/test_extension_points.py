@@ -132,7 +132,7 @@ def test_training_hooks_see_model_rows_and_their_state_is_checkpointed(
     cfg = build_config("hooked", tiny_data, seed=3, steps=60, overrides=[*TINY, *HOOKED.test_settings])
     straight = execute(cfg, tmp_path / "a", progress=False)
     rows = rows_of(run_dir_for(cfg, tmp_path / "a"))
-    n_real = round(256 * 0.05)
+    n_real = int(256 * 0.05)  # truncated, as every reference's trainer
     assert all(r["model_rows"] == pytest.approx((256 - n_real) / 256) for r in rows)
     assert all(r["penalty/on_real_rows"] == 0.0 for r in rows)  # the penalty acted on model rows only
     assert rows[0]["target_penalty"] == pytest.approx(0.1 * (256 - n_real) / 256)

@@ -101,14 +101,14 @@ def test_the_filter_keeps_only_rollouts_that_beat_the_data_and_labels_their_retu
 
 
 def test_a_filter_nothing_passes_fails_the_run_in_one_line(tiny_pendulum, tmp_path):
-    # quantile 1.0: the best of 4 episodes; 5 batches of 20 short rollouts of a barely fitted policy
-    cfg = build_config(
-        "mbrcsl", tiny_pendulum, seed=2, steps=60, overrides=[*TEST, "algo.return_quantile=1.0"]
-    )
+    # quantile 1.0: the best of 4 100-step episodes (return 3.3, rewards ~ N(0, 1)); 2 batches of 5
+    # one-step rollouts would each need a single model reward above 3.3
+    one_step = ["algo.return_quantile=1.0", "algo.horizon=1", "algo.rollout_batch=5", "algo.max_batches=2"]
+    cfg = build_config("mbrcsl", tiny_pendulum, seed=2, steps=60, overrides=[*TEST, *one_step])
     with pytest.raises(UserError) as err:
         execute(cfg, tmp_path, progress=False)
     message = str(err.value)
-    assert "\n" not in message and "none of 100 model rollouts (5 batches of 20)" in message
+    assert "\n" not in message and "none of 10 model rollouts (2 batches of 5)" in message
     assert "algo.return_quantile" in message
     assert not list_artefacts("rollouts")  # nothing was published
     assert not (run_dir_for(cfg, tmp_path) / "final.json").exists()
@@ -206,14 +206,14 @@ def test_an_absent_diffusers_is_a_one_line_error_naming_the_install_and_the_alte
 def test_holdout_early_stopping_ends_the_loop_and_final_json_says_where(tiny_pendulum, tmp_path):
     # every epoch after the first counts as no gain (min_improvement 1.0): a patience of 2 stops at epoch 3
     stop = ["algo.patience=2", "algo.min_improvement=1.0", "algo.batch_size=64", "log_every=1"]
-    cfg = build_config("mbrcsl", tiny_pendulum, seed=1, steps=60, overrides=[*TEST, *stop])
+    cfg = build_config("mbrcsl", tiny_pendulum, seed=1, steps=600, overrides=[*TEST, *stop])
     final = execute(cfg, tmp_path, progress=False)
     rows = [
         json.loads(line) for line in (run_dir_for(cfg, tmp_path) / "metrics.jsonl").read_text().splitlines()
     ]
     train = [r for r in rows if "phase" not in r]
     holdout = [r["step"] for r in train if "rcsl/holdout_loss" in r]  # one row per step: epoch ends
-    assert final["steps"] == 60 and final["gradient_steps"] < 60
+    assert final["steps"] == 600 and final["gradient_steps"] < 600
     assert len(holdout) == 3 and holdout == [holdout[0], 2 * holdout[0], 3 * holdout[0]]  # epochs 1-3
     assert final["gradient_steps"] == holdout[-1]
     assert train[-1]["step"] == final["gradient_steps"]  # the loop ended there, its last row flushed

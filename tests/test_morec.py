@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from offline_mbrl import dynamics_reward as dr
-from offline_mbrl.algorithms.morec import _TIERS, FilterConfig, RewardConsistencyFilter, round_metrics
+from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter, round_metrics
 from offline_mbrl.cache import artefact_path
 from offline_mbrl.data import load_dataset
 from offline_mbrl.dynamics import DynamicsConfig, Prediction, load_or_fit
@@ -169,7 +169,7 @@ def test_filter_picks_the_best_candidate_and_cuts_rows_below_the_threshold(pendu
     assert torch.equal(ro.next_obs[0], cand.next_obs[best, torch.arange(64)])
     assert torch.allclose(ro.extras["dynamics_reward"][0], scores.max(0).values)
     assert bool((ro.extras["dynamics_reward"][0] >= ro.extras["dynamics_reward_rejected"][0]).all())
-    assert ro.keep is not None and bool(ro.keep.all())  # nothing is below the lowest possible r_D
+    assert bool(ro.stored.all()) and not bool(ro.term.any())  # nothing is below the lowest possible r_D
 
     # a threshold at the median chosen r_D: exactly the rows below it are cut at step 0 (same draws)
     thr = float(ro.extras["dynamics_reward"][0].median())
@@ -180,19 +180,20 @@ def test_filter_picks_the_best_candidate_and_cuts_rows_below_the_threshold(pendu
             _Model(0.2), lambda o: act[: len(o)], obs, 5, never, hook, torch.Generator().manual_seed(0)
         )
 
-    ro = run(FilterConfig(samples=2, threshold=thr))
+    ro = run(FilterConfig(samples=2, threshold=thr, cut="drop"))
     low = ro.extras["dynamics_reward"][0] < thr
     assert 0 < int(low.sum()) < 64
     assert ro.keep is not None and torch.equal(ro.keep[0], ~low)  # cut transitions are not stored
     assert not bool(ro.alive[1][low].any()) and bool(ro.alive[1][~low].all())  # and their rows stop
     assert round_metrics(ro)["rollout/truncation_rate"].item() >= low.float().mean().item()
     assert len(ro.transitions()[0]) == int(ro.lengths().sum()) < 5 * 64
-    # with cut=terminal the cut transitions are stored, as terminals
-    ro = run(FilterConfig(samples=2, threshold=thr, cut="terminal"))
+    # the default (the reference's behaviour): cut transitions are stored, as terminals, and rows stop
+    ro = run(FilterConfig(samples=2, threshold=thr))
     assert ro.stored[0].all() and torch.equal(ro.term[0], low)
+    assert not bool(ro.alive[1][low].any()) and bool(ro.alive[1][~low].all())
     # min_length: no cut before that step
     ro = run(FilterConfig(samples=2, threshold=thr, min_length=3))
-    assert bool((ro.lengths() >= 3).all()) and bool(ro.keep[:3].all())
+    assert bool((ro.lengths() >= 3).all()) and not bool(ro.term[:3].any())
 
 
 def test_softmax_rule_draws_by_reward(pendulum_data, rough_model):
@@ -267,10 +268,18 @@ def test_dynamics_fit_reward_cli_fits_once_then_reuses(pendulum_data, capsys):
 def test_paper_presets_cover_the_12_d4rl_tasks_with_the_references_coefficients():
     from offline_mbrl.algorithms import get_spec
 
-    tasks = {f"{e}-{t}" for e in ("halfcheetah", "hopper", "walker2d") for t in _TIERS}
+    tasks = {
+        f"{e}-{t}"
+        for e in ("halfcheetah", "hopper", "walker2d")
+        for t in ("random", "medium", "medium-replay", "medium-expert")
+    }
     assert set(get_spec("morec-mopo").presets) == tasks == set(get_spec("morec-mobile").presets)
     cfg = build_config("morec-mopo", "hopper-medium", preset="paper")
     assert (cfg.algo.penalty_coef, cfg.algo.penalty_members, cfg.algo.horizon) == (15.0, "all", 100)
     assert cfg.algo.filter.snapshot_stride == 10 and cfg.algo.rollout_batch == 2000
     mob = build_config("morec-mobile", "walker2d-medium-replay", preset="paper")
-    assert (mob.algo.penalty_coef, mob.algo.filter.snapshot_stride, mob.dynamics.max_epochs) == (0.1, 40, 30)
+    assert (mob.algo.penalty_coef, mob.algo.filter.snapshot_stride, mob.dynamics.max_epochs) == (
+        0.1,
+        40,
+        None,
+    )

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.algorithms import bc, combo, mbpo, mbrcsl, mobile, mopo, morec, ravl
 from offline_mbrl.errors import UserError
+from offline_mbrl.provenance import BEHAVIOUR
 
 __all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
 
@@ -39,13 +40,14 @@ BUILTINS: dict[str, AlgorithmSpec] = {
 
 
 def validate_spec(spec: AlgorithmSpec, where: str) -> None:
-    """Every key a spec names (test settings, budgets, presets) must exist in its config."""
+    """Every key a spec names (test settings, budgets, presets, sources) must exist in its config."""
     from offline_mbrl.config import TrainConfig, flat_keys
 
     keys = flat_keys(TrainConfig(spec.name, "-", spec.config_type()))
     named = [item.partition("=")[0] for item in spec.test_settings]
     named += [item.partition("=")[0] for items in spec.budgets.values() for item in items]
     named += [key for preset in spec.presets.values() for key in preset]
+    named += [key for key in spec.sources if not key.startswith(BEHAVIOUR)]
     missing = sorted(set(named) - set(keys))
     if missing:
         raise UserError(

@@ -1,12 +1,19 @@
 """Behaviour cloning: regress the dataset's actions on its observations. The floor any report needs.
 
-A deterministic MLP with a tanh output mapped onto the action box, trained with MSE (as in the TD3+BC
-and CORL baselines' BC); no dynamics model.
+A deterministic MLP with a tanh output mapped onto the action box, trained with MSE, Adam lr 3e-4, batch
+256 (CORL's `any_percent_bc.py`; `SOURCES` names the lines); no dynamics model. Before the round-3 audit
+the lr was 1e-3, a value no cited reference uses.
 
 %BC (Chen et al., NeurIPS 2021, "Decision Transformer", section 5.3: "10%BC"): `algo.top_fraction` < 1
 clones only the episodes whose returns are in that top fraction of the dataset's (at least one episode;
 ties at the cut-off are all kept). Registered a second time as `percent-bc` (top 10%) so that `compare`
 can put BC and %BC side by side; `bc --set algo.top_fraction=0.1` is the same run.
+
+Deviation from MBRCSL's %BC baseline (`examples/pointmaze/run_bc_maze.py`, the Decision Transformer
+repository's MLP BC model): that model reads the last 20 observations (zero-padded), 3 x 128 with dropout
+0.1, AdamW lr 1e-4 with weight decay 1e-4 and a 10,000-step warm-up, observation statistics of the whole
+dataset. Here %BC is Markov (one observation), without dropout, weight decay or warm-up, with statistics of
+the cloned episodes. `--preset paper` on pointmaze-stitch sets its size, lr and 100,000 steps.
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ from offline_mbrl.data import OfflineDataset
 from offline_mbrl.errors import UserError
 from offline_mbrl.nets import mlp
 from offline_mbrl.policies import ActorPolicy
+from offline_mbrl.provenance import CORL, MBRCSL, Sourced
 from offline_mbrl.run import Run
 
 
 @dataclass(frozen=True)
 class BCConfig:
     hidden: tuple[int, ...] = (256, 256)  # the policy MLP's hidden layer sizes
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 3e-4  # Adam learning rate (CORL's BC)
     batch_size: int = 256  # dataset rows per gradient step
     top_fraction: float = 1.0  # clone only the episodes with the top returns (%BC); 1.0: all of them
 
@@ -114,6 +122,14 @@ def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Ru
     return policy, model.state_dict()
 
 
+_CORL = "algorithms/offline/any_percent_bc.py"
+SOURCES = {
+    "algo.hidden": CORL.at(_CORL, 233, 234, 235, 236, 237, 238),
+    "algo.lr": CORL.at(_CORL, 343, fixed=True, note="1e-3 before the round-3 audit"),
+    "algo.batch_size": CORL.at(_CORL, 31),
+    "steps": CORL.at(_CORL, 28, reference=1_000_000, note="3M here, as every algorithm's default"),
+}
+
 SPEC = AlgorithmSpec(
     name="bc",
     config_type=BCConfig,
@@ -121,6 +137,7 @@ SPEC = AlgorithmSpec(
     load_policy=load_policy,
     paper="behaviour cloning",
     uses_dynamics=False,
+    sources=SOURCES,
     test_settings=("algo.hidden=32,32",),
     budgets={"smoke": (), "small": ()},
     # BC imitates the data, so it must only do no worse than the data's mean (25.4 at 20k steps vs 12.7)
@@ -133,11 +150,28 @@ class PercentBCConfig(BCConfig):
     top_fraction: float = 0.1  # clone only the episodes with the top returns (%BC); 1.0: all of them
 
 
+_BC_MAZE = "examples/pointmaze/run_bc_maze.py"
+_TOP_SOURCES = {
+    **SOURCES,
+    "algo.top_fraction": MBRCSL.at(_BC_MAZE, 35),
+    "algo.batch_size": MBRCSL.at(_BC_MAZE, 40),
+}
+# MBRCSL's %BC on PointMaze: its network size, lr and 100 epochs of 1,000 steps (what a Markov MLP takes)
+_TOP_PRESETS = {
+    "pointmaze-stitch": {
+        "algo.hidden": Sourced((128, 128, 128), MBRCSL.at(_BC_MAZE, 36, 37)),
+        "algo.lr": Sourced(1e-4, MBRCSL.at(_BC_MAZE, 43)),
+        "steps": Sourced(100_000, MBRCSL.at(_BC_MAZE, 42, 46)),
+    }
+}
+
 # %BC: the same algorithm with the top 10% of episodes (a separate name, for `compare`)
 SPEC_TOP = replace(
     SPEC,
     name="percent-bc",
     config_type=PercentBCConfig,
+    sources=_TOP_SOURCES,
+    presets=_TOP_PRESETS,
     paper="%BC: behaviour cloning on the top 10% of episodes (Chen et al., NeurIPS 2021)",
     learning_check=None,
 )

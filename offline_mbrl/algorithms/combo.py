@@ -28,7 +28,7 @@ Deviations from the reference code, each deliberate:
 - The logsumexp runs over all 3 x `repeats` proposals of a state, as the formula (and CQL) says. The
   reference's `value.reshape(batch, repeats, 1)` results are discarded (reshape is not in place), so
   its logsumexp runs over the 3 proposals of each single repeat, and the mean over repeats follows:
-  a smaller soft-max than the paper's. Not repeated.
+  a smaller soft-max than the paper's. `algo.logsumexp_over=repeat` computes the reference's.
 - The uniform proposal's log-density is −Σ log(high − low) over the action box (the reference's
   log 0.5^|A| assumes [−1, 1], which this equals there).
 - One Adam over both critics instead of one per critic: Adam is per-parameter, so the steps are the same.
@@ -38,7 +38,8 @@ Deviations from the reference code, each deliberate:
   from the multiplier's loss, which the reference lets accumulate and then zeroes).
 - `max_q_backup` (off in the reference's defaults) is not implemented.
 - The reference reports the mean of the last 10 per-epoch evaluations; the suite reports the final
-  evaluation, like every other algorithm here.
+  evaluation, like every other algorithm here (final.json's `last10_score` is the reference's statistic).
+`SOURCES` names the file and line of every default and preset value.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ from offline_mbrl.model_based import (
     LEARNING_CHECK,
     Hooks,
     ModelBasedConfig,
+    kit_sources,
     model_based_spec,
+    real_rows,
     train_model_based,
 )
+from offline_mbrl.provenance import MBRCSL, OFFLINERL_KIT, Sourced
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig
 
@@ -86,6 +90,9 @@ class COMBOConfig(ModelBasedConfig):
     temperature: float = 1.0  # T of the logsumexp
     repeats: int = 10  # actions drawn from each of the three proposals per state
     rho_s: Literal["mix", "model"] = "mix"  # states the logsumexp is taken at: the whole batch or model rows
+    # the logsumexp's span: all 3·repeats proposals of a state (the formula), or the 3 proposals of each
+    # repeat, then the mean over repeats (what OfflineRL-Kit's code computes)
+    logsumexp_over: Literal["all", "repeat"] = "all"
     lagrange: bool = False  # learn a multiplier α' on the term that keeps it near lagrange_threshold
     lagrange_threshold: float = 10.0  # the Lagrange version's target for the conservative term
     lagrange_lr: float = 3e-4  # Adam learning rate of log α'
@@ -100,7 +107,7 @@ class COMBOConfig(ModelBasedConfig):
                 f"COMBO needs finite cql_weight and lagrange_threshold, temperature > 0 and repeats >= 1, "
                 f"got {numbers}, temperature {self.temperature}, repeats {self.repeats}"
             )
-        n_real = round(self.batch_size * self.real_ratio)
+        n_real = real_rows(self.batch_size, self.real_ratio)
         if n_real < 1 or (self.rho_s == "model" and n_real >= self.batch_size):
             raise UserError(
                 f"COMBO needs real rows in every batch (and model rows with rho_s=model): batch_size "
@@ -141,8 +148,12 @@ class ConservativeTerm:
             learner.critics(obs_r, a_next) - logp_next,
             learner.critics(obs_r, unif) - self.log_uniform,
         ]
-        cat_q = torch.cat([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3R, B)
-        lse = cfg.temperature * torch.logsumexp(cat_q / cfg.temperature, dim=1)  # (N, B)
+        if cfg.logsumexp_over == "all":
+            cat_q = torch.cat([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3R, B)
+            lse = cfg.temperature * torch.logsumexp(cat_q / cfg.temperature, dim=1)  # (N, B)
+        else:
+            per_repeat = torch.stack([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3, R, B)
+            lse = (cfg.temperature * torch.logsumexp(per_repeat / cfg.temperature, dim=1)).mean(1)  # (N, B)
         real = (~from_model).float()
         q_data = learner.critics(obs, act)  # (N, B)
         q_real = (q_data * real).sum(1) / real.sum()  # (N,)
@@ -186,25 +197,80 @@ def train(cfg: TrainConfig[COMBOConfig], dataset: OfflineDataset, dynamics: Dyna
     return train_model_based(cfg, dataset, dynamics, run, Hooks(critic_reg=term))
 
 
-# run_combo.py's suggested (horizon, CQL weight) per D4RL v2 task, and its 1000 epochs of 1000 steps.
+# run_combo.py's suggested (horizon, CQL weight, line) per D4RL v2 task ("suggested hypers" docstring),
+# and its 1000 epochs of 1000 steps.
 _PAPER = {
-    ("halfcheetah", "medium"): (5, 0.5),
-    ("hopper", "medium"): (5, 5.0),
-    ("walker2d", "medium"): (1, 5.0),
-    ("halfcheetah", "medium-replay"): (5, 0.5),
-    ("hopper", "medium-replay"): (5, 0.5),
-    ("walker2d", "medium-replay"): (1, 0.5),
-    ("halfcheetah", "medium-expert"): (5, 5.0),
-    ("hopper", "medium-expert"): (5, 5.0),
-    ("walker2d", "medium-expert"): (1, 5.0),
+    ("halfcheetah", "medium"): (5, 0.5, 28),
+    ("hopper", "medium"): (5, 5.0, 29),
+    ("walker2d", "medium"): (1, 5.0, 30),
+    ("halfcheetah", "medium-replay"): (5, 0.5, 31),
+    ("hopper", "medium-replay"): (5, 0.5, 32),
+    ("walker2d", "medium-replay"): (1, 0.5, 33),
+    ("halfcheetah", "medium-expert"): (5, 5.0, 34),
+    ("hopper", "medium-expert"): (5, 5.0, 35),
+    ("walker2d", "medium-expert"): (1, 5.0, 36),
 }
-PAPER_PRESETS = {
-    f"{env}-{tier}": {"algo.horizon": h, "algo.cql_weight": w, "steps": 1_000_000}
-    for (env, tier), (h, w) in _PAPER.items()
+_RUN = "run_example/run_combo.py"
+PAPER_PRESETS: dict[str, dict[str, Sourced]] = {
+    f"{env}-{tier}": {
+        "algo.horizon": Sourced(h, OFFLINERL_KIT.at(_RUN, line)),
+        "algo.cql_weight": Sourced(w, OFFLINERL_KIT.at(_RUN, line)),
+        "steps": Sourced(1_000_000, OFFLINERL_KIT.at(_RUN, 78, 79)),
+    }
+    for (env, tier), (h, w, line) in _PAPER.items()
 }
 # MBRCSL's PointMaze baseline (`examples/pointmaze/run_combo_maze.py`): h 5, w 1.0, real ratio 0.5, 3 x 256
 # (the last two are the defaults), 100 epochs x 1,000 steps
-PAPER_PRESETS["pointmaze-stitch"] = {"algo.horizon": 5, "algo.cql_weight": 1.0, "steps": 100_000}
+_MAZE = "examples/pointmaze/run_combo_maze.py"
+PAPER_PRESETS["pointmaze-stitch"] = {
+    "algo.horizon": Sourced(5, MBRCSL.at(_MAZE, 66)),
+    "algo.cql_weight": Sourced(1.0, MBRCSL.at(_MAZE, 48)),
+    "steps": Sourced(100_000, MBRCSL.at(_MAZE, 71, 72)),
+}
+
+_LINES = {
+    "actor_lr": 45, "critic_lr": 46, "hidden": 47, "gamma": 48, "tau": 49, "auto_alpha": 51,
+    "target_entropy": 52, "alpha_lr": 53, "dynamics_lr": 66, "dynamics_hidden": 67, "weight_decay": 68,
+    "members": 69, "elites": 70, "rollout_freq": 71, "rollout_batch": 72, "retain": 74, "real_ratio": 75,
+    "epoch": 78, "step_per_epoch": 79, "eval_episodes": 80, "batch_size": 81, "cosine": 131, "log_alpha": 137,
+    "patience": 244, "critics": 115,
+}  # fmt: skip
+_POLICY = "offlinerlkit/policy/model_based/combo.py"
+SOURCES = {
+    **kit_sources("run_combo", _LINES),
+    "steps": OFFLINERL_KIT.at(
+        _RUN,
+        78,
+        79,
+        reference=1_000_000,
+        note="3M here, as every other algorithm's default; --preset paper sets the reference's 1M",
+    ),
+    "algo.horizon": OFFLINERL_KIT.at(_RUN, 73),
+    "algo.cql_weight": OFFLINERL_KIT.at(_RUN, 55),
+    "algo.temperature": OFFLINERL_KIT.at(_RUN, 56),
+    "algo.repeats": OFFLINERL_KIT.at(_RUN, 62),
+    "algo.rho_s": OFFLINERL_KIT.at(_RUN, 64),
+    "algo.lagrange": OFFLINERL_KIT.at(_RUN, 59),
+    "algo.lagrange_threshold": OFFLINERL_KIT.at(_RUN, 60),
+    "algo.lagrange_lr": OFFLINERL_KIT.at(_RUN, 61),
+    "algo.logsumexp_over": OFFLINERL_KIT.at(
+        _POLICY,
+        184,
+        185,
+        186,
+        187,
+        188,
+        reference="repeat",
+        note="the reference's reshape result is discarded, so its logsumexp spans the 3 proposals of one "
+        "repeat; the suite takes it over all 3·R, as the formula (--set algo.logsumexp_over=repeat: the "
+        "reference's)",
+    ),
+    "algo.sac.deterministic_backup": OFFLINERL_KIT.at(_RUN, 58),
+    "algo.sac.update_order": OFFLINERL_KIT.at(_POLICY, 118, 226),
+    "algo.sac.alpha_max": OFFLINERL_KIT.at(_POLICY, 132),
+    "algo.sac.target_min": OFFLINERL_KIT.at(_POLICY, 157),
+    "algo.sac.actor_critics": OFFLINERL_KIT.at(_POLICY, 120),
+}
 
 SPEC = model_based_spec(
     "combo",
@@ -212,6 +278,7 @@ SPEC = model_based_spec(
     train,
     "Yu et al., NeurIPS 2021 (COMBO)",
     presets=PAPER_PRESETS,
+    sources=SOURCES,
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
     ),

@@ -3,7 +3,10 @@ offline model-based comparison needs (Janner et al., NeurIPS 2019, used offline 
 
 The whole algorithm is the shared loop of `offline_mbrl.model_based` with no hooks: MOPO (`mopo.py`) adds
 a reward penalty as a rollout step hook, RAVL (`ravl.py`) N critics and the EDAC regulariser.
-Defaults follow OfflineRL-Kit's MOPO settings (`ModelBasedConfig`); 3M steps.
+Defaults follow OfflineRL-Kit's MOPO settings (`ModelBasedConfig`); 3M steps. OfflineRL-Kit has no MBPO
+script: its MOPO with λ = 0 skips the penalty (`ensemble_dynamics.py#L56`) and is this algorithm, so every
+source is run_mopo.py's (`SOURCES`). The suite reports the final evaluation (final.json's `last10_score`:
+the reference's mean of the last 10).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, trainers
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, mopo_family_sources, trainers
 from offline_mbrl.run import Run
 
 
@@ -26,4 +29,10 @@ def hooks(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynam
     return Hooks()
 
 
-SPEC = model_based_spec("mbpo", MBPOConfig, paper="Janner et al., NeurIPS 2019 (MBPO)", **trainers(hooks))
+SPEC = model_based_spec(
+    "mbpo",
+    MBPOConfig,
+    paper="Janner et al., NeurIPS 2019 (MBPO)",
+    sources=mopo_family_sources(),
+    **trainers(hooks),
+)

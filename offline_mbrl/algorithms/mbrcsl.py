@@ -38,7 +38,13 @@ Deviations from the reference code, each deliberate:
   ceil(rows / batch_size) steps, instead of shuffled passes.
 - Every batch of the rollout phase draws its start states, its model samples and its policy's samples
   from one generator seeded by the run's seed (`rollout_seed`), so a seed gives the same kept rollouts.
-The behaviour policy's own deviations are in `offline_mbrl/behaviour_policy.py`.
+- `find_best_start` is the reference's 80 (it was 50, wrongly said to be the reference's, before the
+  round-3 audit): with 100 epochs and patience 5, training runs at least 85 epochs.
+- The reference trains its models on 199 transitions per 200-step PointMaze episode (it drops the last
+  action and reward); here every transition of the data is used.
+- The reference's output layer starts at Xavier gain 1e-2 with zero bias; here torch's default init.
+The behaviour policy's own deviations are in `offline_mbrl/behaviour_policy.py`. `SOURCES` names the file
+and line of every value taken from the reference.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from offline_mbrl.errors import UserError
 from offline_mbrl.nets import mlp
 from offline_mbrl.progress import Ticker, is_terminal
 from offline_mbrl.progress import report as report_progress
+from offline_mbrl.provenance import MBRCSL
 from offline_mbrl.rollout import rollout
 from offline_mbrl.run import Run
 from offline_mbrl.termination import termination_fn
@@ -93,7 +100,7 @@ class MBRCSLConfig:
     batch_size: int = 256  # kept rows per gradient step (reference: 256)
     epochs: int = 100  # epochs of the output policy, one epoch = ceil(training rows / batch_size) steps
     holdout: float = 0.1  # share of kept rollouts held out for early stopping (reference: 10% of rows)
-    find_best_start: int = 50  # first epoch whose holdout loss may be chosen (reference: 50)
+    find_best_start: int = 80  # first epoch whose holdout loss may be chosen (the reference's 80)
     patience: int = 5  # epochs without a better holdout loss before training stops (reference: 5)
     min_improvement: float = 0.01  # relative holdout gain that counts as better (reference: 1%)
 
@@ -511,6 +518,57 @@ _BUDGETS = {
     ),
 }
 
+_R = "examples/pointmaze/run_mbrcsl_maze.py"
+_T = "offlinerlkit/policy_trainer/rcsl_policy_trainer.py"
+_SD = "offlinerlkit/policy/diffusion/simple_diffusion.py"
+SOURCES = {
+    "algo.rollout_batch": MBRCSL.at(_R, 71),
+    "algo.keep": MBRCSL.at(_R, 70, 355),
+    "algo.max_batches": MBRCSL.at(_R, 69, 318),
+    "algo.horizon": MBRCSL.at(_R, 45, 321),
+    "algo.return_quantile": MBRCSL.at(_R, 326, 365),
+    "algo.hidden": MBRCSL.at(_R, 74),
+    "algo.lr": MBRCSL.at(_R, 75),
+    "algo.weight_decay": MBRCSL.at(_R, 78, 380),
+    "algo.batch_size": MBRCSL.at(_R, 76),
+    "algo.epochs": MBRCSL.at(_R, 77),
+    "algo.holdout": MBRCSL.at(
+        _R,
+        80,
+        reference="10% of kept transitions",
+        note="whole kept rollouts are held out (neighbouring steps of one rollout would leak); no setting",
+    ),
+    "algo.find_best_start": MBRCSL.at(_R, 81, fixed=True, note="50 before the round-3 audit"),
+    "algo.patience": MBRCSL.at(_T, 165),
+    "algo.min_improvement": MBRCSL.at(_R, 82),
+    "algo.behaviour.kind": MBRCSL.at(_R, 207, 208, 209, 210, 211, 212, 213, 214),
+    "algo.behaviour.diffusion_steps": MBRCSL.at(_R, 62),
+    "algo.behaviour.lr": MBRCSL.at(
+        _SD,
+        212,
+        214,
+        248,
+        249,
+        250,
+        251,
+        252,
+        253,
+        reference="1e-4 under a 500-step warm-up stepped once per epoch (50 epochs: at most 9.8e-6)",
+        note="the reference's scheduler never leaves its warm-up (a bug not repeated): a constant 1e-4, the "
+        "evident intent",
+    ),
+    "algo.behaviour.weight_decay": MBRCSL.at(_SD, 213),
+    "algo.behaviour.batch_size": MBRCSL.at(_R, 63),
+    "algo.behaviour.steps": MBRCSL.at(_R, 61),
+    "dynamics.members": MBRCSL.at(_R, 52),
+    "dynamics.elites": MBRCSL.at(_R, 53),
+    "dynamics.hidden": MBRCSL.at(_R, 54),
+    "dynamics.weight_decay": MBRCSL.at(_R, 55),
+    "dynamics.lr": MBRCSL.at(_R, 56),
+    "dynamics.max_epochs": MBRCSL.at(_R, 58),
+    "eval_episodes": MBRCSL.at(_R, 79),
+}
+
 SPEC = AlgorithmSpec(
     name="mbrcsl",
     config_type=MBRCSLConfig,
@@ -519,4 +577,5 @@ SPEC = AlgorithmSpec(
     paper="Zhou et al., ICLR 2024 (MBRCSL)",
     test_settings=TEST_SETTINGS,
     budgets=_BUDGETS,
+    sources=SOURCES,
 )

@@ -4,10 +4,15 @@
 `algo.penalty` picks u from `offline_mbrl.penalties` (max_aleatoric is MOPO's; max_pairwise_diff MOReL's;
 ensemble_std / ensemble_var; llv LOMPO's; loo_kl M2AC's), `algo.penalty_coef` is λ and
 `algo.penalty_members` the members it is taken over ("elites", the members rollouts sample from, by
-default; OfflineRL-Kit took MOPO's max over all 7 members, which `penalty_members=all` reproduces).
+default; OfflineRL-Kit took MOPO's max over all 7 members, which `penalty_members=all` reproduces, and
+`--preset paper` sets, since its per-task λ were tuned with it).
 The raw model reward and the penalty are both logged (`rollout/raw_reward`, `rollout/penalty`).
 
-Defaults and `--preset paper` follow OfflineRL-Kit's MOPO (its README table): h and λ per D4RL task.
+Defaults and `--preset paper` follow OfflineRL-Kit's MOPO (`run_example/run_mopo.py`: its "suggested
+hypers" docstring gives h and λ per D4RL task; the learner is its SACPolicy, updated critic -> actor -> α
+with α clamped to [0, 1]); `SOURCES` names the file and line of every value, deviations included
+(`offline-mbrl config --algo mopo --preset paper --task hopper-medium` prints them). The suite reports the
+final evaluation; final.json's `last10_score` is the reference's mean of the last 10 evaluations.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.data import OfflineDataset
 from offline_mbrl.dynamics import Dynamics
 from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, trainers
+from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, mopo_family_sources, trainers
 from offline_mbrl.penalties import Members, PenaltyName, uncertainty
+from offline_mbrl.provenance import MBRCSL, OFFLINERL_KIT, Source, Sourced
 from offline_mbrl.rollout import Step, StepHook, with_extras
 from offline_mbrl.run import Run
 
@@ -37,26 +43,64 @@ class MOPOConfig(ModelBasedConfig):
             raise UserError(f"MOPO needs a finite penalty_coef >= 0, got {self.penalty_coef}")
 
 
-# OfflineRL-Kit's per-task (horizon, λ) for D4RL v2 MuJoCo (shared/reference/algorithms.md).
-PAPER_PRESETS = {
-    f"{env}-{tier}": {"algo.horizon": h, "algo.penalty_coef": lam, "algo.penalty": "max_aleatoric"}
-    for (env, tier), (h, lam) in {
-        ("halfcheetah", "medium"): (5, 0.5),
-        ("hopper", "medium"): (5, 5.0),
-        ("walker2d", "medium"): (5, 0.5),
-        ("halfcheetah", "medium-replay"): (5, 0.5),
-        ("hopper", "medium-replay"): (5, 2.5),
-        ("walker2d", "medium-replay"): (1, 2.5),
-        ("halfcheetah", "medium-expert"): (5, 2.5),
-        ("hopper", "medium-expert"): (5, 5.0),
-        ("walker2d", "medium-expert"): (1, 2.5),
-    }.items()
+# OfflineRL-Kit's per-task (horizon, λ) for D4RL v2 MuJoCo: the "suggested hypers" docstring of
+# run_example/run_mopo.py (its README has results only), one line per task. Its λ were tuned with the
+# max aleatoric norm over all 7 members, so the preset takes the penalty over all of them.
+_KIT_MOPO = {
+    ("halfcheetah", "medium"): (5, 0.5, 28),
+    ("hopper", "medium"): (5, 5.0, 29),
+    ("walker2d", "medium"): (5, 0.5, 30),
+    ("halfcheetah", "medium-replay"): (5, 0.5, 31),
+    ("hopper", "medium-replay"): (5, 2.5, 32),
+    ("walker2d", "medium-replay"): (1, 2.5, 33),
+    ("halfcheetah", "medium-expert"): (5, 2.5, 34),
+    ("hopper", "medium-expert"): (5, 5.0, 35),
+    ("walker2d", "medium-expert"): (1, 2.5, 36),
 }
-# MBRCSL's PointMaze baseline (zhaoyizhou1123/mbrcsl `examples/pointmaze/run_mopo_maze.py`): h 1, λ 2.5
+_KIT_RUN = "run_example/run_mopo.py"
+_KIT_DYNAMICS = "offlinerlkit/dynamics/ensemble_dynamics.py"
+_ALL_MEMBERS = OFFLINERL_KIT.at(_KIT_DYNAMICS, 37, 41, 58)  # the std of every member, max over all 7
+_ALL_FIXED = OFFLINERL_KIT.at(
+    _KIT_DYNAMICS, 37, 41, 58, fixed=True, note="the elites before the round-3 audit"
+)
+PAPER_PRESETS: dict[str, dict[str, Sourced]] = {
+    f"{env}-{tier}": {
+        "algo.horizon": Sourced(h, OFFLINERL_KIT.at(_KIT_RUN, line)),
+        "algo.penalty_coef": Sourced(lam, OFFLINERL_KIT.at(_KIT_RUN, line)),
+        "algo.penalty": Sourced("max_aleatoric", OFFLINERL_KIT.at(_KIT_DYNAMICS, 20)),
+        "algo.penalty_members": Sourced("all", _ALL_FIXED),
+    }
+    for (env, tier), (h, lam, line) in _KIT_MOPO.items()
+}
+# MBRCSL's PointMaze baseline (zhaoyizhou1123/mbrcsl examples/pointmaze/run_mopo_maze.py): h 1, λ 2.5,
+# 100 epochs of 1,000 steps, the max aleatoric norm over all 7 members (its copy of OfflineRL-Kit's dynamics)
+_MAZE_RUN = "examples/pointmaze/run_mopo_maze.py"
 PAPER_PRESETS["pointmaze-stitch"] = {
-    "algo.horizon": 1,
-    "algo.penalty_coef": 2.5,
-    "algo.penalty": "max_aleatoric",
+    "algo.horizon": Sourced(1, MBRCSL.at(_MAZE_RUN, 54)),
+    "algo.penalty_coef": Sourced(2.5, MBRCSL.at(_MAZE_RUN, 55)),
+    "algo.penalty": Sourced("max_aleatoric", MBRCSL.at(_KIT_DYNAMICS, 20)),
+    "algo.penalty_members": Sourced(
+        "all", MBRCSL.at(_KIT_DYNAMICS, 63, fixed=True, note="the elites before")
+    ),
+    "steps": Sourced(100_000, MBRCSL.at(_MAZE_RUN, 60, 61, fixed=True, note="3M (the default) before")),
+}
+
+SOURCES = {
+    **mopo_family_sources(),
+    "algo.penalty": OFFLINERL_KIT.at(_KIT_DYNAMICS, 20),
+    "algo.penalty_coef": OFFLINERL_KIT.at(
+        _KIT_RUN,
+        63,
+        reference=2.5,
+        note="the script's default is its default task's (walker2d-medium-expert); 1.0 is the suite's "
+        "task-free default; --preset paper sets each task's λ",
+    ),
+    "algo.penalty_members": Source(
+        _ALL_MEMBERS.where,
+        reference="all",
+        note="the suite takes u over the elites rollouts sample from (as unifloral, Lu et al.'s reference); "
+        "--preset paper and --set algo.penalty_members=all take OfflineRL-Kit's max over all 7",
+    ),
 }
 
 
@@ -80,5 +124,6 @@ SPEC = model_based_spec(
     MOPOConfig,
     paper="Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
     presets=PAPER_PRESETS,
+    sources=SOURCES,
     **trainers(hooks),
 )

@@ -22,8 +22,12 @@ Logged per rollout round: `rollout/truncation_rate` (the share of rollouts the f
 Deviations from the reference code (polixir/morec, `offlinerlkit/dynamics/ensemble_dynamics.py`):
 - The dynamics reward's training loop is a reconstruction (the reference ships only trained rewards):
   see `offline_mbrl/dynamics_reward.py` for exactly what and why.
-- A cut transition is dropped and its row stops, as in the reference (`filter.cut=drop`);
-  `filter.cut=terminal` instead stores it as a terminal transition (no bootstrap: a pessimistic variant).
+- A cut transition is stored as a terminal transition (no bootstrap) and its row stops
+  (`filter.cut=terminal`), which is what the released code does: its step computes an early-stop flag
+  but never puts it into the step's info, so its rollout's drop branch never runs, and the low-r_D flag
+  reaches the buffer only through `terminal`. `filter.cut=drop` instead discards the cut transition (the
+  drop branch the code's structure suggests; the opposite pessimism). Before the round-3 audit the
+  suite's default was `drop`, wrongly described as the reference's.
   `filter.min_length` is the reference's `minimal_rollout_length` (no cut before that step; 0 there).
 - Termination is recomputed on the chosen candidate (the reference does too); candidates are not clipped
   at ±25 (the reference's state clip): a diverged candidate gets a low r_D and is cut instead.
@@ -31,11 +35,23 @@ Deviations from the reference code (polixir/morec, `offlinerlkit/dynamics/ensemb
   `algo.penalty_members=all` to match the λ it tuned; the default is the suite's MOPO default (elites).
 - Candidates are drawn with the run's generator (the reference: numpy's global RNG), so one seed gives
   one result.
-- The reference reports the mean of the last 10 evaluations; the suite reports the final evaluation.
+- Both variants fit the suite's ensemble (to patience); the reference loads one pretrained ensemble per
+  task and seed (how it was trained is not released).
+
+Settings that follow the released launchers (`MOPO_SOURCES`, `MOBILE_SOURCES` name each file and line):
+MOREC-MOPO's filter rule is chosen per task (`--preset paper`: softmax on 8 of the 12 D4RL tasks; the
+default `select` is the launcher's aligned setting) and its learner is OfflineRL-Kit's (critic -> actor ->
+α, α clamped to [0, 1], as `mopo`); MOREC-MOBILE draws by softmax on every task, backs up the entropy
+term (every task but hopper-random, whose preset turns the deterministic backup on), and its actor loss
+reads the target critics (`algo.sac.actor_critics=target`: the release's MOBILE with 2 critics reads
+`critics_old`, unlike OfflineRL-Kit's); halfcheetah-medium-expert's preset sets real ratio 0.5.
+- The reference reports the mean of the last 10 evaluations (each taken before that epoch's updates);
+  the suite reports the final evaluation, and final.json's `last10_score` the mean of the last 10.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -63,8 +79,10 @@ from offline_mbrl.model_based import (
     train_model_based,
     trainers,
 )
+from offline_mbrl.provenance import BEHAVIOUR, MOREC, Source, Sourced
 from offline_mbrl.rollout import Rollout, Step, Terminated, compose, with_extras
 from offline_mbrl.run import Run
+from offline_mbrl.sac import SACConfig
 from offline_mbrl.termination import termination_fn
 
 
@@ -75,7 +93,8 @@ class FilterConfig:
     threshold: float = 0.6  # cut the rollout where the chosen candidate's r_D is below this
     samples: int = 2  # candidate next states drawn from each elite (5 elites x 2 = 10 candidates)
     snapshot_stride: int = 10  # average every this-many-th discriminator snapshot (MOPO 10, MOBILE 40)
-    cut: Literal["drop", "terminal"] = "drop"  # a cut transition: dropped (reference) or stored as terminal
+    # a cut transition: stored as terminal, its row stopped (the reference's behaviour), or dropped
+    cut: Literal["drop", "terminal"] = "terminal"
     min_length: int = 0  # no cut before this rollout step (the reference's minimal_rollout_length)
 
     def __post_init__(self) -> None:
@@ -120,14 +139,24 @@ class MORECMOPOConfig(mopo.MOPOConfig):
 
 
 def _mobile_filter() -> FilterConfig:
-    return FilterConfig(snapshot_stride=40)
+    # the MOREC-MOBILE launcher's rule on every task: softmax; every 40th snapshot
+    return FilterConfig(snapshot_stride=40, rule="softmax")
+
+
+def _morec_mobile_sac() -> SACConfig:
+    # MOBILE's learner as the MOREC-MOBILE release runs it: the entropy backup on every task but
+    # hopper-random (whose preset turns the deterministic backup on), and an actor loss on the target
+    # critics (its MOBILE with 2 critics reads `critics_old`)
+    return dataclasses.replace(mobile.MOBILEConfig().sac, deterministic_backup=False, actor_critics="target")
 
 
 @dataclass(frozen=True)
 class MORECMOBILEConfig(mobile.MOBILEConfig):
     horizon: int = 100  # h: long rollouts, cut by the filter
     rollout_batch: int = 2000  # start states per rollout round
-    filter: FilterConfig = field(default_factory=_mobile_filter)  # the filter; every 40th snapshot
+    filter: FilterConfig = field(default_factory=_mobile_filter)  # the filter: softmax, every 40th snapshot
+    # MOBILE's learner with the entropy backup and the actor on the target critics (the reference's)
+    sac: SACConfig = field(default_factory=_morec_mobile_sac)
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)  # the learned r_D
 
     def __post_init__(self) -> None:
@@ -225,27 +254,151 @@ def train_mobile(
     return train_model_based(cfg, dataset, dynamics, run, hooks)
 
 
-# The reference's per-task coefficients (shared/reference/algorithms.md, MOREC): MOPO λ, MOBILE β.
-_TIERS = ("random", "medium", "medium-replay", "medium-expert")
-_MOPO_LAMBDA = {
-    "halfcheetah": (0.5, 0.5, 0.5, 0.5),
-    "hopper": (10.0, 15.0, 15.0, 15.0),
-    "walker2d": (1.0, 0.5, 0.25, 1.0),
+# The references' per-task settings: the launchers' `good_config` (applied last, over the base settings)
+# of polixir/morec generate_tmuxp_morec_mopo.py and generate_tmuxp_morec_mobile.py, one line per task.
+_GEN_MOPO = "generate_tmuxp_morec_mopo.py"
+_GEN_MOBILE = "generate_tmuxp_morec_mobile.py"
+_ENS = "offlinerlkit/dynamics/ensemble_dynamics.py"
+_MOPO_TASKS = {  # task: (λ, filter rule, line)
+    "halfcheetah-random": (0.5, "softmax", 109),
+    "halfcheetah-medium": (0.5, "select", 110),
+    "halfcheetah-medium-replay": (0.5, "softmax", 111),
+    "halfcheetah-medium-expert": (0.5, "select", 112),
+    "hopper-medium": (15.0, "softmax", 114),
+    "hopper-medium-replay": (15.0, "softmax", 115),
+    "hopper-random": (10.0, "select", 116),
+    "hopper-medium-expert": (15.0, "softmax", 117),
+    "walker2d-medium": (0.5, "softmax", 119),
+    "walker2d-medium-expert": (1.0, "softmax", 120),
+    "walker2d-medium-replay": (0.25, "select", 121),
+    "walker2d-random": (1.0, "softmax", 122),
 }
-_MOBILE_BETA = {
-    "halfcheetah": (0.25, 0.25, 0.25, 1.0),
-    "hopper": (7.5, 1.5, 0.5, 1.5),
-    "walker2d": (1.0, 0.75, 0.1, 0.25),
+_MOBILE_TASKS: dict[str, tuple[float, dict[str, object], int]] = {  # task: (β, more keys, line)
+    "halfcheetah-medium": (0.25, {}, 109),
+    "halfcheetah-medium-expert": (1.0, {"algo.real_ratio": 0.5}, 110),
+    "halfcheetah-medium-replay": (0.25, {}, 111),
+    "halfcheetah-random": (0.25, {}, 112),
+    "hopper-medium": (1.5, {}, 114),
+    "hopper-medium-expert": (1.5, {}, 115),
+    "hopper-medium-replay": (0.5, {}, 116),
+    "hopper-random": (7.5, {"algo.sac.deterministic_backup": True}, 117),
+    "walker2d-medium": (0.75, {}, 118),
+    "walker2d-medium-expert": (0.25, {}, 119),
+    "walker2d-medium-replay": (0.1, {}, 120),
+    "walker2d-random": (1.0, {}, 121),
 }
-MOPO_PRESETS = {
-    f"{env}-{tier}": {"algo.penalty_coef": lam, "algo.penalty_members": "all"}
-    for env, lams in _MOPO_LAMBDA.items()
-    for tier, lam in zip(_TIERS, lams, strict=True)
+_ALL_MEMBERS = MOREC.at(_ENS, 159, 160, 161)  # the max aleatoric norm over every member's std
+MOPO_PRESETS: dict[str, dict[str, Sourced]] = {
+    task: {
+        "algo.penalty_coef": Sourced(lam, MOREC.at(_GEN_MOPO, line)),
+        "algo.filter.rule": Sourced(
+            rule, MOREC.at(_GEN_MOPO, line, fixed=True, note="select on every task before")
+        ),
+        "algo.penalty_members": Sourced("all", _ALL_MEMBERS),
+    }
+    for task, (lam, rule, line) in _MOPO_TASKS.items()
 }
-MOBILE_PRESETS = {
-    f"{env}-{tier}": {"algo.penalty_coef": beta, "dynamics.max_epochs": 30}
-    for env, betas in _MOBILE_BETA.items()
-    for tier, beta in zip(_TIERS, betas, strict=True)
+MOBILE_PRESETS: dict[str, dict[str, Sourced]] = {
+    task: {
+        "algo.penalty_coef": Sourced(beta, MOREC.at(_GEN_MOBILE, line)),
+        **{
+            k: Sourced(v, MOREC.at(_GEN_MOBILE, line, fixed=True, note="not preset before"))
+            for k, v in more.items()
+        },
+    }
+    for task, (beta, more, line) in _MOBILE_TASKS.items()
+}
+
+_FILTER_SOURCES = {
+    BEHAVIOUR + "real rows per batch int(batch_size·real_ratio) (12 of 256)": MOREC.at(
+        "offlinerlkit/policy_trainer/mb_policy_trainer.py",
+        105,
+        106,
+        fixed=True,
+        note="rounded to 13 before the round-3 audit",
+    ),
+    "algo.filter.temperature": MOREC.at(_ENS, 116, 117, 118, 119, 120, 121),
+    "algo.filter.threshold": MOREC.at(_GEN_MOPO, 64),
+    "algo.filter.samples": MOREC.at(_GEN_MOPO, 61),
+    "algo.filter.min_length": MOREC.at(_GEN_MOPO, 59),
+    "algo.filter.cut": MOREC.at(
+        _ENS,
+        151,
+        152,
+        153,
+        154,
+        155,
+        156,
+        157,
+        fixed=True,
+        note="drop before the round-3 audit: the release's early-stop flag never reaches the step's info, so "
+        "a cut transition is stored as terminal and its row stops",
+    ),
+    "algo.reward.max_snapshots": MOREC.at(_GEN_MOPO, 52),
+    BEHAVIOUR + "candidates not clipped at ±25 (the reference clips state and reward)": Source(
+        MOREC.at(_ENS, 88).where,
+        reference="clipped to ±25",
+        note="no setting: a diverged candidate gets a low r_D and is cut instead",
+    ),
+}
+_PENALTY_MEMBERS = Source(
+    _ALL_MEMBERS.where,
+    reference="all",
+    note="elites by default, as the suite's MOPO; --preset paper sets all, the penalty the λ were tuned with",
+)
+MOPO_SOURCES = {
+    **mopo.SOURCES,
+    **_FILTER_SOURCES,
+    "algo.horizon": MOREC.at(_GEN_MOPO, 65),
+    "algo.rollout_batch": MOREC.at(_GEN_MOPO, 54),
+    "algo.filter.snapshot_stride": MOREC.at(_GEN_MOPO, 51),
+    "algo.filter.rule": MOREC.at(
+        _GEN_MOPO,
+        105,
+        note="the launcher's aligned setting; --preset paper sets "
+        "each task's (softmax on 8 of the 12 D4RL tasks)",
+    ),
+    "algo.penalty_coef": MOREC.at(
+        _GEN_MOPO,
+        60,
+        reference=0.1,
+        note="the launcher's base; every D4RL task sets its own (--preset paper)",
+    ),
+    "algo.penalty_members": _PENALTY_MEMBERS,
+}
+MOBILE_SOURCES = {
+    **mobile.SOURCES,
+    **_FILTER_SOURCES,
+    "algo.horizon": MOREC.at(_GEN_MOBILE, 63),
+    "algo.rollout_batch": MOREC.at(_GEN_MOBILE, 56),
+    "algo.filter.snapshot_stride": MOREC.at(_GEN_MOBILE, 53),
+    "algo.filter.rule": MOREC.at(_GEN_MOBILE, 68, fixed=True, note="select before the round-3 audit"),
+    "algo.filter.threshold": MOREC.at(_GEN_MOBILE, 66),
+    "algo.filter.samples": MOREC.at(_GEN_MOBILE, 67),
+    "algo.filter.min_length": MOREC.at(_GEN_MOBILE, 69),
+    "algo.penalty_coef": MOREC.at(
+        "run_example/run_morec_mobile.py",
+        121,
+        reference=2.5,
+        note="the run script's default; every D4RL task sets its own (--preset paper)",
+    ),
+    "algo.sac.deterministic_backup": MOREC.at(
+        _GEN_MOBILE, 65, fixed=True, note="MOBILE's deterministic backup before the round-3 audit"
+    ),
+    "algo.sac.actor_critics": MOREC.at(
+        "offlinerlkit/policy/model_based/mobile.py",
+        198,
+        199,
+        200,
+        fixed=True,
+        note="the online critics before the round-3 audit",
+    ),
+    "dynamics.max_epochs": MOREC.at(
+        _GEN_MOBILE,
+        140,
+        note="both MOREC variants load one pretrained ensemble per task; the suite fits "
+        "one to patience for both (30 epochs were preset before the round-3 audit)",
+    ),
 }
 
 # The contract battery's tiny run: a tiny reward (a few dozen updates, small nets) and short rollouts.
@@ -300,6 +453,7 @@ SPEC_MOPO = model_based_spec(
     paper="Luo et al., ICLR 2024 (MOREC), on MOPO",
     **trainers(hooks_mopo),
     presets=MOPO_PRESETS,
+    sources=MOPO_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets=_BUDGETS,
     learning_check=_CHECK,
@@ -310,6 +464,7 @@ SPEC_MOBILE = model_based_spec(
     train_mobile,
     "Luo et al., ICLR 2024 (MOREC), on MOBILE",
     presets=MOBILE_PRESETS,
+    sources=MOBILE_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets=_BUDGETS,
     learning_check=LearningCheck(

@@ -287,28 +287,67 @@ def train_cmd(
 
 @app.command("config")
 def config_cmd(
-    algo: Annotated[str, typer.Option(help="algorithm (built-in or an installed plugin's)")],
+    algo: Annotated[
+        str | None, typer.Option(help="algorithm (built-in or an installed plugin's); with --audit: all")
+    ] = None,
     dataset: Annotated[str, typer.Option(help="dataset")] = "hopper-medium",
+    task: Annotated[
+        str | None, typer.Option(help="the preset's task (hopper-medium-replay); sets --dataset to it")
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
     preset: Annotated[str | None, typer.Option(help="'paper'")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the config as JSON instead")] = False,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit", help="print the fidelity audit: each sourced setting, suite vs reference, and status"
+        ),
+    ] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="with --audit: a Markdown table")] = False,
 ) -> None:
-    """Print the fully resolved config: every key `--set` accepts, its value and what it means."""
+    """Print the fully resolved config: every key `--set` accepts, its value, where the value comes from
+    (the reference repository's file and line, a paper's table, a preset, --set) and what it means."""
     import json
 
+    from offline_mbrl.algorithms import algorithms, get_spec
     from offline_mbrl.config import describe, to_dict
+    from offline_mbrl.errors import UserError
     from offline_mbrl.launch import build_config
+    from offline_mbrl.names import preset_task
+    from offline_mbrl.provenance import AuditRow, audit_markdown, audit_table, key_sources
 
+    if audit:
+        names = [get_spec(algo).name] if algo else list(algorithms())
+        if markdown:
+            sys.stdout.write(audit_markdown(names))
+            return
+        table = Table(title="fidelity audit: suite vs reference (docs/fidelity.md)")
+        for col in AuditRow._fields:
+            table.add_column(col, overflow="fold")
+        for row in audit_table(names):
+            table.add_row(*row)
+        console.print(table)
+        return
+    if algo is None:
+        raise UserError("config needs --algo (or --audit for every algorithm's audit table)")
+    if task is not None:
+        dataset = task
     cfg = build_config(algo, dataset, overrides=set_ or [], preset=preset)
     if as_json:
         console.print_json(json.dumps(to_dict(cfg)))
         return
-    table = Table(title=f"{algo} on {dataset}: keys for --set, sweep spaces and result columns")
-    for col in ("key", "value", "meaning"):
-        table.add_column(col)
-    for key, value, doc in describe(cfg):
+    spec = get_spec(algo)
+    rows = describe(cfg)
+    preset_map = spec.presets.get(preset_task(dataset) or "") if preset else None
+    overridden = {item.partition("=")[0].strip() for item in set_ or []}
+    sources = key_sources(spec.sources, preset_map, overridden, [k for k, _, _ in rows])
+    shown_preset = f", --preset {preset}" if preset else ""
+    table = Table(title=f"{algo} on {dataset}{shown_preset}: keys for --set, sweep spaces and result columns")
+    for col in ("key", "value", "source", "meaning"):
+        table.add_column(col, overflow="fold")
+    for key, value, doc in rows:
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        table.add_row(key, shown, doc)
+        table.add_row(key, shown, sources[key], doc)
     console.print(table)
 
 

@@ -1,0 +1,251 @@
+"""Where each default and paper-preset value comes from, in a form the code reads.
+
+A value that claims to follow a reference names it: the repository at the commit that was read, the file
+and the line (`Ref.at`), or a paper's table (`paper`). An algorithm's spec carries two such maps:
+
+- `AlgorithmSpec.sources`: dotted key -> `Source` of the algorithm's default (`algo.horizon`,
+  `algo.sac.update_order`, `dynamics.max_epochs`). Keys of the shared parts (SAC, the model-based loop, the
+  dynamics ensemble) are cited once in their own modules and merged in by the specs that use them.
+- `AlgorithmSpec.presets`: task -> dotted key -> `Sourced(value, source)`: every `--preset paper` value
+  with its source (a test fails when one has none).
+
+A `Source` whose `reference` is set records a deliberate deviation: the suite's value differs, `note`
+says why and which setting reproduces the reference. `fixed` marks a value the round-3 audit corrected.
+`offline-mbrl config --algo A [--preset paper --task T]` prints value and source per key, and
+`offline-mbrl config --audit` prints the whole audit table (docs/fidelity.md is that table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+_SAME = object()  # `Source.reference` default: the suite's value is the reference's
+
+
+@dataclass(frozen=True)
+class Source:
+    where: str  # "owner/repo@commit path#Lline" or a paper's table
+    reference: Any = _SAME  # the reference's value where the suite deliberately differs
+    note: str = ""  # a deviation: why, and the setting that reproduces the reference; a fix: what it was
+    fixed: bool = False  # the suite's value was corrected by the round-3 fidelity audit
+
+    @property
+    def deviates(self) -> bool:
+        return self.reference is not _SAME
+
+    def status(self) -> str:
+        if self.deviates:
+            return "deliberate deviation"
+        return "fixed" if self.fixed else "matches"
+
+    def reference_value(self, suite_value: Any) -> Any:
+        return suite_value if self.reference is _SAME else self.reference
+
+    def __str__(self) -> str:
+        return self.where
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A released reference repository at the commit that was read."""
+
+    repo: str  # owner/name on GitHub
+    commit: str  # the commit the cited lines were read at
+
+    def at(self, path: str, *lines: int, **kw: Any) -> Source:
+        """A `Source` at `path` line(s) of this repository (keywords: `Source`'s other fields)."""
+        where = f"{self.repo}@{self.commit[:7]} {path}"
+        if lines:
+            where += "#" + _line_ranges(lines)
+        return Source(where, **kw)
+
+
+def _line_ranges(lines: tuple[int, ...]) -> str:
+    """`(20, 21, 22, 23, 58)` -> `L20-L23,L58`: runs of consecutive lines as ranges."""
+    runs: list[list[int]] = []
+    for n in sorted(set(lines)):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ",".join(f"L{r[0]}" if len(r) == 1 else f"L{r[0]}-L{r[-1]}" for r in runs)
+
+
+def paper(citation: str, **kw: Any) -> Source:
+    """A `Source` in a paper (authors, venue, year and the table or section)."""
+    return Source(citation, **kw)
+
+
+def suite(note: str) -> Source:
+    """A value the suite chose where no reference gives one (a budget, a CPU size): says why."""
+    return Source("suite choice: " + note)
+
+
+class Sourced(NamedTuple):
+    """A preset value and where it comes from."""
+
+    value: Any
+    source: Source
+
+
+# The references read for the round-3 audit, at the commits of the snapshots that were read.
+OFFLINERL_KIT = Ref("yihaosun1124/OfflineRL-Kit", "e3ce69793766d02660217d4dfc0af4693a5531bd")
+MOBILE_AUTHORS = Ref("yihaosun1124/mobile", "4882dce878f0792a337c0a95c27f4abf7e926101")
+EDGE_OF_REACH = Ref("anyasims/edge-of-reach", "18b50853219676d120c6238f399664500eaa1f0c")
+MOREC = Ref("polixir/morec", "be8a64115be4582ef2d53420ba3ff46cb06f4cdb")
+MBRCSL = Ref("zhaoyizhou1123/mbrcsl", "89863177e46b7d58c27bc2369376a5718299279b")
+CORL = Ref("tinkoff-ai/CORL", "6afec90484bbf47dee05fdf525e26a3ebe028e9b")
+DECISION_TRANSFORMER = Ref("kzl/decision-transformer", "e2d82e68f330c00f763507b3b01d774740bee53f")
+BEHAVIOUR = "behaviour: "  # a `sources` key that names a behaviour, not a config key (audit table only)
+
+
+def preset_values(preset: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's plain values (`Sourced` unwrapped; a plugin may give plain values)."""
+    return {k: v.value if isinstance(v, Sourced) else v for k, v in preset.items()}
+
+
+def merged(*maps: Mapping[str, Source], prefix: str = "") -> dict[str, Source]:
+    """Several `sources` maps as one (later maps win); `prefix` is put before every key."""
+    out: dict[str, Source] = {}
+    for m in maps:
+        out.update({prefix + k: v for k, v in m.items()})
+    return out
+
+
+def key_sources(
+    spec_sources: Mapping[str, Source],
+    preset: Mapping[str, Any] | None,
+    overridden: set[str],
+    keys: list[str],
+) -> dict[str, str]:
+    """Each key's source as printed by `offline-mbrl config`: `--set` where an override set it, else the
+    preset's source, else the default's, else "suite default (no reference value)"."""
+    out: dict[str, str] = {}
+    for key in keys:
+        if key in overridden:
+            out[key] = "--set"
+        elif preset is not None and key in preset:
+            v = preset[key]
+            out[key] = f"preset: {v.source}" if isinstance(v, Sourced) else "preset (no source given)"
+        elif key in spec_sources:
+            src = spec_sources[key]
+            out[key] = f"{src} ({src.status()})" if src.deviates or src.fixed else str(src)
+        else:
+            out[key] = ""
+    return out
+
+
+class AuditRow(NamedTuple):
+    algorithm: str
+    setting: str
+    suite: str
+    reference: str
+    source: str
+    status: str
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def audit_rows(
+    algorithm: str,
+    defaults: Mapping[str, Any],
+    spec_sources: Mapping[str, Source],
+    presets: Mapping[str, Mapping[str, Any]],
+) -> list[AuditRow]:
+    """The audit table's rows of one algorithm: every sourced default, then every preset key with the
+    tasks it covers (one row per key and source file)."""
+    rows = []
+    for key, src in spec_sources.items():
+        status = src.status() + (f": {src.note}" if src.note else "")
+        if key.startswith(BEHAVIOUR):
+            suite_value = "yes" if not src.deviates else "no"
+            rows.append(
+                AuditRow(algorithm, key, suite_value, _shown(src.reference_value("yes")), str(src), status)
+            )
+            continue
+        rows.append(
+            AuditRow(
+                algorithm,
+                key,
+                _shown(defaults[key]),
+                _shown(src.reference_value(defaults[key])),
+                str(src),
+                status,
+            )
+        )
+    per_key: dict[tuple[str, str], list[tuple[str, Any, Source]]] = {}
+    for task, preset in presets.items():
+        for key, v in preset.items():
+            if isinstance(v, Sourced):
+                file = v.source.where.split("#")[0]
+                per_key.setdefault((key, file), []).append((task, v.value, v.source))
+    for (key, file), entries in per_key.items():
+        values = "; ".join(f"{t} {_shown(v)}" for t, v, _ in entries)
+        refs = "; ".join(f"{t} {_shown(s.reference_value(v))}" for t, v, s in entries)
+        lines = ",".join(s.where.partition("#")[2] for _, _, s in entries if "#" in s.where)
+        statuses = {s.status() for _, _, s in entries}
+        notes = {s.note for _, _, s in entries if s.note}
+        status = "/".join(sorted(statuses)) + (": " + " ".join(sorted(notes)) if notes else "")
+        rows.append(
+            AuditRow(
+                algorithm,
+                f"preset {key}",
+                values,
+                "same" if refs == values else refs,
+                file + (f"#{lines}" if lines else ""),
+                status,
+            )
+        )
+    return rows
+
+
+def audit_table(names: list[str] | None = None) -> list[AuditRow]:
+    """The audit rows of the registered algorithms (all of them, or `names`)."""
+    from offline_mbrl.algorithms import algorithms, get_spec
+    from offline_mbrl.config import TrainConfig, describe
+
+    rows: list[AuditRow] = []
+    for name in names or list(algorithms()):
+        spec = get_spec(name)
+        defaults = {k: v for k, v, _ in describe(TrainConfig(name, "-", spec.config_type()))}
+        rows += audit_rows(name, defaults, spec.sources, spec.presets)
+    return rows
+
+
+def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return lines
+
+
+def audit_markdown(names: list[str] | None = None) -> str:
+    """docs/fidelity.md's audit tables (`offline-mbrl config --audit --markdown` prints them): what the
+    audit fixed, the deliberate deviations with their switches, then every sourced setting."""
+    rows = audit_table(names)
+    fixed = [r for r in rows if r.status.startswith("fixed")]
+    deviations = [r for r in rows if r.status.startswith("deliberate deviation")]
+    out = [f"#### Fixed by the round-3 audit ({len(fixed)} rows)", ""]
+    out += _md_table(AuditRow._fields, [tuple(r) for r in fixed])
+    out += [
+        "",
+        f"#### Deliberate deviations, each with the setting that gives the reference's "
+        f"({len(deviations)} rows)",
+        "",
+    ]
+    out += _md_table(AuditRow._fields, [tuple(r) for r in deviations])
+    out += [
+        "",
+        f"#### Every sourced setting ({len(rows)} rows)",
+        "",
+        "<details><summary>the whole table</summary>",
+        "",
+    ]
+    out += _md_table(AuditRow._fields, [tuple(r) for r in rows])
+    out += ["", "</details>"]
+    return "\n".join(out) + "\n"
