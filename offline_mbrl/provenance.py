@@ -17,6 +17,7 @@ says why and which setting reproduces the reference. `fixed` marks a value the r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -249,3 +250,27 @@ def audit_markdown(names: list[str] | None = None) -> str:
     out += _md_table(AuditRow._fields, [tuple(r) for r in rows])
     out += ["", "</details>"]
     return "\n".join(out) + "\n"
+
+
+AUDIT_BEGIN = "<!-- audit:begin (offline-mbrl config --audit --markdown) -->"
+AUDIT_END = "<!-- audit:end -->"
+
+
+def write_audit(path: str | os.PathLike[str]) -> None:
+    """Regenerate the audit tables between the markers of a Markdown page (docs/fidelity.md), atomically."""
+    from pathlib import Path
+
+    from offline_mbrl.cache import atomic_path
+    from offline_mbrl.errors import UserError
+
+    page = Path(path)
+    try:
+        text = page.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {page}: {exc.strerror}") from None
+    if AUDIT_BEGIN not in text or AUDIT_END not in text:
+        raise UserError(f"{page} has no audit markers ({AUDIT_BEGIN} ... {AUDIT_END})")
+    head, rest = text.split(AUDIT_BEGIN, 1)
+    _, tail = rest.split(AUDIT_END, 1)
+    with atomic_path(page) as tmp:
+        tmp.write_text(head + AUDIT_BEGIN + "\n" + audit_markdown() + AUDIT_END + tail)

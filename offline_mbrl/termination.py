@@ -31,11 +31,18 @@ How each rule matches Gymnasium v5, and where it cannot:
   MBRCSL data does, so only a non-finite state ends a model rollout.
 - Data stored as float32 compares against float32-rounded thresholds; a state within ~1e-7 of a bound
   may be judged differently from the float64 simulator.
+
+`rules="offlinerl-kit"` gives OfflineRL-Kit's hand-written functions instead (`utils/termination_fns.py`,
+which MOPO, MOBILE, COMBO and MOREC's releases use): HalfCheetah ends when any observation leaves
+(-100, 100), Walker2d adds that range on every observation to its height and angle rule, and Hopper's
+range test is one-sided (`abs` is applied to the comparison's result, so only `next_obs[1:] < 100`
+counts). They differ from Gymnasium's only on diverging model states (|x| >= 100).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -98,6 +105,36 @@ _RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _in_range_100(next_obs: torch.Tensor) -> torch.Tensor:
+    return ((next_obs > -100.0) & (next_obs < 100.0)).all(-1)
+
+
+def hopper_kit_unhealthy(next_obs: torch.Tensor) -> torch.Tensor:
+    """OfflineRL-Kit's hopper rule: its `np.abs(next_obs[:, 1:] < 100)` is the one-sided test."""
+    height, angle = next_obs[..., 0], next_obs[..., 1]
+    healthy = (next_obs[..., 1:] < 100.0).all(-1) & (height > 0.7) & (angle.abs() < 0.2)
+    return ~healthy
+
+
+def walker2d_kit_unhealthy(next_obs: torch.Tensor) -> torch.Tensor:
+    height, angle = next_obs[..., 0], next_obs[..., 1]
+    healthy = _in_range_100(next_obs) & (height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0)
+    return ~healthy
+
+
+def halfcheetah_kit_unhealthy(next_obs: torch.Tensor) -> torch.Tensor:
+    return ~_in_range_100(next_obs)
+
+
+_KIT_RULES = {
+    **_RULES,
+    "hopper": hopper_kit_unhealthy,
+    "walker2d": walker2d_kit_unhealthy,
+    "halfcheetah": halfcheetah_kit_unhealthy,
+}
+Rules = Literal["gymnasium", "offlinerl-kit"]
+
+
 def _with_nonfinite(rule: Callable[[torch.Tensor], torch.Tensor]) -> TerminationFn:
     def terminated(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         return rule(next_obs) | ~torch.isfinite(next_obs).all(-1)
@@ -108,11 +145,14 @@ def _with_nonfinite(rule: Callable[[torch.Tensor], torch.Tensor]) -> Termination
 
 
 TERMINATION_FNS: dict[str, TerminationFn] = {env: _with_nonfinite(rule) for env, rule in _RULES.items()}
+KIT_TERMINATION_FNS: dict[str, TerminationFn] = {env: _with_nonfinite(r) for env, r in _KIT_RULES.items()}
 
 
-def termination_fn(env: str | None, gym_id: str) -> TerminationFn:
-    """The termination function of an environment (`EnvSpec.env`); `gym_id` names it in errors."""
-    fn = TERMINATION_FNS.get(env) if env is not None else None
+def termination_fn(env: str | None, gym_id: str, rules: Rules = "gymnasium") -> TerminationFn:
+    """The termination function of an environment (`EnvSpec.env`); `gym_id` names it in errors; `rules`:
+    Gymnasium v5's (default) or OfflineRL-Kit's hand-written ones."""
+    table = TERMINATION_FNS if rules == "gymnasium" else KIT_TERMINATION_FNS
+    fn = table.get(env) if env is not None else None
     if fn is None:
         known = ", ".join(sorted(TERMINATION_FNS))
         raise UserError(

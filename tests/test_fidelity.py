@@ -219,3 +219,30 @@ def test_every_builtin_preset_value_names_its_source():
         for task, preset in spec.presets.items():
             for key, value in preset.items():
                 assert isinstance(value, Sourced) and value.source.where, (name, task, key)
+
+
+def test_offlinerl_kits_termination_rules_are_a_setting():
+    """`algo.termination=offlinerl-kit`: the references' ±100 guards (halfcheetah, walker2d) and the
+    one-sided hopper range test; Gymnasium's rules are the default."""
+    from offline_mbrl.termination import termination_fn
+
+    far = torch.zeros(3, 17)
+    far[0, 3], far[1, 3] = 150.0, -150.0  # a diverged model state in either direction
+    far[:, 0] = 1.2  # a healthy walker height
+    assert termination_fn("halfcheetah", "HalfCheetah-v5", "offlinerl-kit")(far, far, far).tolist() == [
+        True, True, False,
+    ]  # fmt: skip
+    assert not termination_fn("halfcheetah", "HalfCheetah-v5")(far, far, far).any()
+    assert termination_fn("walker2d", "Walker2d-v5", "offlinerl-kit")(far, far, far).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    assert not termination_fn("walker2d", "Walker2d-v5")(far, far, far).any()
+    hop = torch.zeros(2, 11)
+    hop[:, 0], hop[0, 5], hop[1, 5] = 1.0, 150.0, -150.0
+    assert termination_fn("hopper", "Hopper-v5", "offlinerl-kit")(hop, hop, hop).tolist() == [True, False]
+    assert termination_fn("hopper", "Hopper-v5")(hop, hop, hop).tolist() == [True, True]
+    assert build_config(
+        "mopo", "hopper-medium", overrides=["algo.termination=offlinerl-kit"]
+    ).algo.termination

@@ -73,6 +73,7 @@ from offline_mbrl.errors import UserError
 from offline_mbrl.model_based import (
     CPU_NETS,
     LEARNING_CHECK,
+    TERMINATION_NOTE,
     TEST_SETTINGS,
     Hooks,
     model_based_spec,
@@ -229,7 +230,7 @@ def dynamics_reward(
 def _filter_hooks(cfg, dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> RewardConsistencyFilter:
     reward = dynamics_reward(cfg, dataset, dynamics, run)
     return RewardConsistencyFilter(
-        reward, cfg.algo.filter, termination_fn(dataset.spec.env, dataset.spec.gym_id)
+        reward, cfg.algo.filter, termination_fn(dataset.spec.env, dataset.spec.gym_id, cfg.algo.termination)
     )
 
 
@@ -310,6 +311,13 @@ MOBILE_PRESETS: dict[str, dict[str, Sourced]] = {
 }
 
 _FILTER_SOURCES = {
+    "algo.termination": MOREC.at(
+        "offlinerlkit/utils/termination_fns.py",
+        *range(21, 34),
+        *range(65, 78),
+        reference="offlinerl-kit",
+        note=TERMINATION_NOTE + "; inert there under its ±25 clip",
+    ),
     BEHAVIOUR + "real rows per batch int(batch_size·real_ratio) (12 of 256)": MOREC.at(
         "offlinerlkit/policy_trainer/mb_policy_trainer.py",
         105,

@@ -99,6 +99,7 @@ SOURCES = {
     "algo.retain_rollouts": EDGE_OF_REACH.at(_TRAIN, 67),
     "algo.batch_size": EDGE_OF_REACH.at(_TRAIN, 48),
     "algo.actor_lr_cosine": EDGE_OF_REACH.at(_TRAIN, 140),
+    "algo.termination": EDGE_OF_REACH.at("agent_training/rollout_generation.py", *range(124, 152)),
     BEHAVIOUR + "real rows per batch int(batch_size·real_ratio) (12 of 256)": EDGE_OF_REACH.at(
         _TRAIN, 204, 205, fixed=True, note="rounded to 13 before the round-3 audit"
     ),

@@ -304,6 +304,9 @@ def config_cmd(
         ),
     ] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="with --audit: a Markdown table")] = False,
+    into: Annotated[
+        Path | None, typer.Option(help="with --audit: rewrite the audit tables between this page's markers")
+    ] = None,
 ) -> None:
     """Print the fully resolved config: every key `--set` accepts, its value, where the value comes from
     (the reference repository's file and line, a paper's table, a preset, --set) and what it means."""
@@ -314,10 +317,14 @@ def config_cmd(
     from offline_mbrl.errors import UserError
     from offline_mbrl.launch import build_config
     from offline_mbrl.names import preset_task
-    from offline_mbrl.provenance import AuditRow, audit_markdown, audit_table, key_sources
+    from offline_mbrl.provenance import AuditRow, audit_markdown, audit_table, key_sources, write_audit
 
     if audit:
         names = [get_spec(algo).name] if algo else list(algorithms())
+        if into is not None:
+            write_audit(into)
+            console.print(f"wrote the audit tables into {into}")
+            return
         if markdown:
             sys.stdout.write(audit_markdown(names))
             return
