@@ -354,9 +354,15 @@ _PENALTY_MEMBERS = Source(
     reference="all",
     note="elites by default, as the suite's MOPO; --preset paper sets all, the penalty the λ were tuned with",
 )
+_RUN_MOPO, _RUN_MOBILE = "run_example/run_morec_mopo.py", "run_example/run_morec_mobile.py"
 MOPO_SOURCES = {
     **mopo.SOURCES,
     **_FILTER_SOURCES,
+    "algo.real_ratio": MOREC.at(_RUN_MOPO, 129),
+    "algo.rollout_every": MOREC.at(_RUN_MOPO, 107),
+    "algo.retain_rollouts": MOREC.at(_RUN_MOPO, 121),
+    "algo.batch_size": MOREC.at(_RUN_MOPO, 145),
+    "steps": MOREC.at(_RUN_MOPO, 136, 137, 138, 139),
     "algo.horizon": MOREC.at(_GEN_MOPO, 65),
     "algo.rollout_batch": MOREC.at(_GEN_MOPO, 54),
     "algo.filter.snapshot_stride": MOREC.at(_GEN_MOPO, 51),
@@ -377,6 +383,11 @@ MOPO_SOURCES = {
 MOBILE_SOURCES = {
     **mobile.SOURCES,
     **_FILTER_SOURCES,
+    "algo.real_ratio": MOREC.at(_RUN_MOBILE, 140),
+    "algo.rollout_every": MOREC.at(_RUN_MOBILE, 111),
+    "algo.retain_rollouts": MOREC.at(_RUN_MOBILE, 132),
+    "algo.batch_size": MOREC.at(_RUN_MOBILE, 156),
+    "steps": MOREC.at(_RUN_MOBILE, 147, 148, 149, 150),
     "algo.horizon": MOREC.at(_GEN_MOBILE, 63),
     "algo.rollout_batch": MOREC.at(_GEN_MOBILE, 56),
     "algo.filter.snapshot_stride": MOREC.at(_GEN_MOBILE, 53),
