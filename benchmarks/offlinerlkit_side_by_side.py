@@ -1,4 +1,5 @@
-"""OfflineRL-Kit's MOPO beside the suite's, on the same dataset files, budget and evaluation.
+"""OfflineRL-Kit's MOPO (or MOBILE, `--algo mobile`) beside the suite's, on the same dataset files, budget
+and evaluation.
 
     git clone https://github.com/yihaosun1124/OfflineRL-Kit /path/to/OfflineRL-Kit   # any checkout
     python benchmarks/offlinerlkit_side_by_side.py --kit /path/to/OfflineRL-Kit \\
@@ -7,10 +8,10 @@
 Both sides train on the suite's dataset (`offline-mbrl datasets make hopper-medium-replay`): the reference
 gets it as the dict of arrays its `qlearning_dataset` returns (observations, actions, next_observations,
 rewards, terminals; time-outs are not terminals). The reference's side is built the way its
-`run_example/run_mopo.py` builds it (its modules, its `MBPolicyTrainer`, its `EnsembleDynamics.train`),
-with the task's suggested h and λ, `--steps / 1000` epochs of 1,000 steps, and its dynamics fit capped at
+`run_example/run_mopo.py` (`run_mobile.py`) builds it (its modules, its `MBPolicyTrainer`, its
+`EnsembleDynamics.train`), with the task's suggested h and λ (β), `--steps / 1000` epochs of 1,000 steps, and its dynamics fit capped at
 `--dynamics-epochs` (the suite's side gets the same cap). The suite's side is `train --algo mopo --preset
-paper` with the same steps and cap. The reference code is imported from the checkout given; none of it is
+paper` (`mobile`) with the same steps and cap. The reference code is imported from the checkout given; none of it is
 in this repository.
 
 Platform shims (the reference targets gym + D4RL + mujoco-py, none of which install here): `gym` is
@@ -38,6 +39,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +52,13 @@ KIT_TASKS = {
     "halfcheetah-medium-replay": (5, 0.5), "hopper-medium-replay": (5, 2.5),
     "walker2d-medium-replay": (1, 2.5), "halfcheetah-medium-expert": (5, 2.5),
     "hopper-medium-expert": (5, 5.0), "walker2d-medium-expert": (1, 2.5),
+}  # fmt: skip
+# run_example/run_mobile.py's suggested (h, β) per task (its docstring; the suite's MOBILE preset)
+KIT_MOBILE_TASKS = {
+    "halfcheetah-medium": (5, 0.5), "hopper-medium": (5, 1.5), "walker2d-medium": (5, 0.5),
+    "halfcheetah-medium-replay": (5, 0.1), "hopper-medium-replay": (5, 0.1),
+    "walker2d-medium-replay": (1, 0.5), "halfcheetah-medium-expert": (5, 2.0),
+    "hopper-medium-expert": (5, 1.5), "walker2d-medium-expert": (1, 1.5),
 }  # fmt: skip
 
 
@@ -115,16 +124,17 @@ class KitPolicy:
 
 
 def run_reference(
-    kit: Path, dataset_name: str, seed: int, steps: int, dyn_epochs: int, workdir: Path
+    kit: Path, dataset_name: str, seed: int, steps: int, dyn_epochs: int, workdir: Path, algo: str = "mopo"
 ) -> dict:
-    """OfflineRL-Kit's MOPO on the suite's dataset, assembled as its run_mopo.py assembles it."""
+    """OfflineRL-Kit's MOPO (or MOBILE) on the suite's dataset, assembled as its run_mopo.py (run_mobile.py)
+    assembles it."""
     _shim_platform()
     sys.path.insert(0, str(kit))
     from offlinerlkit.buffer import ReplayBuffer
     from offlinerlkit.dynamics import EnsembleDynamics
     from offlinerlkit.modules import ActorProb, Critic, EnsembleDynamicsModel, TanhDiagGaussian
     from offlinerlkit.nets import MLP
-    from offlinerlkit.policy import MOPOPolicy
+    from offlinerlkit.policy import MOBILEPolicy, MOPOPolicy
     from offlinerlkit.policy_trainer import MBPolicyTrainer
     from offlinerlkit.utils.logger import Logger, make_log_dirs
     from offlinerlkit.utils.scaler import StandardScaler
@@ -139,8 +149,9 @@ def run_reference(
         "observations": d.obs.numpy(), "actions": d.act.numpy(), "next_observations": d.next_obs.numpy(),
         "rewards": d.rew.numpy(), "terminals": d.term.numpy().astype(bool),
     }  # fmt: skip
-    task = next(t for t in KIT_TASKS if dataset_name.startswith(t) and dataset_name[len(t) :] in ("", "-v0"))
-    h, lam = KIT_TASKS[task]
+    tasks = KIT_TASKS if algo == "mopo" else KIT_MOBILE_TASKS
+    task = next(t for t in tasks if dataset_name.startswith(t) and dataset_name[len(t) :] in ("", "-v0"))
+    h, lam = tasks[task]
     obs_dim, act_dim = d.obs.shape[1], d.act.shape[1]
     random.seed(seed)
     np.random.seed(seed)
@@ -156,29 +167,38 @@ def run_reference(
     critic1 = Critic(MLP(input_dim=obs_dim + act_dim, hidden_dims=[256, 256]), device)
     critic2 = Critic(MLP(input_dim=obs_dim + act_dim, hidden_dims=[256, 256]), device)
     actor_optim = torch.optim.Adam(actor.parameters(), lr=1e-4)
-    critic1_optim = torch.optim.Adam(critic1.parameters(), lr=3e-4)
-    critic2_optim = torch.optim.Adam(critic2.parameters(), lr=3e-4)
+    critics = torch.nn.ModuleList([critic1, critic2])
     epochs = steps // 1000
     lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(actor_optim, epochs)
     log_alpha = torch.zeros(1, requires_grad=True, device=device)
-    alpha = (-act_dim, log_alpha, torch.optim.Adam([log_alpha], lr=1e-4))
+    alpha: Any = (-act_dim, log_alpha, torch.optim.Adam([log_alpha], lr=1e-4))
+    if algo == "mobile" and task == "hopper-medium":
+        alpha = 0.2  # its suggested hypers turn auto-α off there (the --alpha default)
     model = EnsembleDynamicsModel(
         obs_dim=obs_dim, action_dim=act_dim, hidden_dims=[200, 200, 200, 200], num_ensemble=7, num_elites=5,
         weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device=device,
     )  # fmt: skip
     dynamics = EnsembleDynamics(
         model, torch.optim.Adam(model.parameters(), lr=1e-3), StandardScaler(),
-        get_termination_fn(task=f"{task}-v2"), penalty_coef=lam,
+        get_termination_fn(task=f"{task}-v2"), **({"penalty_coef": lam} if algo == "mopo" else {}),
     )  # fmt: skip
-    policy = MOPOPolicy(
-        dynamics, actor, critic1, critic2, actor_optim, critic1_optim, critic2_optim, tau=0.005, gamma=0.99,
-        alpha=alpha,
-    )  # fmt: skip
+    policy: Any
+    if algo == "mopo":
+        policy = MOPOPolicy(
+            dynamics, actor, critic1, critic2, actor_optim, torch.optim.Adam(critic1.parameters(), lr=3e-4),
+            torch.optim.Adam(critic2.parameters(), lr=3e-4), tau=0.005, gamma=0.99, alpha=alpha,
+        )  # fmt: skip
+    else:
+        policy = MOBILEPolicy(
+            dynamics, actor, critics, actor_optim, torch.optim.Adam(critics.parameters(), lr=3e-4),
+            tau=0.005, gamma=0.99, alpha=alpha, penalty_coef=lam, num_samples=10, deterministic_backup=True,
+            max_q_backup=False,
+        )  # fmt: skip
     real = ReplayBuffer(len(data["observations"]), (obs_dim,), np.float32, act_dim, np.float32, device)
     real.load_dataset(data)
     fake = ReplayBuffer(50_000 * h * 5, (obs_dim,), np.float32, act_dim, np.float32, device)
     os.chdir(workdir)
-    log_dir = make_log_dirs(task, "mopo", seed, {"rollout_length": h, "penalty_coef": lam}, ["penalty_coef"])
+    log_dir = make_log_dirs(task, algo, seed, {"rollout_length": h, "penalty_coef": lam}, ["penalty_coef"])
     logger = Logger(log_dir, {"consoleout_backup": "stdout", "policy_training_progress": "csv",
                               "dynamics_training_progress": "csv"})  # fmt: skip
     eval_env = OldApiEnv(ds.spec, seed=10_000 + seed)
@@ -205,13 +225,15 @@ def run_reference(
     }
 
 
-def run_suite(dataset_name: str, seed: int, steps: int, dyn_epochs: int, results_root: Path) -> dict:
+def run_suite(
+    dataset_name: str, seed: int, steps: int, dyn_epochs: int, results_root: Path, algo: str = "mopo"
+) -> dict:
     from offline_mbrl.evaluation import evaluate
     from offline_mbrl.launch import build_config, execute, load_run
     from offline_mbrl.run import run_dir_for
 
     overrides = [f"dynamics.max_epochs={dyn_epochs}", "eval_every=10000", "checkpoint_every=10000"]
-    cfg = build_config("mopo", dataset_name, seed, steps, "cpu", overrides, preset="paper")
+    cfg = build_config(algo, dataset_name, seed, steps, "cpu", overrides, preset="paper")
     t0 = time.perf_counter()
     final = execute(cfg, results_root, progress=False)
     wall = time.perf_counter() - t0
@@ -236,6 +258,7 @@ def run_suite(dataset_name: str, seed: int, steps: int, dyn_epochs: int, results
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kit", type=Path, required=True, help="a checkout of yihaosun1124/OfflineRL-Kit")
+    p.add_argument("--algo", choices=["mopo", "mobile"], default="mopo")
     p.add_argument("--dataset", default="hopper-medium-replay")
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -252,7 +275,9 @@ def main() -> None:
             f"--steps must be a multiple of 1,000 and at least 10,000 (its last 10 epochs), got {a.steps}"
         )
     torch.set_num_threads(1)
-    tag = f"{a.dataset}_{a.steps // 1000}k_dyn{a.dynamics_epochs}"
+    tag = f"{a.dataset}_{a.steps // 1000}k_dyn{a.dynamics_epochs}" + (
+        "" if a.algo == "mopo" else f"_{a.algo}"
+    )
     cache = RESULTS / "offlinerlkit_side_by_side_runs" / tag
     cache.mkdir(parents=True, exist_ok=True)
     if (
@@ -262,9 +287,9 @@ def main() -> None:
         if side == "reference":
             work = cache / f"reference_seed{seed}"
             work.mkdir(exist_ok=True)
-            row = run_reference(a.kit.resolve(), a.dataset, seed, a.steps, a.dynamics_epochs, work)
+            row = run_reference(a.kit.resolve(), a.dataset, seed, a.steps, a.dynamics_epochs, work, a.algo)
         else:
-            row = run_suite(a.dataset, seed, a.steps, a.dynamics_epochs, a.results_root.resolve())
+            row = run_suite(a.dataset, seed, a.steps, a.dynamics_epochs, a.results_root.resolve(), a.algo)
         (cache / f"{side}_seed{seed}.json").write_text(json.dumps(row, indent=1))
         return
     sides = ["suite", "reference"] if a.side == "both" else [a.side]
@@ -282,7 +307,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--kit", str(a.kit), "--dataset", a.dataset,
                    "--steps", str(a.steps),
                    "--dynamics-epochs", str(a.dynamics_epochs), "--results-root", str(a.results_root),
-                   "--one", side, str(seed)]  # fmt: skip
+                   "--algo", a.algo, "--one", side, str(seed)]  # fmt: skip
             log = (cache / f"{side}_seed{seed}.log").open("w")
             print(f"{side} seed {seed}: running (log {log.name})", flush=True)
             proc = subprocess.Popen(
@@ -326,9 +351,10 @@ def summarise(cache: Path, a: argparse.Namespace, tag: str) -> None:
         return f"{np.mean(v):.1f} ± {np.std(v):.1f} ({', '.join(f'{s:.1f}' for s in v)})" if v else "-"
 
     md = [
-        f"# MOPO: offline-mbrl vs OfflineRL-Kit on {a.dataset}, {a.steps:,} gradient steps",
+        f"# {a.algo.upper()}: offline-mbrl vs OfflineRL-Kit on {a.dataset}, {a.steps:,} gradient steps",
         "",
-        f"`python benchmarks/offlinerlkit_side_by_side.py --kit PATH --dataset {a.dataset} --steps {a.steps} "
+        f"`python benchmarks/offlinerlkit_side_by_side.py --kit PATH --algo {a.algo} --dataset {a.dataset} "
+        f"--steps {a.steps} "
         f"--seeds {' '.join(map(str, a.seeds))} --dynamics-epochs {a.dynamics_epochs}`; CPU: {model}, one "
         "torch thread per run. Final score: the final policy, 10 deterministic episodes of the suite's "
         "evaluator (same seeds both sides). last-10: each side's mean of its last 10 evaluations.",
