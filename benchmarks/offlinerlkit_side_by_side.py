@@ -9,10 +9,10 @@ Both sides train on the suite's dataset (`offline-mbrl datasets make hopper-medi
 gets it as the dict of arrays its `qlearning_dataset` returns (observations, actions, next_observations,
 rewards, terminals; time-outs are not terminals). The reference's side is built the way its
 `run_example/run_mopo.py` (`run_mobile.py`) builds it (its modules, its `MBPolicyTrainer`, its
-`EnsembleDynamics.train`), with the task's suggested h and λ (β), `--steps / 1000` epochs of 1,000 steps, and its dynamics fit capped at
-`--dynamics-epochs` (the suite's side gets the same cap). The suite's side is `train --algo mopo --preset
-paper` (`mobile`) with the same steps and cap. The reference code is imported from the checkout given; none of it is
-in this repository.
+`EnsembleDynamics.train`), with the task's suggested h and λ (β), `--steps / 1000` epochs of 1,000 steps,
+and its dynamics fit capped at `--dynamics-epochs` (the suite's side gets the same cap). The suite's side
+is `train --algo mopo --preset paper` (`mobile`) with the same steps and cap. The reference code is
+imported from the checkout given; none of it is in this repository.
 
 Platform shims (the reference targets gym + D4RL + mujoco-py, none of which install here): `gym` is
 Gymnasium under the old name (the reference imports it for type annotations and one unused module), the
