@@ -1,7 +1,7 @@
 """Where each default and paper-preset value comes from, in a form the code reads.
 
 A value that claims to follow a reference names it: the repository at the commit that was read, the file
-and the line (`Ref.at`), or a paper's table (`paper`). An algorithm's spec carries two such maps:
+and the line (`Ref.at`). An algorithm's spec carries two such maps:
 
 - `AlgorithmSpec.sources`: dotted key -> `Source` of the algorithm's default (`algo.horizon`,
   `algo.sac.update_order`, `dynamics.max_epochs`). Keys of the shared parts (SAC, the model-based loop, the
@@ -27,7 +27,7 @@ _SAME = object()  # `Source.reference` default: the suite's value is the referen
 
 @dataclass(frozen=True)
 class Source:
-    where: str  # "owner/repo@commit path#Lline" or a paper's table
+    where: str  # "owner/repo@commit path#Lline"
     reference: Any = _SAME  # the reference's value where the suite deliberately differs
     note: str = ""  # a deviation: why, and the setting that reproduces the reference; a fix: what it was
     fixed: bool = False  # the suite's value was corrected by the round-3 fidelity audit
@@ -74,16 +74,6 @@ def _line_ranges(lines: tuple[int, ...]) -> str:
     return ",".join(f"L{r[0]}" if len(r) == 1 else f"L{r[0]}-L{r[-1]}" for r in runs)
 
 
-def paper(citation: str, **kw: Any) -> Source:
-    """A `Source` in a paper (authors, venue, year and the table or section)."""
-    return Source(citation, **kw)
-
-
-def suite(note: str) -> Source:
-    """A value the suite chose where no reference gives one (a budget, a CPU size): says why."""
-    return Source("suite choice: " + note)
-
-
 class Sourced(NamedTuple):
     """A preset value and where it comes from."""
 
@@ -98,21 +88,12 @@ EDGE_OF_REACH = Ref("anyasims/edge-of-reach", "18b50853219676d120c6238f399664500
 MOREC = Ref("polixir/morec", "be8a64115be4582ef2d53420ba3ff46cb06f4cdb")
 MBRCSL = Ref("zhaoyizhou1123/mbrcsl", "89863177e46b7d58c27bc2369376a5718299279b")
 CORL = Ref("tinkoff-ai/CORL", "6afec90484bbf47dee05fdf525e26a3ebe028e9b")
-DECISION_TRANSFORMER = Ref("kzl/decision-transformer", "e2d82e68f330c00f763507b3b01d774740bee53f")
 BEHAVIOUR = "behaviour: "  # a `sources` key that names a behaviour, not a config key (audit table only)
 
 
 def preset_values(preset: Mapping[str, Any]) -> dict[str, Any]:
     """A preset's plain values (`Sourced` unwrapped; a plugin may give plain values)."""
     return {k: v.value if isinstance(v, Sourced) else v for k, v in preset.items()}
-
-
-def merged(*maps: Mapping[str, Source], prefix: str = "") -> dict[str, Source]:
-    """Several `sources` maps as one (later maps win); `prefix` is put before every key."""
-    out: dict[str, Source] = {}
-    for m in maps:
-        out.update({prefix + k: v for k, v in m.items()})
-    return out
 
 
 def key_sources(
@@ -122,7 +103,7 @@ def key_sources(
     keys: list[str],
 ) -> dict[str, str]:
     """Each key's source as printed by `offline-mbrl config`: `--set` where an override set it, else the
-    preset's source, else the default's, else "suite default (no reference value)"."""
+    preset's source, else the default's, else empty (a suite choice no reference gives)."""
     out: dict[str, str] = {}
     for key in keys:
         if key in overridden:

@@ -62,7 +62,7 @@ from offline_mbrl.model_based import (
     model_based_spec,
     train_model_based,
 )
-from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source, Sourced
+from offline_mbrl.provenance import BEHAVIOUR, MOBILE_AUTHORS, OFFLINERL_KIT, Source, Sourced
 from offline_mbrl.run import Run
 from offline_mbrl.sac import SAC, SACConfig
 
@@ -204,11 +204,11 @@ SOURCES = {
         note="the script's default is its default task's (walker2d-medium-expert); --preset paper sets each "
         "task's",
     ),
-    "algo.penalty_coef": OFFLINERL_KIT.at(
-        _POLICY,
-        29,
-        note="MOBILEPolicy's default, as the authors' repository (configs/gym/default.py#L27); the "
-        "script's 1.5 is walker2d-medium-expert's; --preset paper sets each task's β",
+    "algo.penalty_coef": MOBILE_AUTHORS.at(
+        "configs/gym/default.py",
+        27,
+        note="the authors' default, as OfflineRL-Kit's MOBILEPolicy (mobile.py#L29); its script's 1.5 is "
+        "walker2d-medium-expert's; --preset paper sets each task's β",
     ),
     "algo.penalty_samples": OFFLINERL_KIT.at(_RUN, 71),
     "algo.sac.deterministic_backup": OFFLINERL_KIT.at(_RUN, 56),
