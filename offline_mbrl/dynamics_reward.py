@@ -42,9 +42,14 @@ Reconstructed (the reward-learning loop was never released; its constructor show
 - Δs is min-max scaled over the dataset's own Δs range to [−0.8, 0.8] (the reference feeds the
   difference of the two scaled observations, whose values are ~100x smaller than the state's; an error of
   a typical Δs size would be a tiny input change there).
-- `R`, the half-width of the mapped logit range, is 1 (the reference takes max(|expert|, |learner|) of
-  its last discriminator, a value its released configs do not record); the threshold 0.6 is on this
-  scale.
+- `R`, the half-width of the mapped logit range, is 1, as in the release: its launchers set
+  `load_min_max=False`, so its loader fixes the expert and learner logits at 1 and 0 and the range at
+  2·max(1, 0) (polixir/morec `models/discriminator_ensemble_loader.py#L15-L17,L40-L42`); the threshold
+  0.6 is on this scale.
+- The averaged snapshots are every stride-th counted back from the newest kept one; the release counts
+  forward from the oldest of its last `max_retain_num` (its newest is then not always included). The
+  snapshots are this reconstruction's own, so neither choice reproduces the release's numbers.
+- Actions are scaled to [−1, 1] over the action box's bounds (the release: the dataset's action range).
 - Snapshots: every `snapshot_every` updates; only every `stored_every`-th of the last `max_snapshots` is
   kept (400 snapshots of this network are ~220 MB; 40 are ~22 MB), so an algorithm's averaging stride
   (MOREC-MOPO 10, MOREC-MOBILE 40) is a multiple of `stored_every`.
@@ -84,7 +89,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 KIND = "dynamics_reward"
 R_HALF_WIDTH = 1.0  # mapped logits lie in [−R, R]
-P_CLIP = 0.999  # the reference's `d_clip` on each snapshot's probability
+P_CLIP = 0.999  # each snapshot's probability is clipped here (the release's launchers pass 1.0; p <= 0.731)
 REWARD_RANGE = (
     -math.log(1.0 - 1.0 / (1.0 + math.exp(R_HALF_WIDTH))),
     -math.log(1.0 - 1.0 / (1.0 + math.exp(-R_HALF_WIDTH))),
