@@ -265,6 +265,7 @@ def main() -> None:
     p.add_argument("--dynamics-epochs", type=int, default=10)
     p.add_argument("--side", choices=["both", "suite", "reference"], default="both")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one process (one thread) each")
+    p.add_argument("--summary-only", action="store_true", help="compare the finished runs, start none")
     p.add_argument("--one", nargs=2, metavar=("SIDE", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--results-root", type=Path, default=Path("results"))
     a = p.parse_args()
@@ -291,6 +292,9 @@ def main() -> None:
         else:
             row = run_suite(a.dataset, seed, a.steps, a.dynamics_epochs, a.results_root.resolve(), a.algo)
         (cache / f"{side}_seed{seed}.json").write_text(json.dumps(row, indent=1))
+        return
+    if a.summary_only:
+        summarise(cache, a, tag)
         return
     sides = ["suite", "reference"] if a.side == "both" else [a.side]
     todo = []
@@ -350,14 +354,19 @@ def summarise(cache: Path, a: argparse.Namespace, tag: str) -> None:
         v = [r[key] for r in rows[side] if r.get(key) is not None]
         return f"{np.mean(v):.1f} ± {np.std(v):.1f} ({', '.join(f'{s:.1f}' for s in v)})" if v else "-"
 
+    seeds = {s: [r["seed"] for r in rows[s]] for s in rows}
     md = [
         f"# {a.algo.upper()}: offline-mbrl vs OfflineRL-Kit on {a.dataset}, {a.steps:,} gradient steps",
         "",
         f"`python benchmarks/offlinerlkit_side_by_side.py --kit PATH --algo {a.algo} --dataset {a.dataset} "
         f"--steps {a.steps} "
-        f"--seeds {' '.join(map(str, a.seeds))} --dynamics-epochs {a.dynamics_epochs}`; CPU: {model}, one "
+        f"--seeds {' '.join(map(str, a.seeds))} --dynamics-epochs {a.dynamics_epochs}`; finished seeds: "
+        f"offline-mbrl {seeds['suite']}, OfflineRL-Kit {seeds['reference']}; CPU: {model}, one "
         "torch thread per run. Final score: the final policy, 10 deterministic episodes of the suite's "
-        "evaluator (same seeds both sides). last-10: each side's mean of its last 10 evaluations.",
+        "evaluator (same seeds both sides). last-10: OfflineRL-Kit's mean of its last 10 per-epoch "
+        "evaluations; offline-mbrl's final.json `last10_score` (it evaluates every 10,000 steps here: the "
+        "mean of its last 5 evaluations, the final one included). Throughput: the policy-training phase "
+        "(the reference's includes its per-epoch evaluation, 10 sequential episodes every 1,000 steps).",
         "",
         "| side | final score | last-10 score | policy training (s) | gradient steps/s |",
         "| --- | --- | --- | --- | --- |",
