@@ -1,4 +1,4 @@
-"""Same results before and after a change: fixed-seed MOPO and RAVL runs from two revisions, compared.
+"""Same results before and after a change: fixed-seed runs of every algorithm from two revisions, compared.
 
 Each revision is checked out in its own `git worktree` and run through its own CLI (`python -m
 offline_mbrl.cli train`, with that tree first on PYTHONPATH) on pendulum-medium-replay with the same seed
@@ -8,6 +8,11 @@ equal; the table goes to benchmarks/results/same_results_<before>_<after>.md.
 
     python benchmarks/same_results.py --before 7208652              # against the working tree's HEAD
     python benchmarks/same_results.py --before 7208652 --after HEAD --steps 3000
+    python benchmarks/same_results.py --before 3ae18c4 --algos mobile combo --keep /tmp/same
+
+--keep DIR keeps each revision's runs under DIR and reuses those already finished there, so the "before"
+side of a refactor is trained once. Each algorithm adds its own small settings (ALGO_SETTINGS) to the
+shared ones, on both sides alike.
 
 The dataset is made (from the committed behaviour policies) into a scratch Minari root if absent.
 """
@@ -33,6 +38,39 @@ SETTINGS = [
     "eval_episodes=2",
     "final_eval_episodes=5",
 ]
+_NETS = ["algo.sac.actor_hidden=64,64", "algo.sac.critic_hidden=64,64", "algo.rollout_batch=500"]
+_MOREC = [
+    "algo.rollout_batch=200",
+    "algo.horizon=10",
+    "algo.reward.updates=200",
+    "algo.reward.max_snapshots=10",
+    "algo.reward.snapshot_every=20",
+    "algo.reward.holdout=200",
+    "algo.reward.stored_every=2",
+    "algo.filter.snapshot_stride=4",
+]
+ALGO_SETTINGS: dict[str, list[str]] = {
+    "mbpo": [],
+    "mopo": [],
+    "ravl": [],
+    # Pendulum's rewards are all negative: MOBILE's clamp of targets at 0 would zero them (docs/fidelity.md)
+    "mobile": [*_NETS, "algo.sac.target_min=none"],
+    "combo": _NETS,
+    "morec-mopo": _MOREC,
+    "morec-mobile": [*_MOREC, *_NETS[:2], "algo.sac.target_min=none"],
+    "mbrcsl": [
+        "algo.behaviour.hidden=64,64",
+        "algo.behaviour.steps=300",
+        "algo.rollout_batch=50",
+        "algo.keep=10",
+        "algo.max_batches=5",
+        "algo.return_quantile=0.5",
+        "algo.hidden=64,64",
+        "algo.epochs=20",
+        "algo.find_best_start=0",
+    ],
+    "bc": ["algo.hidden=64,64"],
+}
 
 
 def sh(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> str:
@@ -42,7 +80,9 @@ def sh(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> str:
     return done.stdout
 
 
-def train_all(tree: Path, scratch: Path, tag: str, seed: int, steps: int) -> dict[str, Path]:
+def train_all(
+    tree: Path, scratch: Path, tag: str, seed: int, steps: int, algos: list[str]
+) -> dict[str, Path]:
     env = {
         **os.environ,
         "PYTHONPATH": str(tree),
@@ -53,8 +93,13 @@ def train_all(tree: Path, scratch: Path, tag: str, seed: int, steps: int) -> dic
     cli = [sys.executable, "-m", "offline_mbrl.cli"]
     sh([*cli, "datasets", "make", DATASET, "--if-missing"], env, cwd=tree)
     out = {}
-    for algo in ("mopo", "ravl"):
+    for algo in algos:
         results = scratch / f"results-{tag}"
+        done = sorted((results / algo / DATASET).glob("*/final.json"))
+        if done:
+            out[algo] = done[-1].parent
+            print(f"{tag} {algo}: {out[algo]} (kept)", flush=True)
+            continue
         args = [
             *cli,
             "train",
@@ -67,7 +112,8 @@ def train_all(tree: Path, scratch: Path, tag: str, seed: int, steps: int) -> dic
             "--steps",
             str(steps),
         ]
-        sh([*args, *(x for s in SETTINGS for x in ("--set", s)), "--results", str(results)], env, cwd=tree)
+        settings = [*SETTINGS, *ALGO_SETTINGS[algo]]
+        sh([*args, *(x for s in settings for x in ("--set", s)), "--results", str(results)], env, cwd=tree)
         (run_dir,) = (results / algo / DATASET).iterdir()
         out[algo] = run_dir
         print(f"{tag} {algo}: {run_dir}", flush=True)
@@ -87,18 +133,21 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="git revision after the change (default HEAD)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--algos", nargs="+", default=list(ALGO_SETTINGS), choices=list(ALGO_SETTINGS))
+    parser.add_argument("--keep", type=Path, help="keep (and reuse) each revision's runs under this folder")
     args = parser.parse_args()
     revs = {
         tag: sh(["git", "rev-parse", "--short", rev]).strip()
         for tag, rev in (("before", args.before), ("after", args.after))
     }
-    scratch = Path(tempfile.mkdtemp(prefix="same-results-"))
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="same-results-"))
+    scratch.mkdir(parents=True, exist_ok=True)
     runs = {}
     for tag, rev in revs.items():
-        tree = scratch / f"tree-{tag}"
+        tree = scratch / f"tree-{tag}-{rev}"
         sh(["git", "worktree", "add", "--detach", str(tree), rev])
         try:
-            runs[tag] = train_all(tree, scratch, tag, args.seed, args.steps)
+            runs[tag] = train_all(tree, scratch, rev, args.seed, args.steps, args.algos)
         finally:
             sh(["git", "worktree", "remove", "--force", str(tree)])
     lines = [
@@ -106,13 +155,13 @@ def main() -> None:
         "",
         f"`python benchmarks/same_results.py --before {args.before} --after {args.after} "
         f"--steps {args.steps} --seed {args.seed}`: {DATASET}, seed {args.seed}, {args.steps} steps, "
-        f"`--set` {' '.join(SETTINGS)}.",
+        f"`--set` {' '.join(SETTINGS)} and each algorithm's ALGO_SETTINGS.",
         "",
         "| algo | score before | score after | returns equal | metrics rows equal (of) | run folder equal |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     same = True
-    for algo in ("mopo", "ravl"):
+    for algo in args.algos:
         a, b = runs["before"][algo], runs["after"][algo]
         fa, fb = (json.loads((d / "final.json").read_text()) for d in (a, b))
         ra, rb = rows(a), rows(b)
