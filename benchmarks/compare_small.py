@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from offline_mbrl.data import load_dataset
+from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.launch import build_config, execute
 
 EVAL = ["eval_every=5000", "checkpoint_every=5000", "eval_episodes=10", "final_eval_episodes=20"]

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from offline_mbrl.data import load_dataset
+from offline_mbrl.data.dataset import load_dataset
 
 
 def row(name: str) -> str:

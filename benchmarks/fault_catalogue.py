@@ -411,7 +411,7 @@ def main() -> None:
 
 
 def _version() -> str:
-    from offline_mbrl.paths import code_version
+    from offline_mbrl.core.paths import code_version
 
     return code_version()
 

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from offline_mbrl.data import Batch  # noqa: E402
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble  # noqa: E402
-from offline_mbrl.nets import INFER_CHUNK  # noqa: E402
-from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
+from offline_mbrl.core.nets import INFER_CHUNK  # noqa: E402
+from offline_mbrl.data.dataset import Batch  # noqa: E402
+from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble  # noqa: E402
 
 OBS, ACT, B, STEPS = 11, 3, 64, 20
 CONFIGS = {

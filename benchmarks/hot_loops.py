@@ -23,7 +23,7 @@ OBS, ACT = 11, 3
 
 
 def fake_batch(n: int, seed: int = 0):
-    from offline_mbrl.data import Batch
+    from offline_mbrl.data.dataset import Batch
 
     g = torch.Generator().manual_seed(seed)
     obs = torch.randn(n, OBS, generator=g)
@@ -39,7 +39,7 @@ def fake_batch(n: int, seed: int = 0):
 
 def sac_update_fn(critics: int, hidden: tuple[int, ...], edac: float, compile_update: bool | None):
     """One SAC update at paper sizes as a no-argument callable (the EDAC API changed in round 2)."""
-    import offline_mbrl.sac as sac_mod
+    import offline_mbrl.learning.sac as sac_mod
 
     cfg = sac_mod.SACConfig(critics=critics, actor_hidden=hidden, critic_hidden=hidden, edac_init=edac > 0)
     kwargs = {}
@@ -57,10 +57,10 @@ def sac_update_fn(critics: int, hidden: tuple[int, ...], edac: float, compile_up
 
 
 def rollout_fn(batch: int, horizon: int = 5):
-    from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble
-    from offline_mbrl.rollout import rollout
-    from offline_mbrl.sac import SAC, SACConfig
-    from offline_mbrl.termination import termination_fn
+    from offline_mbrl.learning.rollout import rollout
+    from offline_mbrl.learning.sac import SAC, SACConfig
+    from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble
+    from offline_mbrl.models.termination import termination_fn
 
     torch.manual_seed(0)
     model = DynamicsEnsemble(OBS, ACT, DynamicsConfig())
@@ -73,7 +73,7 @@ def rollout_fn(batch: int, horizon: int = 5):
 
 
 def dynamics_step_fn():
-    from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss
+    from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss
 
     cfg = DynamicsConfig()
     torch.manual_seed(0)
@@ -94,8 +94,8 @@ def dynamics_step_fn():
 def e2e_fn(algo: str, steps: int = 1000, rollout_batch: int = 50_000):
     """`steps` gradient steps of the model-based loop with one rollout round (h 5) at their start: what
     1000 steps of MOPO or RAVL at paper sizes cost, evaluation aside (synthetic Hopper-sized data)."""
-    import offline_mbrl.sac as sac_mod
-    from offline_mbrl.rollout import ModelBuffer, mix
+    import offline_mbrl.learning.sac as sac_mod
+    from offline_mbrl.learning.rollout import ModelBuffer, mix
 
     ravl = algo == "ravl"
     hidden = (256, 256, 256) if ravl else (256, 256)

@@ -25,14 +25,14 @@ from pathlib import Path
 import torch
 
 from offline_mbrl.algorithms.mopo import penalty_hook
-from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig, load_or_fit_reward
 from offline_mbrl.config import apply_overrides
-from offline_mbrl.data import load_dataset
-from offline_mbrl.dynamics import DynamicsConfig, dynamics_key, load_or_fit
-from offline_mbrl.dynamics_reward import DynamicsRewardConfig, load_or_fit_reward
-from offline_mbrl.rollout import compose, rollout
-from offline_mbrl.sac import SAC, SACConfig
-from offline_mbrl.termination import termination_fn
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.learning.rollout import compose, rollout
+from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.models.dynamics import DynamicsConfig, dynamics_key, load_or_fit
+from offline_mbrl.models.termination import termination_fn
 
 
 def _flops_per_candidate(reward) -> int:

@@ -140,8 +140,8 @@ def run_reference(
     from offlinerlkit.utils.scaler import StandardScaler
     from offlinerlkit.utils.termination_fns import get_termination_fn
 
-    from offline_mbrl.data import load_dataset
-    from offline_mbrl.evaluation import evaluate
+    from offline_mbrl.data.dataset import load_dataset
+    from offline_mbrl.learning.evaluation import evaluate
 
     ds = load_dataset(dataset_name)
     d = ds.data
@@ -228,9 +228,9 @@ def run_reference(
 def run_suite(
     dataset_name: str, seed: int, steps: int, dyn_epochs: int, results_root: Path, algo: str = "mopo"
 ) -> dict:
-    from offline_mbrl.evaluation import evaluate
     from offline_mbrl.launch import build_config, execute, load_run
-    from offline_mbrl.run import run_dir_for
+    from offline_mbrl.learning.evaluation import evaluate
+    from offline_mbrl.learning.run import run_dir_for
 
     overrides = [f"dynamics.max_epochs={dyn_epochs}", "eval_every=10000", "checkpoint_every=10000"]
     cfg = build_config(algo, dataset_name, seed, steps, "cpu", overrides, preset="paper")

@@ -1,4 +1,4 @@
-"""True-simulator transitions per second (`offline_mbrl.oracle`) for one batch of B states.
+"""True-simulator transitions per second (`offline_mbrl.models.oracle`) for one batch of B states.
 
     python benchmarks/oracle_throughput.py [--batch 10000] [--threads 1] [--envs hopper halfcheetah]
 
@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from offline_mbrl.envs import ENVIRONMENTS
-from offline_mbrl.oracle import simulator
+from offline_mbrl.data.envs import ENVIRONMENTS
+from offline_mbrl.models.oracle import simulator
 
 
 def states(gym_id: str, n: int, seed: int = 0) -> np.ndarray:

@@ -31,11 +31,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from offline_mbrl.data import Batch  # noqa: E402
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss  # noqa: E402
-from offline_mbrl.rollout import ModelBuffer, mix, model_rows, rollout  # noqa: E402
-from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
-from offline_mbrl.termination import termination_fn  # noqa: E402
+from offline_mbrl.data.dataset import Batch  # noqa: E402
+from offline_mbrl.learning.rollout import ModelBuffer, mix, model_rows, rollout  # noqa: E402
+from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble, training_loss  # noqa: E402
+from offline_mbrl.models.termination import termination_fn  # noqa: E402
 
 OBS, ACT, BATCH = 11, 3, 256
 LEARNERS = {

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import torch
 
     from offline_mbrl.config import TrainConfig
-    from offline_mbrl.data import EnvSpec, OfflineDataset
-    from offline_mbrl.dynamics import Dynamics
-    from offline_mbrl.evaluation import Policy
-    from offline_mbrl.run import Run
+    from offline_mbrl.data.dataset import EnvSpec, OfflineDataset
+    from offline_mbrl.learning.evaluation import Policy
+    from offline_mbrl.learning.run import Run
+    from offline_mbrl.models.dynamics import Dynamics
 
 
 class TrainFn(Protocol):

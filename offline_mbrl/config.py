@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from offline_mbrl.cache import stable_hash
-from offline_mbrl.dynamics import DynamicsConfig
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import stable_hash
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.models.dynamics import DynamicsConfig
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -300,7 +300,7 @@ def dynamics_config_from_overrides(seed: int, overrides: list[str]) -> DynamicsC
 def reward_config_from_overrides(overrides: list[str]) -> Any:
     """`dynamics fit --reward`'s dynamics-reward config: the `algo.reward.KEY=V` keys MOREC runs take
     (`reward.KEY=V` also accepted)."""
-    from offline_mbrl.dynamics_reward import DynamicsRewardConfig
+    from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig
 
     items: dict[str, Any] = {}
     for item in overrides:

@@ -18,14 +18,14 @@ import torch
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
-from offline_mbrl.data import OfflineDataset, load_dataset
-from offline_mbrl.dynamics import Dynamics, DynamicsConfig, load_or_fit
-from offline_mbrl.errors import EnvironmentFault, UserError
-from offline_mbrl.evaluation import EvalResult
-from offline_mbrl.names import preset_task
+from offline_mbrl.core.errors import EnvironmentFault, UserError
+from offline_mbrl.data.dataset import OfflineDataset, load_dataset
+from offline_mbrl.data.names import preset_task
+from offline_mbrl.learning.evaluation import EvalResult
+from offline_mbrl.learning.run import Run, run_dir_for, seed_everything
+from offline_mbrl.models.dynamics import Dynamics, DynamicsConfig, load_or_fit
+from offline_mbrl.models.termination import termination_fn
 from offline_mbrl.provenance import preset_values
-from offline_mbrl.run import Run, run_dir_for, seed_everything
-from offline_mbrl.termination import termination_fn
 
 
 def build_config(
@@ -252,7 +252,7 @@ def load_dynamics(
     simulator, mixed with the learned ensemble when `oracle_mix` < 1; plus the artefact keys it used.
     A missing termination function or simulator fails before any fit."""
     if cfg.kind == "oracle":
-        from offline_mbrl.oracle import simulator
+        from offline_mbrl.models.oracle import simulator
 
         simulator(dataset.spec.env, dataset.spec.gym_id)
     termination_fn(dataset.spec.env, dataset.spec.gym_id)
@@ -262,7 +262,7 @@ def load_dynamics(
     if cfg.kind == "ensemble":
         assert learned is not None
         return learned, artefacts
-    from offline_mbrl.oracle import OracleDynamics
+    from offline_mbrl.models.oracle import OracleDynamics
 
     spec = dataset.spec
     oracle = OracleDynamics(

@@ -241,8 +241,8 @@ def write_audit(path: str | os.PathLike[str]) -> None:
     """Regenerate the audit tables between the markers of a Markdown page (docs/fidelity.md), atomically."""
     from pathlib import Path
 
-    from offline_mbrl.cache import atomic_path
-    from offline_mbrl.errors import UserError
+    from offline_mbrl.core.cache import atomic_path
+    from offline_mbrl.core.errors import UserError
 
     page = Path(path)
     try:

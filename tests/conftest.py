@@ -114,7 +114,7 @@ def tiny_pendulum():
 def killed_at(step: int, monkeypatch) -> Iterator[None]:
     """Inside the block, every run is interrupted (KeyboardInterrupt) when it flushes `step`'s metrics,
     right after its checkpoint there; the kill a resume test recovers from."""
-    from offline_mbrl.run import Run
+    from offline_mbrl.learning.run import Run
 
     original = Run._flush
 

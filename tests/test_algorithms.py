@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms import algorithms, get_spec
-from offline_mbrl.cache import artefact_path, cache_root
-from offline_mbrl.dynamics_reward import REWARD_RANGE
-from offline_mbrl.errors import UserError
-from offline_mbrl.evaluation import evaluate
+from offline_mbrl.algorithms.morec.reward import REWARD_RANGE
+from offline_mbrl.core.cache import artefact_path, cache_root
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.launch import build_config, execute, load_run
-from offline_mbrl.run import DivergedError, eval_seed, run_dir_for
+from offline_mbrl.learning.evaluation import evaluate
+from offline_mbrl.learning.run import DivergedError, eval_seed, run_dir_for
 
 from .conftest import killed_at, synthetic_episode, write_minari
 
@@ -158,8 +158,8 @@ def test_a_dataset_with_nan_or_inf_is_refused_before_anything_is_fitted_or_writt
 
 
 def test_a_non_finite_dynamics_fit_is_never_cached(tiny_pendulum, monkeypatch):
-    import offline_mbrl.dynamics as dyn
-    from offline_mbrl.data import load_dataset
+    import offline_mbrl.models.dynamics as dyn
+    from offline_mbrl.data.dataset import load_dataset
 
     real_fit = dyn.fit_dynamics
 

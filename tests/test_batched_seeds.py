@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.launch import build_config, execute, execute_seeds, same_but_seed
-from offline_mbrl.run import run_dir_for
+from offline_mbrl.learning.run import run_dir_for
 
 from .conftest import killed_at
 from .test_algorithms import PER_ALGO, TINY

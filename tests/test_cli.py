@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from minari.storage import get_dataset_path
 
-from offline_mbrl import minari_io
 from offline_mbrl.cli.main import main
-from offline_mbrl.d4rl_import import import_d4rl
+from offline_mbrl.data import minari_io
+from offline_mbrl.data.d4rl_import import import_d4rl
 
 from .conftest import synthetic_episode, write_minari
 from .test_d4rl_import import d4rl_file

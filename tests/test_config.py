@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offline_mbrl.config import TrainConfig, apply_overrides, config_hash, flat_keys, from_dict, to_dict
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.launch import build_config
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl.d4rl_import import import_d4rl
-from offline_mbrl.data import load_dataset
-from offline_mbrl.errors import UserError
-from offline_mbrl.names import resolve
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.d4rl_import import import_d4rl
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.data.names import resolve
 
 
 def d4rl_file(path, with_next=True, obs_dim=11, act_dim=3):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl import data as data_module
-from offline_mbrl.cache import cache_root
-from offline_mbrl.data import load_dataset
-from offline_mbrl.envs import d4rl_reference_scores
-from offline_mbrl.errors import UserError
-from offline_mbrl.names import resolve
+from offline_mbrl.core.cache import cache_root
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data import dataset as data_module
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.data.envs import d4rl_reference_scores
+from offline_mbrl.data.names import resolve
 
 from .conftest import synthetic_episode, write_minari
 

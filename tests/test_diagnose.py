@@ -15,14 +15,14 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms.mopo import penalty_hook as mopo_penalty_hook
-from offline_mbrl.algorithms.morec import TEST_REWARD
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble
-from offline_mbrl.errors import UserError
+from offline_mbrl.algorithms.morec.algorithm import TEST_REWARD
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.diagnose import MARKER, diagnose, penalty_hook
 from offline_mbrl.launch import build_config, execute
-from offline_mbrl.penalties import PENALTIES
-from offline_mbrl.rollout import Step
-from offline_mbrl.run import run_dir_for
+from offline_mbrl.learning.penalties import PENALTIES
+from offline_mbrl.learning.rollout import Step
+from offline_mbrl.learning.run import run_dir_for
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble
 
 from .conftest import synthetic_episode, write_minari
 from .test_cli import run_cli

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl import dynamics as D
-from offline_mbrl.cache import artefact_path, clear_artefacts, list_artefacts, stable_hash
-from offline_mbrl.data import Batch, EnvSpec, Fingerprint, OfflineDataset
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import artefact_path, clear_artefacts, list_artefacts, stable_hash
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import Batch, EnvSpec, Fingerprint, OfflineDataset
+from offline_mbrl.models import dynamics as D
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_gradient_of_one_member_reaches_no_other_member():
 def test_gradient_free_forward_in_chunks_equals_the_plain_forward(activation):
     """Rollouts run the ensemble and the actor chunk by chunk in place; every row must come out as the
     plain batched forward computes it, for shared (B, in) and per-member (E, B, in) inputs."""
-    from offline_mbrl.nets import INFER_CHUNK, mlp
+    from offline_mbrl.core.nets import INFER_CHUNK, mlp
 
     torch.manual_seed(0)
     net = DynamicsEnsemble(
@@ -368,7 +368,7 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, {root!r})
     torch.set_num_threads(1)
     from tests.test_dynamics import make_dataset, tiny
-    from offline_mbrl import dynamics as D
+    from offline_mbrl.models import dynamics as D
 
     fit = D.fit_dynamics
     def slow_fit(*args, **kwargs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.edge_of_reach import METHODS, edge_of_reach
 
 from .test_mobile_combo import real_pendulum  # noqa: F401 - a fixture

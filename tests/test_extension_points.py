@@ -14,21 +14,21 @@ from typer.testing import CliRunner
 
 from offline_mbrl import AlgorithmSpec
 from offline_mbrl.algorithms import BUILTINS, algorithms, get_spec, validate_spec
-from offline_mbrl.cache import artefact_path, clear_artefacts, get_or_build, list_artefacts
 from offline_mbrl.cli.main import app
 from offline_mbrl.config import describe, dynamics_config_from_overrides, field_docs
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import artefact_path, clear_artefacts, get_or_build, list_artefacts
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS, _budget_overrides
 from offline_mbrl.launch import build_config, execute, run_mode
-from offline_mbrl.model_based import (
+from offline_mbrl.learning.model_based import (
     TEST_SETTINGS,
     Hooks,
     ModelBasedConfig,
     load_sac_policy,
     train_model_based,
 )
-from offline_mbrl.policies import ActorPolicy
-from offline_mbrl.run import Run, run_dir_for
+from offline_mbrl.learning.policies import ActorPolicy
+from offline_mbrl.learning.run import Run, run_dir_for
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import TINY
@@ -305,7 +305,7 @@ def test_the_artefact_store_builds_each_kind_once_lists_and_clears_it():
 
 
 def test_the_store_lists_and_clears_only_what_it_published(isolated_roots):
-    from offline_mbrl.cache import cache_root
+    from offline_mbrl.core.cache import cache_root
 
     assert list_artefacts() == [] and not (cache_root() / "rollouts").exists()  # listing creates nothing
     mine = cache_root() / "dynamics" / "my_notes"  # a user's own folder inside the cache

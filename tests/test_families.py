@@ -12,7 +12,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from offline_mbrl.datasets.families import (
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.make.families import (
     ENV_PARAMETERS,
     apply_params,
     list_families,
@@ -20,7 +21,6 @@ from offline_mbrl.datasets.families import (
     make_member_env,
     make_member_vector_env,
 )
-from offline_mbrl.errors import UserError
 
 SHIPPED = [
     "halfcheetah-physics",
@@ -108,7 +108,7 @@ def test_member_params_are_fixed_by_the_seed_across_calls_and_processes():
     members = family.member_params()
     assert members == family.member_params() == load_family("hopper-physics").member_params()
     code = (
-        "import json; from offline_mbrl.datasets.families import load_family; "
+        "import json; from offline_mbrl.data.make.families import load_family; "
         "print(json.dumps(load_family('hopper-physics').member_params()))"
     )
     env = os.environ | {"PYTHONHASHSEED": "12345"}

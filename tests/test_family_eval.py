@@ -10,12 +10,12 @@ import typer
 from typer.testing import CliRunner
 
 from offline_mbrl.cli.report import register
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments import family_eval
 from offline_mbrl.experiments.family_eval import evaluate_family, family_file
 from offline_mbrl.launch import build_config, execute
+from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.report.build import make_report
-from offline_mbrl.run import run_dir_for
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import PER_ALGO, TINY

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from offline_mbrl.paths import project_root
+from offline_mbrl.core.paths import project_root
 
 
 @pytest.mark.slow

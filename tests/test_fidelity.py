@@ -16,14 +16,20 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms import algorithms, get_spec
-from offline_mbrl.algorithms.mbrcsl import MBRCSLConfig
-from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter
-from offline_mbrl.data import Batch
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction, fit_dynamics, holdout_split
+from offline_mbrl.algorithms.mbrcsl.algorithm import MBRCSLConfig
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.data.dataset import Batch
 from offline_mbrl.launch import build_config
-from offline_mbrl.rollout import rollout
-from offline_mbrl.run import Run
-from offline_mbrl.sac import SAC, SACConfig
+from offline_mbrl.learning.rollout import rollout
+from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.models.dynamics import (
+    DynamicsConfig,
+    DynamicsEnsemble,
+    Prediction,
+    fit_dynamics,
+    holdout_split,
+)
 
 D4RL_TASKS = [f"{e}-{t}" for e in ("halfcheetah", "hopper", "walker2d") for t in ("medium", "medium-replay")]
 
@@ -107,7 +113,7 @@ def test_alpha_is_clamped_at_one_where_the_reference_clamps_it():
 
 def test_a_mixed_batch_has_int_batch_size_times_real_ratio_real_rows():
     """Every reference truncates: 256 x 0.05 = 12.8 -> 12 real rows (the suite rounded to 13)."""
-    from offline_mbrl.model_based import real_rows
+    from offline_mbrl.learning.model_based import real_rows
 
     assert real_rows(256, 0.05) == 12
     assert real_rows(256, 0.5) == 128
@@ -224,7 +230,7 @@ def test_every_builtin_preset_value_names_its_source():
 def test_offlinerl_kits_termination_rules_are_a_setting():
     """`algo.termination=offlinerl-kit`: the references' ±100 guards (halfcheetah, walker2d) and the
     one-sided hopper range test; Gymnasium's rules are the default."""
-    from offline_mbrl.termination import termination_fn
+    from offline_mbrl.models.termination import termination_fn
 
     far = torch.zeros(3, 17)
     far[0, 3], far[1, 3] = 150.0, -150.0  # a diverged model state in either direction

@@ -15,11 +15,11 @@ import torch
 from minari.storage import get_dataset_path
 
 from offline_mbrl.cli.main import main
-from offline_mbrl.data import load_dataset
-from offline_mbrl.datasets import make as make_module
-from offline_mbrl.datasets.make import make_dataset
-from offline_mbrl.datasets.policy import GaussianPolicy
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.data.make import make as make_module
+from offline_mbrl.data.make.collect import make_dataset
+from offline_mbrl.data.make.policy import GaussianPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_metadata_records_references_policy_and_provenance(assets):
     assert (ds.spec.ref_min, ds.spec.ref_max) == (-1200.0, -200.0)  # the suite's random and expert returns
     assert json.loads(meta["eval_env_spec"])["id"] == "Pendulum-v1"
     assert "medium checkpoint" in meta["algorithm_name"] and "-700.0" in meta["algorithm_name"]
-    assert meta["code_permalink"].startswith("offline_mbrl.datasets.make @ ")
+    assert meta["code_permalink"].startswith("offline_mbrl.data.make.collect @ ")
     info = meta["offline_mbrl"]
     assert info["tier"] == "medium" and info["seed"] == 3 and info["size"] == 400
     assert info["behaviour_policies"]["expert"]["mean_return"] == -200.0
@@ -188,7 +188,7 @@ def test_a_made_dataset_matches_the_committed_table_bit_for_bit_and_records_its_
     install makes from seed 0: the physics stack is pinned (pyproject.toml) and recorded in the metadata."""
     import sys
 
-    from offline_mbrl.paths import project_root, stack_versions
+    from offline_mbrl.core.paths import project_root, stack_versions
 
     sys.path.insert(0, str(project_root() / "benchmarks"))
     from dataset_stats import row  # the script that wrote the table

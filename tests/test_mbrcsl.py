@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms.bc import top_rows
-from offline_mbrl.algorithms.mbrcsl import (
+from offline_mbrl.algorithms.mbrcsl.algorithm import (
     TEST_SETTINGS,
     MBRCSLConfig,
     RCSLNet,
@@ -20,13 +20,13 @@ from offline_mbrl.algorithms.mbrcsl import (
     returns_to_go,
     threshold_return,
 )
-from offline_mbrl.behaviour_policy import BehaviourConfig, fit_behaviour
-from offline_mbrl.cache import list_artefacts
-from offline_mbrl.data import load_dataset
-from offline_mbrl.dynamics import DynamicsConfig, load_or_fit
-from offline_mbrl.errors import UserError
+from offline_mbrl.algorithms.mbrcsl.behaviour import BehaviourConfig, fit_behaviour
+from offline_mbrl.core.cache import list_artefacts
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.launch import build_config, execute
-from offline_mbrl.run import run_dir_for
+from offline_mbrl.learning.run import run_dir_for
+from offline_mbrl.models.dynamics import DynamicsConfig, load_or_fit
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import TINY
@@ -222,7 +222,7 @@ def test_holdout_early_stopping_ends_the_loop_and_final_json_says_where(tiny_pen
 def test_a_damaged_cached_behaviour_policy_or_rollouts_is_built_again_with_one_line(
     tiny_pendulum, tmp_path, capsys
 ):
-    from offline_mbrl.cache import artefact_path
+    from offline_mbrl.core.cache import artefact_path
 
     first = build_config("mbrcsl", tiny_pendulum, seed=1, steps=60, overrides=TEST)
     execute(first, tmp_path, progress=False)

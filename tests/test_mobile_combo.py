@@ -12,13 +12,13 @@ import torch
 
 from offline_mbrl.algorithms.combo import COMBOConfig, ConservativeTerm
 from offline_mbrl.algorithms.mobile import BellmanInconsistency, bellman_inconsistency
-from offline_mbrl.data import Batch
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import Batch
 from offline_mbrl.launch import build_config, execute
-from offline_mbrl.oracle import OracleDynamics
-from offline_mbrl.rollout import mix, model_rows
-from offline_mbrl.sac import SAC, SACConfig
+from offline_mbrl.learning.rollout import mix, model_rows
+from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble
+from offline_mbrl.models.oracle import OracleDynamics
 
 from .conftest import real_pendulum_episodes, synthetic_episode, write_minari
 
@@ -253,7 +253,7 @@ def real_pendulum():
 def test_oracle_runs_fit_no_model_and_every_penalty_is_zero(real_pendulum, tmp_path, capsys):
     import json
 
-    from offline_mbrl.run import run_dir_for
+    from offline_mbrl.learning.run import run_dir_for
 
     for algo, extra in (("mopo", ["algo.penalty=llv"]), ("mobile", [])):
         cfg = build_config(algo, real_pendulum, steps=20, overrides=[*TINY, *extra, "dynamics.kind=oracle"])

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl import dynamics_reward as dr
-from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter, round_metrics
-from offline_mbrl.cache import artefact_path
-from offline_mbrl.data import load_dataset
-from offline_mbrl.dynamics import DynamicsConfig, Prediction, load_or_fit
-from offline_mbrl.dynamics_reward import REWARD_RANGE, DynamicsRewardConfig, auc, load_or_fit_reward
-from offline_mbrl.errors import UserError
+from offline_mbrl.algorithms.morec import reward as dr
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter, round_metrics
+from offline_mbrl.algorithms.morec.reward import REWARD_RANGE, DynamicsRewardConfig, auc, load_or_fit_reward
+from offline_mbrl.core.cache import artefact_path
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.launch import build_config
-from offline_mbrl.rollout import rollout
+from offline_mbrl.learning.rollout import rollout
+from offline_mbrl.models.dynamics import DynamicsConfig, Prediction, load_or_fit
 from tests.conftest import real_pendulum_episodes, write_minari
 
 SMALL = DynamicsRewardConfig(

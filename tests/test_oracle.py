@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble
-from offline_mbrl.errors import UserError
-from offline_mbrl.oracle import (
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.learning.rollout import rollout
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble
+from offline_mbrl.models.oracle import (
     LOCOMOTION,
     SUPPORTED,
     InvertedDoublePendulumSimulator,
@@ -31,8 +32,7 @@ from offline_mbrl.oracle import (
     PendulumSimulator,
     simulator,
 )
-from offline_mbrl.rollout import rollout
-from offline_mbrl.termination import termination_fn
+from offline_mbrl.models.termination import termination_fn
 
 
 @functools.cache
@@ -272,8 +272,8 @@ def test_oracle_reproduces_the_suites_own_dataset_transitions(env):
     policy), stored by Minari and flattened by `load_dataset`. Its observations are float32, so the
     rebuilt state carries float32 rounding: tolerance 1e-4 on states and rewards. Transitions whose
     recorded observation holds a velocity clipped at ±10 are left out (not recoverable)."""
-    from offline_mbrl.data import load_dataset
-    from offline_mbrl.datasets.make import make_dataset
+    from offline_mbrl.data.dataset import load_dataset
+    from offline_mbrl.data.make.collect import make_dataset
 
     make_dataset(f"{env}-medium", size=300, seed=0)
     ds = load_dataset(f"{env}-medium")

@@ -32,7 +32,7 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms.combo import COMBOConfig, ConservativeTerm
-from offline_mbrl.algorithms.mbrcsl import (
+from offline_mbrl.algorithms.mbrcsl.algorithm import (
     MBRCSLConfig,
     RCSLNet,
     ReturnConditionedPolicy,
@@ -41,13 +41,13 @@ from offline_mbrl.algorithms.mbrcsl import (
 )
 from offline_mbrl.algorithms.mobile import BellmanInconsistency, MOBILEConfig, bellman_inconsistency
 from offline_mbrl.algorithms.mopo import penalty_hook
-from offline_mbrl.algorithms.morec import FilterConfig, RewardConsistencyFilter
-from offline_mbrl.data import Batch, EnvSpec
-from offline_mbrl.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction, training_loss
-from offline_mbrl.evaluation import evaluate
-from offline_mbrl.penalties import PENALTIES, uncertainty
-from offline_mbrl.rollout import Step, rollout
-from offline_mbrl.sac import SAC, EDACRegulariser, SACConfig, edac_diversity
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.data.dataset import Batch, EnvSpec
+from offline_mbrl.learning.evaluation import evaluate
+from offline_mbrl.learning.penalties import PENALTIES, uncertainty
+from offline_mbrl.learning.rollout import Step, rollout
+from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig, edac_diversity
+from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction, training_loss
 
 ATOL = 1e-5
 RTOL = 1e-6

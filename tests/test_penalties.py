@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from offline_mbrl.dynamics import Prediction
-from offline_mbrl.penalties import PENALTIES
+from offline_mbrl.learning.penalties import PENALTIES
+from offline_mbrl.models.dynamics import Prediction
 
 # Three members, one transition, D = 2 ([next_obs (1 dim), reward]); elites are members 0 and 1.
 MEAN = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]], [[6.0, 8.0]]])  # (3, 1, 2)

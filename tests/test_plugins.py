@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from offline_mbrl.algorithms import algorithms
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import TINY

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl.data import load_dataset
-from offline_mbrl.datasets import pointmaze as pm
-from offline_mbrl.datasets.make import default_size, made_dataset_id, make_dataset
-from offline_mbrl.envs import POINTMAZE
-from offline_mbrl.errors import UserError
-from offline_mbrl.names import missing_dataset_message, resolve
-from offline_mbrl.termination import termination_fn
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.data.envs import POINTMAZE
+from offline_mbrl.data.make import pointmaze as pm
+from offline_mbrl.data.make.collect import default_size, made_dataset_id, make_dataset
+from offline_mbrl.data.names import missing_dataset_message, resolve
+from offline_mbrl.models.termination import termination_fn
 
 from .test_cli import assert_one_line_error, run_cli
 

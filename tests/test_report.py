@@ -16,7 +16,7 @@ from rliable import library, metrics
 from typer.testing import CliRunner
 
 from offline_mbrl.cli.report import register
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.report.build import make_report
 from offline_mbrl.report.table import load_results, select
 
@@ -343,7 +343,7 @@ def test_the_report_layer_reads_files_and_never_imports_algorithm_code():
     code = (
         "import sys, offline_mbrl.report.build, offline_mbrl.cli.report\n"
         "bad = [m for m in sys.modules if m.startswith(('offline_mbrl.algorithms', 'offline_mbrl.launch', "
-        "'offline_mbrl.sac', 'offline_mbrl.dynamics', 'torch'))]\n"
+        "'offline_mbrl.learning.sac', 'offline_mbrl.models.dynamics', 'torch'))]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from offline_mbrl.cli.report import register
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments import cells
 from offline_mbrl.experiments.cells import BUDGETS, Budget, cell_config, compare, prepare_dataset
 from offline_mbrl.experiments.reproduce import load_table, reproduce, task_dataset
@@ -59,8 +59,8 @@ def test_the_shipped_table_declares_offlinerlkit_mopo_mobile_combo_on_nine_d4rl_
     assert table.published[("walker2d-medium-expert-v2", "COMBO")] == (110.0, 0.2)
     # every task has a paper preset for each algorithm, so `reproduce` runs the reference's settings
     from offline_mbrl.algorithms import get_spec
+    from offline_mbrl.data.names import parse_short_name
     from offline_mbrl.experiments.reproduce import task_dataset
-    from offline_mbrl.names import parse_short_name
 
     for algo in table.algorithms:
         for task in table.tasks:

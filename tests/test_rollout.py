@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import torch
 
-from offline_mbrl.data import Batch
-from offline_mbrl.dynamics import Prediction
-from offline_mbrl.rollout import ModelBuffer, Step, compose, mix, rollout, with_extras
+from offline_mbrl.data.dataset import Batch
+from offline_mbrl.learning.rollout import ModelBuffer, Step, compose, mix, rollout, with_extras
+from offline_mbrl.models.dynamics import Prediction
 
 
 class LineWorld:

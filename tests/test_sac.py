@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
-from offline_mbrl.data import Batch
-from offline_mbrl.sac import (
+from offline_mbrl.data.dataset import Batch
+from offline_mbrl.learning.sac import (
     SAC,
     CriticEnsemble,
     EDACRegulariser,

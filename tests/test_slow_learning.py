@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from offline_mbrl.algorithms import algorithms, get_spec
-from offline_mbrl.data import load_dataset
-from offline_mbrl.datasets.make import make_dataset
+from offline_mbrl.data.dataset import load_dataset
+from offline_mbrl.data.make.collect import make_dataset
 from offline_mbrl.launch import build_config, execute
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_mbrcsl_stitches_on_the_pointmaze_task(tmp_path):
     dynamics fit, a Gaussian behaviour policy, up to 60 batches of 100 rollouts)."""
     import json
 
-    from offline_mbrl.run import run_dir_for
+    from offline_mbrl.learning.run import run_dir_for
 
     make_dataset("pointmaze-stitch", seed=0)
     data = load_dataset("pointmaze-stitch")

@@ -24,12 +24,12 @@ import typer
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from offline_mbrl.cache import list_artefacts
 from offline_mbrl.cli.sweep import sweep_app
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import list_artefacts
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import project_root
 from offline_mbrl.launch import build_config
-from offline_mbrl.paths import project_root
-from offline_mbrl.run import Run
+from offline_mbrl.learning.run import Run
 from offline_mbrl.sweep.results import load_study
 from offline_mbrl.sweep.space import find_space, load_space, validate
 from offline_mbrl.sweep.storage import fail_stale, open_storage

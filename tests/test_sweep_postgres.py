@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.sweep.results import load_study
 from offline_mbrl.sweep.storage import open_storage
 from offline_mbrl.sweep.study import Sweep

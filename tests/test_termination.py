@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from offline_mbrl import termination as T
-from offline_mbrl.errors import UserError
-from offline_mbrl.termination import termination_fn
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.models import termination as T
+from offline_mbrl.models.termination import termination_fn
 
 
 def roll(gym_id: str, steps: int, bias: float | None, seed: int) -> dict[str, np.ndarray]:

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from offline_mbrl.errors import UserError
-from offline_mbrl.threads import _cgroup_quota, configure_threads, usable_cores
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.threads import _cgroup_quota, configure_threads, usable_cores
 
 
 def test_cgroup_quotas_v2_and_v1_are_read_in_cores(tmp_path):
@@ -83,7 +83,7 @@ def test_train_threads_option_reaches_the_run(tiny_pendulum, tmp_path, capsys):
 
 
 def test_idle_cores_reads_the_idle_share_of_proc_stat(tmp_path, monkeypatch):
-    from offline_mbrl.threads import idle_cores
+    from offline_mbrl.core.threads import idle_cores
 
     stat = tmp_path / "stat"
     # two cores; between the samples 100 jiffies pass, 50 of them idle (and 10 iowait): 1.2 cores idle
@@ -102,7 +102,7 @@ def test_default_threads_leave_out_a_core_a_busy_process_takes():
     import sys
     import time
 
-    from offline_mbrl.threads import default_threads
+    from offline_mbrl.core.threads import default_threads
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

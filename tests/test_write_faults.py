@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from offline_mbrl.cache import atomic_path
-from offline_mbrl.errors import EnvironmentFault
+from offline_mbrl.core.cache import atomic_path
+from offline_mbrl.core.errors import EnvironmentFault
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
@@ -73,7 +73,7 @@ def test_sigterm_is_handled_like_ctrl_c_one_line_and_exit_130(tmp_path):
 
     code = (
         "import time\n"
-        "from offline_mbrl.console import run_app\n"
+        "from offline_mbrl.core.console import run_app\n"
         "def work(**_):  # run_app passes typer's standalone_mode\n"
         "    open(r'%s', 'w').write('started')\n"
         "    time.sleep(60)\n"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
-from offline_mbrl.rollout import Step, with_extras
+from offline_mbrl.learning.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.learning.rollout import Step, with_extras
 
 
 @dataclass(frozen=True)

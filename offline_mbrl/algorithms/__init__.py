@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.algorithms import bc, combo, mbpo, mbrcsl, mobile, mopo, morec, ravl
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.provenance import BEHAVIOUR
 
 __all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]

@@ -26,12 +26,12 @@ import torch
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import OfflineDataset
-from offline_mbrl.errors import UserError
-from offline_mbrl.nets import mlp
-from offline_mbrl.policies import ActorPolicy
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.nets import mlp
+from offline_mbrl.data.dataset import OfflineDataset
+from offline_mbrl.learning.policies import ActorPolicy
+from offline_mbrl.learning.run import Run
 from offline_mbrl.provenance import CORL, MBRCSL, Sourced
-from offline_mbrl.run import Run
 
 
 @dataclass(frozen=True)

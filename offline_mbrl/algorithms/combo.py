@@ -53,10 +53,9 @@ from torch import Tensor
 
 from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import Batch, OfflineDataset
-from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import (
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import Batch, OfflineDataset
+from offline_mbrl.learning.model_based import (
     CPU_NETS,
     LEARNING_CHECK,
     Hooks,
@@ -66,9 +65,10 @@ from offline_mbrl.model_based import (
     real_rows,
     train_model_based,
 )
+from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.provenance import MBRCSL, OFFLINERL_KIT, Sourced
-from offline_mbrl.run import Run
-from offline_mbrl.sac import SAC, SACConfig
 
 
 def _combo_sac() -> SACConfig:

@@ -1,7 +1,7 @@
 """MBPO without a penalty: SAC on a mix of real data and short model rollouts. The baseline every
 offline model-based comparison needs (Janner et al., NeurIPS 2019, used offline as in Yu et al. 2020).
 
-The whole algorithm is the shared loop of `offline_mbrl.model_based` with no hooks: MOPO (`mopo.py`) adds
+The whole algorithm is the shared loop of `learning.model_based` with no hooks: MOPO (`mopo.py`) adds
 a reward penalty as a rollout step hook, RAVL (`ravl.py`) N critics and the EDAC regulariser.
 Defaults follow OfflineRL-Kit's MOPO settings (`ModelBasedConfig`); 3M steps. OfflineRL-Kit has no MBPO
 script: its MOPO with λ = 0 skips the penalty (`ensemble_dynamics.py#L56`) and is this algorithm, so every
@@ -14,10 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, mopo_family_sources, trainers
-from offline_mbrl.run import Run
+from offline_mbrl.data.dataset import OfflineDataset
+from offline_mbrl.learning.model_based import (
+    Hooks,
+    ModelBasedConfig,
+    model_based_spec,
+    mopo_family_sources,
+    trainers,
+)
+from offline_mbrl.learning.run import Run
+from offline_mbrl.models.dynamics import Dynamics
 
 
 @dataclass(frozen=True)

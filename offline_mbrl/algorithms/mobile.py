@@ -50,10 +50,9 @@ from torch import Tensor
 
 from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import Batch, OfflineDataset
-from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import (
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import Batch, OfflineDataset
+from offline_mbrl.learning.model_based import (
     CPU_NETS,
     LEARNING_CHECK,
     Hooks,
@@ -62,9 +61,10 @@ from offline_mbrl.model_based import (
     model_based_spec,
     train_model_based,
 )
+from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.provenance import BEHAVIOUR, MOBILE_AUTHORS, OFFLINERL_KIT, Source, Sourced
-from offline_mbrl.run import Run
-from offline_mbrl.sac import SAC, SACConfig
 
 
 def _mobile_sac() -> SACConfig:

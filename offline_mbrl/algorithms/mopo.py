@@ -1,7 +1,7 @@
 """MOPO: MBPO with the reward penalized by the model's uncertainty, `r̃ = r − λ·u(s, a)`
 (Yu et al., NeurIPS 2020), with the whole uncertainty family Lu et al. (ICLR 2022) compared.
 
-`algo.penalty` picks u from `offline_mbrl.penalties` (max_aleatoric is MOPO's; max_pairwise_diff MOReL's;
+`algo.penalty` picks u from `learning.penalties` (max_aleatoric is MOPO's; max_pairwise_diff MOReL's;
 ensemble_std / ensemble_var; llv LOMPO's; loo_kl M2AC's), `algo.penalty_coef` is λ and
 `algo.penalty_members` the members it is taken over ("elites", the members rollouts sample from, by
 default; OfflineRL-Kit took MOPO's max over all 7 members, which `penalty_members=all` reproduces, and
@@ -21,19 +21,25 @@ import math
 from dataclasses import dataclass, replace
 
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.errors import UserError
-from offline_mbrl.model_based import Hooks, ModelBasedConfig, model_based_spec, mopo_family_sources, trainers
-from offline_mbrl.penalties import Members, PenaltyName, uncertainty
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.dataset import OfflineDataset
+from offline_mbrl.learning.model_based import (
+    Hooks,
+    ModelBasedConfig,
+    model_based_spec,
+    mopo_family_sources,
+    trainers,
+)
+from offline_mbrl.learning.penalties import Members, PenaltyName, uncertainty
+from offline_mbrl.learning.rollout import Step, StepHook, with_extras
+from offline_mbrl.learning.run import Run
+from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.provenance import MBRCSL, OFFLINERL_KIT, Source, Sourced
-from offline_mbrl.rollout import Step, StepHook, with_extras
-from offline_mbrl.run import Run
 
 
 @dataclass(frozen=True)
 class MOPOConfig(ModelBasedConfig):
-    penalty: PenaltyName = "max_aleatoric"  # the uncertainty u(s, a) (offline_mbrl.penalties)
+    penalty: PenaltyName = "max_aleatoric"  # the uncertainty u(s, a) (offline_mbrl.learning.penalties)
     penalty_coef: float = 1.0  # λ in r − λ·u(s, a)
     penalty_members: Members = "elites"  # members u is taken over: elites (sampled from) or all
 

@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 
 from offline_mbrl.algorithm_spec import LearningCheck
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.data import OfflineDataset
-from offline_mbrl.dynamics import Dynamics
-from offline_mbrl.model_based import (
+from offline_mbrl.data.dataset import OfflineDataset
+from offline_mbrl.learning.model_based import (
     LEARNING_CHECK,
     TEST_SETTINGS,
     Hooks,
@@ -44,9 +43,10 @@ from offline_mbrl.model_based import (
     model_based_spec,
     trainers,
 )
+from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.sac import EDACRegulariser, SACConfig
+from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.provenance import BEHAVIOUR, EDGE_OF_REACH
-from offline_mbrl.run import Run
-from offline_mbrl.sac import EDACRegulariser, SACConfig
 
 
 def _ravl_sac() -> SACConfig:

@@ -22,6 +22,6 @@ COMPILE = Annotated[
 
 def set_compile(value: bool | None) -> None:
     """Apply `--compile/--no-compile` (torch is imported only by the commands that train)."""
-    from offline_mbrl.sac import set_compile as apply
+    from offline_mbrl.learning.sac import set_compile as apply
 
     apply(value)

@@ -15,8 +15,8 @@ from offline_mbrl.cli import COMPILE, THREADS
 from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.cli.report import register as register_report_commands
 from offline_mbrl.cli.sweep import sweep_app
-from offline_mbrl.console import console, run_app
-from offline_mbrl.threads import configure_threads
+from offline_mbrl.core.console import console, run_app
+from offline_mbrl.core.threads import configure_threads
 
 app = typer.Typer(
     help="Offline model-based RL benchmarking: datasets, dynamics, algorithms, sweeps, reports.",
@@ -37,7 +37,7 @@ register_report_commands(app)  # report, evaluate, reproduce, compare
 @datasets_app.command("list")
 def datasets_list() -> None:
     """Every dataset name, the Minari id it resolves to, whether it is present, its size and provenance."""
-    from offline_mbrl.catalog import catalog
+    from offline_mbrl.data.catalog import catalog
 
     table = Table(title="datasets (Minari root: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
     for col in ("name", "resolves to", "present", "transitions", "episodes", "size MB", "provenance"):
@@ -58,7 +58,7 @@ def datasets_list() -> None:
 @datasets_app.command("info")
 def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari id")]) -> None:
     """Metadata, size, and the distribution of episode returns and normalised scores."""
-    from offline_mbrl.data import load_dataset
+    from offline_mbrl.data.dataset import load_dataset
 
     ds = load_dataset(name)
     spec = ds.spec
@@ -76,7 +76,7 @@ def datasets_info(name: Annotated[str, typer.Argument(help="short name or Minari
     console.print(f"  fingerprint: {ds.fingerprint.key}")
     made_with = (meta.get("offline_mbrl") or {}).get("versions")
     if made_with:
-        from offline_mbrl.paths import stack_versions
+        from offline_mbrl.core.paths import stack_versions
 
         console.print("  made with: " + ", ".join(f"{k} {v}" for k, v in made_with.items()))
         now = stack_versions()
@@ -116,7 +116,7 @@ def datasets_import_d4rl(
     overwrite: Annotated[bool, typer.Option(help="replace an existing import")] = False,
 ) -> None:
     """Convert a D4RL hdf5 file into the local Minari dataset d4rl-import/<env>/<tier>-vN."""
-    from offline_mbrl.d4rl_import import import_d4rl
+    from offline_mbrl.data.d4rl_import import import_d4rl
 
     s = import_d4rl(file, name, overwrite=overwrite)
     console.print(
@@ -138,8 +138,8 @@ def datasets_train_behaviour(
     out: Annotated[Path | None, typer.Option(help="output folder (default datasets/behaviour/ENV)")] = None,
 ) -> None:
     """Train PPO behaviour policies and write the expert, medium and replay checkpoints with manifests."""
-    from offline_mbrl.datasets.behaviour import run_train_behaviour, save_summary
-    from offline_mbrl.paths import assets_dir
+    from offline_mbrl.core.paths import assets_dir
+    from offline_mbrl.data.make.behaviour import run_train_behaviour, save_summary
 
     out_dir = out or assets_dir() / "behaviour" / env
     command = " ".join(["offline-mbrl", "datasets", "train-behaviour", env, "--seed", str(seed)])
@@ -169,8 +169,8 @@ def datasets_make(
     if_missing: Annotated[bool, typer.Option(help="do nothing if the dataset exists (for scripts)")] = False,
 ) -> None:
     """Collect offline-mbrl/ENV/TIER-v0 from the committed behaviour policies."""
-    from offline_mbrl.datasets.make import made_dataset_id, make_dataset
-    from offline_mbrl.minari_io import dataset_exists
+    from offline_mbrl.data.make.collect import made_dataset_id, make_dataset
+    from offline_mbrl.data.minari_io import dataset_exists
 
     if if_missing and dataset_exists(made_dataset_id(name, family)):
         console.print(f"{made_dataset_id(name, family)} is present; nothing to make")
@@ -187,7 +187,7 @@ def datasets_families(
     name: Annotated[str | None, typer.Argument(help="a family name or .toml path; omit to list all")] = None,
 ) -> None:
     """List the MDP families, or show one family's distribution and its fixed members."""
-    from offline_mbrl.datasets.families import list_families, load_family
+    from offline_mbrl.data.make.families import list_families, load_family
 
     if name is None:
         table = Table(title="MDP families (datasets/families/*.toml)")
@@ -247,7 +247,7 @@ def train_cmd(
     configure_threads(threads)
     _set_compile(compile_)
     from offline_mbrl.launch import build_config, execute_seeds
-    from offline_mbrl.run import run_dir_for
+    from offline_mbrl.learning.run import run_dir_for
 
     cfgs = [
         build_config(algo, dataset, s, steps, device, set_ or [], preset, config)
@@ -314,9 +314,9 @@ def config_cmd(
 
     from offline_mbrl.algorithms import algorithms, get_spec
     from offline_mbrl.config import describe, to_dict
-    from offline_mbrl.errors import UserError
+    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.data.names import preset_task
     from offline_mbrl.launch import build_config
-    from offline_mbrl.names import preset_task
     from offline_mbrl.provenance import AuditRow, audit_markdown, audit_table, key_sources, write_audit
 
     if audit:
@@ -379,9 +379,9 @@ def dynamics_fit(
     with --reward, also MOREC's dynamics reward and its held-out AUCs."""
     configure_threads(threads)
     from offline_mbrl.config import dynamics_config_from_overrides, reward_config_from_overrides
-    from offline_mbrl.data import load_dataset
-    from offline_mbrl.dynamics import load_or_fit
-    from offline_mbrl.errors import UserError
+    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.data.dataset import load_dataset
+    from offline_mbrl.models.dynamics import load_or_fit
 
     items = set_ or []
     reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
@@ -408,7 +408,7 @@ def dynamics_fit(
         f"{report['epochs']} epochs, {report['wall_time']:.0f} s"
     )
     if reward_cfg is not None:
-        from offline_mbrl.dynamics_reward import load_or_fit_reward
+        from offline_mbrl.algorithms.morec.reward import load_or_fit_reward
 
         _, rep, rkey = load_or_fit_reward(ds, model, key, reward_cfg)
         console.print(
@@ -449,7 +449,7 @@ def diagnose_cmd(
     """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty (and, with --reward, MOREC's
     dynamics reward) tracks the true model error."""
     from offline_mbrl.config import reward_config_from_overrides
-    from offline_mbrl.errors import UserError
+    from offline_mbrl.core.errors import UserError
     from offline_mbrl.experiments.diagnose import diagnose, print_result
 
     items = set_ or []
@@ -480,7 +480,7 @@ def cache_ls(
     kind: Annotated[str | None, typer.Option(help="only this kind (dynamics, dynamics_reward, ...)")] = None,
 ) -> None:
     """List the cached artefacts of every kind (dynamics, dynamics rewards, behaviour policies, rollouts)."""
-    from offline_mbrl.cache import cache_root, list_artefacts
+    from offline_mbrl.core.cache import cache_root, list_artefacts
 
     rows = list_artefacts(kind)
     table = Table(title=f"cached artefacts in {cache_root()}")
@@ -505,7 +505,7 @@ def cache_clear(
     dataset: Annotated[str | None, typer.Option(help="only the entries of this dataset (id or name)")] = None,
 ) -> None:
     """Remove cached artefacts: all, one kind's, or one dataset's (damaged entries always)."""
-    from offline_mbrl.cache import clear_artefacts
+    from offline_mbrl.core.cache import clear_artefacts
 
     n = clear_artefacts(kind, dataset)
     console.print(f"removed {n} cached artefact{'' if n == 1 else 's'}")

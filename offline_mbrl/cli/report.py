@@ -16,8 +16,8 @@ from rich.table import Table
 
 from offline_mbrl.cli import COMPILE, THREADS
 from offline_mbrl.cli import set_compile as _set_compile
-from offline_mbrl.console import console
-from offline_mbrl.threads import configure_threads
+from offline_mbrl.core.console import console
+from offline_mbrl.core.threads import configure_threads
 
 _REPS = typer.Option(
     help="bootstrap repetitions for the aggregate intervals (profiles and pairs use <= 2000)"
@@ -108,7 +108,7 @@ def evaluate_cmd(
 
     runs = find_runs(run_dirs)
     if not runs:
-        from offline_mbrl.errors import UserError
+        from offline_mbrl.core.errors import UserError
 
         given = ", ".join(map(str, run_dirs))
         raise UserError(

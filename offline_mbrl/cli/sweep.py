@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offline_mbrl.console import console, run_app
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.console import console, run_app
+from offline_mbrl.core.errors import UserError
 
 sweep_app = typer.Typer(
     help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "

@@ -20,11 +20,11 @@ from typing import cast
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.launch import build_config, execute_seeds, run_mode, same_but_seed
-from offline_mbrl.names import Resolution, ShortName, preset_task, resolve
+from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.report.render import Text
-from offline_mbrl.run import run_dir_for
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def reduced_size(dataset: str) -> tuple[int, int] | None:
     meta = json.loads((res.path / "data" / "metadata.json").read_text()).get("offline_mbrl") or {}
     if meta.get("size") is None:
         return None
-    from offline_mbrl.datasets.make import default_size
+    from offline_mbrl.data.make.collect import default_size
 
     try:
         short = _short(res)
@@ -185,7 +185,7 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
     if res.provenance != "made by offline-mbrl":
         return
     if not res.present and budget.dataset_size is not None:
-        from offline_mbrl.datasets.make import default_size, make_dataset
+        from offline_mbrl.data.make.collect import default_size, make_dataset
 
         short = _short(res)
         env_tier = f"{short.env}-{short.tier}"

@@ -8,10 +8,10 @@ the transitions (horizon H, the dataset's termination function, one random elite
 every algorithm's rollouts) and, for every valid model transition (s, a, ŝ', r̂):
 
     true_error    ‖ŝ' − s'‖₂, ŝ' the sampled next state the rollout used, s' the true simulator's
-                  (`offline_mbrl.oracle.simulator`) from the same (s, a)
+                  (`offline_mbrl.models.oracle.simulator`) from the same (s, a)
     mean_error    ‖mean of the elites' means − s'‖₂ (the error without the sampling noise)
     reward_error  |r̂ − r|
-    one column per penalty of `offline_mbrl.penalties.PENALTIES` (members "elites"), evaluated by a step
+    one column per penalty of `learning.penalties.PENALTIES` (members "elites"), evaluated by a step
     hook on the same `Prediction` and sampled transition the rollout used, exactly as MOPO's penalty hook
 
 then the Spearman (and Pearson) correlation of each penalty with `true_error`. The oracle's own check
@@ -57,24 +57,24 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.algorithms.bc import BCConfig, BCPolicy
-from offline_mbrl.cache import replace_dir, temp_dir_beside
+from offline_mbrl.algorithms.morec.reward import DynamicsReward, DynamicsRewardConfig, auc, load_or_fit_reward
 from offline_mbrl.config import dynamics_config_from_overrides
-from offline_mbrl.data import OfflineDataset, load_dataset
-from offline_mbrl.dynamics import DynamicsEnsemble, load_or_fit
-from offline_mbrl.dynamics_reward import DynamicsReward, DynamicsRewardConfig, auc, load_or_fit_reward
-from offline_mbrl.errors import UserError
-from offline_mbrl.evaluation import Policy
-from offline_mbrl.oracle import (
+from offline_mbrl.core.cache import replace_dir, temp_dir_beside
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import code_version
+from offline_mbrl.data.dataset import OfflineDataset, load_dataset
+from offline_mbrl.learning.evaluation import Policy
+from offline_mbrl.learning.penalties import PENALTIES, Members, uncertainty
+from offline_mbrl.learning.rollout import Step, rollout, with_extras
+from offline_mbrl.models.dynamics import DynamicsEnsemble, load_or_fit
+from offline_mbrl.models.oracle import (
     VELOCITY_CLIP,
     InvertedDoublePendulumSimulator,
     LocomotionSimulator,
     Simulator,
     simulator,
 )
-from offline_mbrl.paths import code_version
-from offline_mbrl.penalties import PENALTIES, Members, uncertainty
-from offline_mbrl.rollout import Step, rollout, with_extras
-from offline_mbrl.termination import termination_fn
+from offline_mbrl.models.termination import termination_fn
 
 MARKER = ".offline-mbrl-diagnose"  # marks a folder this module wrote: the only kind it replaces
 PENALTY_MEMBERS: Members = "elites"
@@ -753,7 +753,7 @@ def print_result(result: DiagnoseResult, echo: Callable[[str], None] | None = No
     """The correlation table, the oracle check line and where the files are (the CLI's output)."""
     from rich.table import Table
 
-    from offline_mbrl.console import console
+    from offline_mbrl.core.console import console
 
     meta = result.meta
     table = Table(

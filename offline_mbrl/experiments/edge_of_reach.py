@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS as CELL_BUDGETS
 from offline_mbrl.experiments.cells import Budget, CellRun, cell_config, run_cells, split_overrides
 from offline_mbrl.report.render import Figure, Heading, Table, Text

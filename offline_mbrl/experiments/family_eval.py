@@ -26,12 +26,12 @@ from typing import cast
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_mbrl.cache import write_json_atomic
-from offline_mbrl.datasets.families import load_family
-from offline_mbrl.errors import UserError
-from offline_mbrl.evaluation import evaluate
+from offline_mbrl.core.cache import write_json_atomic
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.data.make.families import load_family
 from offline_mbrl.launch import load_run
-from offline_mbrl.run import eval_seed
+from offline_mbrl.learning.evaluation import evaluate
+from offline_mbrl.learning.run import eval_seed
 
 
 def family_file(run_dir: Path, family: str) -> Path:

@@ -33,10 +33,10 @@ from pathlib import Path
 
 from offline_mbrl.algorithms import algorithms as registered
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import project_root
+from offline_mbrl.data.names import resolve
 from offline_mbrl.experiments.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
-from offline_mbrl.names import resolve
-from offline_mbrl.paths import project_root
 from offline_mbrl.report.render import Bullets, Document, Heading, Table, Text
 from offline_mbrl.report.render import Cell as Shown
 from offline_mbrl.report.stats import mean_interval

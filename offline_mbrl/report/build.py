@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offline_mbrl.cache import replace_dir, temp_dir_beside
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import replace_dir, temp_dir_beside
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.report import figures as rf
 from offline_mbrl.report.render import Bullets, Document, Figure, Heading, Table, Text, to_html, to_markdown
 from offline_mbrl.report.stats import (

@@ -51,7 +51,7 @@ def behaviour_lines(dataset_id: str | None) -> dict[str, float]:
     if not dataset_id:
         return {}
     try:
-        from offline_mbrl.names import resolve
+        from offline_mbrl.data.names import resolve
 
         meta = json.loads((resolve(dataset_id).path / "data" / "metadata.json").read_text())
     except Exception:  # noqa: BLE001 - a dataset that is not here only loses its reference lines

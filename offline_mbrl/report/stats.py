@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rliable import library, metrics
 from scipy import stats
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.report.table import NOMINAL, SCORE_SCALE, Scope
 
 METRICS = ("IQM", "Median", "Mean", "Optimality gap")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.errors import UserError
 
 NOMINAL = "nominal"
 SCORE_SCALE = 100.0  # D4RL normalised scores are in [0, 100]; rliable gets score / 100 (1.0 = expert)

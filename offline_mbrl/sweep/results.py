@@ -13,9 +13,9 @@ from typing import cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from offline_mbrl.cache import atomic_path, write_json_atomic
 from offline_mbrl.config import to_dict
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import atomic_path, write_json_atomic
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.launch import build_config
 from offline_mbrl.sweep.storage import open_storage
 

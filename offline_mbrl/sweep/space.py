@@ -40,11 +40,11 @@ from typing import Any, cast
 
 import optuna
 
-from offline_mbrl.cache import stable_hash
 from offline_mbrl.config import TrainConfig, coerce, flat_keys, get_path
-from offline_mbrl.errors import UserError
+from offline_mbrl.core.cache import stable_hash
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import project_root
 from offline_mbrl.launch import build_config
-from offline_mbrl.paths import project_root
 
 DERIVED = {"dynamics.elites_fraction": ("dynamics.elites", "dynamics.members")}
 RESERVED = {"algorithm", "dataset", "seed", "steps", "device", "dynamics.seed"}  # set by the sweep itself

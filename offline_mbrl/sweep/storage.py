@@ -39,9 +39,9 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from offline_mbrl.cache import key_lock
-from offline_mbrl.errors import UserError
-from offline_mbrl.paths import project_root
+from offline_mbrl.core.cache import key_lock
+from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import project_root
 
 MAX_RETRY = 2  # a trial whose worker keeps dying (out of memory?) is not retried forever
 

@@ -43,18 +43,18 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_mbrl.cache import key_lock
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.errors import EnvironmentFault, UserError
+from offline_mbrl.core.cache import key_lock
+from offline_mbrl.core.errors import EnvironmentFault, UserError
+from offline_mbrl.core.progress import duration, listen, plain_every
+from offline_mbrl.core.threads import default_threads, usable_cores
+from offline_mbrl.data.names import missing_dataset_message, resolve
 from offline_mbrl.launch import build_config, execute_seeds
-from offline_mbrl.names import missing_dataset_message, resolve
-from offline_mbrl.progress import duration, listen, plain_every
-from offline_mbrl.run import MAIN as MAIN_STAGE
-from offline_mbrl.run import run_dir_for
+from offline_mbrl.learning.run import MAIN as MAIN_STAGE
+from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
 from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, open_storage, retry
-from offline_mbrl.threads import default_threads, usable_cores
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -509,7 +509,7 @@ def _worker_main(payload: str) -> None:
 
     import torch
 
-    from offline_mbrl.console import terminate_as_interrupt
+    from offline_mbrl.core.console import terminate_as_interrupt
 
     signal.signal(
         signal.SIGTERM, terminate_as_interrupt

@@ -1,0 +1,90 @@
+"""The one rich console every command prints through.
+
+Markup is off: printed values (method labels like `ravl[algo.eta=0.5]`, error reasons, file paths) often
+hold square brackets, which rich would otherwise swallow as style tags. Piped output (logs, CI) is wide,
+so tables do not fold into unreadable columns.
+"""
+
+import sys
+from collections.abc import Callable
+
+from rich.console import Console
+
+from offline_mbrl.core.errors import UserError
+
+console = Console(markup=False) if sys.stdout.isatty() else Console(markup=False, width=200)
+
+
+def check_environment() -> None:
+    """Settings every command relies on, checked once before a command runs."""
+    import os
+    from pathlib import Path
+
+    minari = os.environ.get("MINARI_DATASETS_PATH")
+    if not minari:
+        return
+    try:
+        is_file = Path(minari).exists() and not Path(minari).is_dir()
+    except PermissionError:
+        raise UserError(
+            f"MINARI_DATASETS_PATH={minari} cannot be read (permission denied): give this user access to "
+            "it or point it at a folder of datasets it can read"
+        ) from None
+    if is_file:
+        raise UserError(
+            f"MINARI_DATASETS_PATH={minari} is a file, not a folder: point it at a folder of datasets "
+            "(or unset it for Minari's default ~/.minari/datasets)"
+        )
+
+
+def terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) takes Ctrl-C's path: state kept, one line
+
+
+def _command_line_exit(exc: Exception) -> None:
+    """Exit for typer/click's own exceptions: `Exit` with its code; `Abort` (Ctrl-C while parsing) as an
+    interrupt; a usage error (unknown command or option, a value of the wrong type) as one line, exit 2."""
+    name = type(exc).__name__
+    if name == "Exit" and hasattr(exc, "exit_code"):
+        sys.exit(exc.exit_code)
+    if name == "Abort":
+        raise KeyboardInterrupt from None
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+        if not exc.format_message().strip():  # a group called without a command: its help is shown
+            sys.exit(exc.exit_code or 2)
+        ctx = getattr(exc, "ctx", None)
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        print(f"error: {' '.join(exc.format_message().split())}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code if exc.exit_code else 2)
+
+
+def run_app(app: Callable[..., object], **kwargs: object) -> None:
+    """Run a command; a UserError, and a command-line usage error (an unknown option, a value of the wrong
+    type), becomes `error: <one line>` on stderr and exit status 2. SIGTERM is handled like Ctrl-C, so a
+    killed sweep trial is marked for a retry instead of staying "running"."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, terminate_as_interrupt)
+    try:
+        try:
+            check_environment()
+            code = app(standalone_mode=False, **kwargs)  # click's own errors come here, not as a box
+            if isinstance(code, int) and code:
+                sys.exit(code)
+        except UserError:
+            raise
+        except Exception as exc:  # typer vendors click: its exceptions are matched by what they carry
+            _command_line_exit(exc)
+            raise
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished runs, checkpoints, cache entries and a dynamics fit's last epoch are kept "
+            "(nothing half-written); rerun the same command to continue from them (a run: add --resume)",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
