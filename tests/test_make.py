@@ -17,7 +17,7 @@ from minari.storage import get_dataset_path
 from offline_mbrl.cli.main import main
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import load_dataset
-from offline_mbrl.data.make import make as make_module
+from offline_mbrl.data.make import collect as make_module
 from offline_mbrl.data.make.collect import make_dataset
 from offline_mbrl.data.make.policy import GaussianPolicy
 
