@@ -30,7 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "pendulum-medium-replay"
 SETTINGS = [
-    "algo.rollout_batch=2000",
     "dynamics.max_epochs=5",
     "eval_every=1000",
     "log_every=100",
@@ -39,6 +38,7 @@ SETTINGS = [
     "final_eval_episodes=5",
 ]
 _NETS = ["algo.sac.actor_hidden=64,64", "algo.sac.critic_hidden=64,64", "algo.rollout_batch=500"]
+# (the settings of each algorithm below come after the shared ones: a later --set of a key wins)
 _MOREC = [
     "algo.rollout_batch=200",
     "algo.horizon=10",
@@ -50,9 +50,9 @@ _MOREC = [
     "algo.filter.snapshot_stride=4",
 ]
 ALGO_SETTINGS: dict[str, list[str]] = {
-    "mbpo": [],
-    "mopo": [],
-    "ravl": [],
+    "mbpo": ["algo.rollout_batch=2000"],
+    "mopo": ["algo.rollout_batch=2000"],
+    "ravl": ["algo.rollout_batch=2000"],
     # Pendulum's rewards are all negative: MOBILE's clamp of targets at 0 would zero them (docs/fidelity.md)
     "mobile": [*_NETS, "algo.sac.target_min=none"],
     "combo": _NETS,
@@ -64,7 +64,7 @@ ALGO_SETTINGS: dict[str, list[str]] = {
         "algo.rollout_batch=50",
         "algo.keep=10",
         "algo.max_batches=5",
-        "algo.return_quantile=0.5",
+        "algo.return_quantile=0",
         "algo.hidden=64,64",
         "algo.epochs=20",
         "algo.find_best_start=0",
@@ -95,7 +95,7 @@ def train_all(
     out = {}
     for algo in algos:
         results = scratch / f"results-{tag}"
-        done = sorted((results / algo / DATASET).glob("*/final.json"))
+        done = sorted((results / algo / DATASET).glob("*/final.json"), key=lambda p: p.stat().st_mtime)
         if done:
             out[algo] = done[-1].parent
             print(f"{tag} {algo}: {out[algo]} (kept)", flush=True)
@@ -114,8 +114,10 @@ def train_all(
         ]
         settings = [*SETTINGS, *ALGO_SETTINGS[algo]]
         sh([*args, *(x for s in settings for x in ("--set", s)), "--results", str(results)], env, cwd=tree)
-        (run_dir,) = (results / algo / DATASET).iterdir()
-        out[algo] = run_dir
+        # the run just finished (an earlier failed attempt with other settings may have left a folder)
+        finished = (results / algo / DATASET).glob("*/final.json")
+        out[algo] = max(finished, key=lambda p: p.stat().st_mtime).parent
+        run_dir = out[algo]
         print(f"{tag} {algo}: {run_dir}", flush=True)
     return out
 

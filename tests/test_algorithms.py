@@ -96,18 +96,13 @@ def test_every_algorithm_trains_end_to_end_and_writes_its_files(algo, tiny_pendu
     assert again.returns.tolist() == final["returns"]
 
 
-# MOBILE's update order and target penalty; COMBO's Lagrange multiplier, a hook's state in the checkpoint
-@pytest.mark.parametrize(
-    ("algo", "extra"),
-    [
-        ("mopo", []),
-        ("mobile", []),
-        ("combo", ["algo.lagrange=true", "algo.lagrange_lr=0.01"]),
-        ("morec-mopo", []),
-        ("mbrcsl", []),
-    ],
-)
-def test_resume_after_a_kill_reaches_the_same_result(algo, extra, tiny_pendulum, tmp_path, monkeypatch):
+# every registered algorithm; COMBO with its Lagrange multiplier, a hook's state in the checkpoint
+RESUME_EXTRA = {"combo": ["algo.lagrange=true", "algo.lagrange_lr=0.01"]}
+
+
+@pytest.mark.parametrize("algo", sorted(algorithms()))
+def test_resume_after_a_kill_reaches_the_same_result(algo, tiny_pendulum, tmp_path, monkeypatch):
+    extra = RESUME_EXTRA.get(algo, [])
     cfg = build_config(algo, tiny_pendulum, seed=2, steps=60, overrides=[*TINY, *PER_ALGO[algo], *extra])
     straight = execute(cfg, tmp_path / "a", progress=False)
 

@@ -10,8 +10,10 @@ import json
 import pytest
 import torch
 
+from offline_mbrl.algorithms import algorithms
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.launch import build_config, execute, execute_seeds, same_but_seed
+from offline_mbrl.learning.model_based import load_sac_policy
 from offline_mbrl.learning.run import run_dir_for
 
 from .conftest import killed_at
@@ -41,9 +43,29 @@ def rows(cfg, root):
     return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines]
 
 
-@pytest.mark.parametrize("algo", ["mopo", "ravl", "morec-mopo"])
-def test_a_batched_seed_reproduces_its_lone_run(algo, tiny_pendulum, tmp_path):
-    cfgs = configs(tiny_pendulum, algo, (0, 1, 2))
+# every algorithm on the model-based loop: its hooks batch over seeds (EDAC's, MOBILE's and COMBO's update
+# hooks through `over_seeds`; rollout hooks run per seed)
+MODEL_BASED = [name for name, spec in algorithms().items() if spec.load_policy is load_sac_policy]
+
+
+def test_every_model_based_algorithm_batches_its_seeds():
+    assert set(MODEL_BASED) >= {"mbpo", "mopo", "ravl", "mobile", "combo", "morec-mopo", "morec-mobile"}
+    assert all(algorithms()[name].train_seeds is not None for name in MODEL_BASED)
+
+
+# MOBILE's target clamp at 0 would zero every target on Pendulum's negative rewards: off, so u matters;
+# COMBO also with its Lagrange multiplier (one per seed, stepped by its own run's term)
+SETTINGS = {
+    "mobile": ["algo.sac.target_min=none"],
+    "morec-mobile": ["algo.sac.target_min=none"],
+    "combo-lagrange": ["algo.lagrange=true", "algo.lagrange_threshold=-5"],
+}
+
+
+@pytest.mark.parametrize("case", [*MODEL_BASED, "combo-lagrange"])
+def test_a_batched_seed_reproduces_its_lone_run(case, tiny_pendulum, tmp_path):
+    algo = case.removesuffix("-lagrange")
+    cfgs = configs(tiny_pendulum, algo, (0, 1, 2), SETTINGS.get(case, ()))
     batched = execute_seeds(cfgs, tmp_path / "batched", progress=False)
     for cfg, final in zip(cfgs, batched, strict=True):
         folder = run_dir_for(cfg, tmp_path / "batched")
@@ -58,7 +80,9 @@ def test_a_batched_seed_reproduces_its_lone_run(algo, tiny_pendulum, tmp_path):
             assert close(mine[key], theirs[key]), key
         a, b = rows(cfg, tmp_path / "batched"), rows(cfg, tmp_path / "lone")
         assert [r["step"] for r in a] == [r["step"] for r in b] and a[0].keys() == b[0].keys()
-        for key in ("critic_loss", "q_mean", "alpha", "rollout/reward"):
+        extra = {"mobile": ["mobile_u"], "morec-mobile": ["mobile_u"], "combo": ["combo_gap"]}
+        extra["combo-lagrange"] = ["combo_gap", "combo_alpha_prime"]
+        for key in ("critic_loss", "q_mean", "alpha", "rollout/reward", *extra.get(case, [])):
             assert a[0][key] == pytest.approx(b[0][key], rel=1e-3, abs=1e-4), key
     # different seeds learned different things, far outside the tolerance above
     first, second = policy(cfgs[0], tmp_path / "batched"), policy(cfgs[1], tmp_path / "batched")

@@ -19,13 +19,12 @@ from offline_mbrl.config import describe, dynamics_config_from_overrides, field_
 from offline_mbrl.core.cache import artefact_path, clear_artefacts, get_or_build, list_artefacts
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS, _budget_overrides
-from offline_mbrl.launch import build_config, execute, run_mode
+from offline_mbrl.launch import build_config, execute, execute_seeds, run_mode
 from offline_mbrl.learning.model_based import (
-    TEST_SETTINGS,
     Hooks,
     ModelBasedConfig,
     load_sac_policy,
-    train_model_based,
+    model_based_spec,
 )
 from offline_mbrl.learning.policies import ActorPolicy
 from offline_mbrl.learning.run import Run, run_dir_for
@@ -115,14 +114,11 @@ class HookedConfig(ModelBasedConfig):
     coef: float = 0.1  # unused: a field of the toy algorithm's own
 
 
-def hooked_train(cfg, dataset, dynamics, run):
-    hooks = Hooks(critic_reg=Multiplier(), target_penalty=model_rows_penalty)
-    return train_model_based(cfg, dataset, dynamics, run, hooks)
+def hooked(cfg, dataset, dynamics, run):
+    return Hooks(critic_reg=Multiplier(), target_penalty=model_rows_penalty)
 
 
-HOOKED = AlgorithmSpec(
-    "hooked", HookedConfig, hooked_train, load_sac_policy, "test", test_settings=TEST_SETTINGS
-)
+HOOKED = model_based_spec("hooked", HookedConfig, hooked, "test")
 
 
 def test_training_hooks_see_model_rows_and_their_state_is_checkpointed(
@@ -146,6 +142,22 @@ def test_training_hooks_see_model_rows_and_their_state_is_checkpointed(
     assert resumed["returns"] == straight["returns"]
     # the multiplier, its optimiser and the penalty's draws continued exactly where the checkpoint was
     assert rows_of(run_dir_for(cfg, tmp_path / "b")) == rows
+
+
+def test_hooks_without_over_seeds_train_their_seeds_one_by_one_as_lone_runs(tiny_data, register, tmp_path):
+    """A plugin's update hooks that cannot batch (no `over_seeds`): `--seeds K` still trains every seed,
+    each exactly as its lone run."""
+    register(HOOKED)
+    assert HOOKED.train_seeds is not None and not hooked(None, None, None, None).batchable()
+    cfgs = [
+        build_config("hooked", tiny_data, seed=s, steps=60, overrides=[*TINY, *HOOKED.test_settings])
+        for s in (3, 4)
+    ]
+    batched = execute_seeds(cfgs, tmp_path / "k", progress=False)
+    for cfg, final in zip(cfgs, batched, strict=True):
+        lone = execute(cfg, tmp_path / "lone", progress=False)
+        assert final["returns"] == lone["returns"]
+        assert rows_of(run_dir_for(cfg, tmp_path / "k")) == rows_of(run_dir_for(cfg, tmp_path / "lone"))
 
 
 # ---- named phases -----------------------------------------------------------------------------------
@@ -387,7 +399,7 @@ def test_budgets_combine_common_and_the_algorithms_own_settings():
         validate_spec(spec, name)  # every key a built-in names exists in its config
         assert spec.test_settings and {"smoke", "small"} <= set(spec.budgets), name
     bad = AlgorithmSpec(
-        "bad", HookedConfig, hooked_train, load_sac_policy, "t", budgets={"smoke": ("algo.nope=1",)}
+        "bad", HookedConfig, HOOKED.train, load_sac_policy, "t", budgets={"smoke": ("algo.nope=1",)}
     )
     with pytest.raises(UserError, match="algorithm 'bad' names key\\(s\\) its config lacks: algo.nope"):
         validate_spec(bad, "here")

@@ -511,15 +511,21 @@ def test_a_seed_moves_between_a_batched_and_a_lone_learner_and_continues_the_sam
     assert torch.allclose(actor(obs, deterministic=True)[0], expected, atol=1e-6)
 
 
-def test_a_batched_learner_refuses_hooks_that_work_on_one_seeds_shapes():
-    batched = SAC.batch_of(lone_learners(SMALL, (0, 1)))
+def test_a_batched_learners_target_penalty_acts_on_each_seed_alone():
+    """A seed-batched learner's hooks work on the seed axis: a `(K, B)` penalty lowers seed k's targets
+    by its own row only."""
     batch = stack([make_batch(seed=0), make_batch(seed=1)])
 
     def penalty(learner, b, g):
-        return torch.zeros(2, 8), {}
+        return torch.stack([torch.zeros(8), torch.ones(8)]), {}
 
-    with pytest.raises(ValueError, match="no target penalty"):
-        batched.update(batch, target_penalty=penalty)
+    def targets(hook):
+        learner = SAC.batch_of(lone_learners(SMALL, (0, 1)))
+        gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        return learner.update(batch, target_penalty=hook, generator=gens)["target_mean"]
+
+    plain, penalised = targets(None), targets(penalty)
+    assert torch.allclose(plain - penalised, torch.tensor([0.0, 1.0]), atol=1e-5)
     with pytest.raises(ValueError, match="2 generators for 3 seeds"):
         SAC.batch_of(lone_learners(SMALL, (0, 1, 2))).update(
             stack([make_batch(seed=s) for s in range(3)]), generator=[torch.Generator()] * 2

@@ -3,14 +3,15 @@
 An example of an algorithm living in its own package (README, "Add your own algorithm"). The idea in one
 line: a learned model's reward is least trustworthy where it leaves the data's range, so clip it there
 (a crude relative of MOPO's penalty, `offline_mbrl/algorithms/mopo.py`, its nearest sibling). Everything
-else is the suite's shared model-based loop; the idea is one rollout step hook.
+else is the suite's shared model-based loop (`offline_mbrl/learning/model_based.py`); the idea is one
+rollout step hook.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from offline_mbrl.learning.model_based import Hooks, ModelBasedConfig, model_based_spec, train_model_based
+from offline_mbrl.learning.model_based import Hooks, ModelBasedConfig, model_based_spec
 from offline_mbrl.learning.rollout import Step, with_extras
 
 
@@ -19,7 +20,8 @@ class RewClipConfig(ModelBasedConfig):
     margin: float = 0.0  # widen the data's reward range by this much on both sides before clipping
 
 
-def train(cfg, dataset, dynamics, run):
+def hooks(cfg, dataset, dynamics, run) -> Hooks:
+    """The algorithm's idea for one run, as hooks of the shared loop (here: one rollout step hook)."""
     rew = dataset.data.rew
     low, high = float(rew.min()) - cfg.algo.margin, float(rew.max()) + cfg.algo.margin
 
@@ -27,8 +29,9 @@ def train(cfg, dataset, dynamics, run):
         clipped = step.rew.clamp(low, high)  # (B,)
         return with_extras(replace(step, rew=clipped), clipped_share=(clipped != step.rew).float())
 
-    return train_model_based(cfg, dataset, dynamics, run, Hooks(step=clip))
+    return Hooks(step=clip)
 
 
-# An offline_mbrl.AlgorithmSpec with the shared loop's policy loader, test settings and budgets filled in
-SPEC = model_based_spec("rewclip", RewClipConfig, train, "example: MBPO with clipped model rewards")
+# An offline_mbrl.AlgorithmSpec: the shared loop (one seed, or K seeds batched) with these hooks, its
+# policy loader, test settings and budgets filled in
+SPEC = model_based_spec("rewclip", RewClipConfig, hooks, "example: MBPO with clipped model rewards")

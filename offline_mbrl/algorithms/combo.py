@@ -45,6 +45,7 @@ Deviations from the reference code, each deliberate:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,10 +64,9 @@ from offline_mbrl.learning.model_based import (
     kit_sources,
     model_based_spec,
     real_rows,
-    train_model_based,
 )
 from offline_mbrl.learning.run import Run
-from offline_mbrl.learning.sac import SAC, SACConfig
+from offline_mbrl.learning.sac import SAC, Generators, SACConfig
 from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.provenance import MBRCSL, OFFLINERL_KIT, Sourced
 
@@ -129,51 +129,28 @@ class ConservativeTerm:
     def __call__(
         self, learner: SAC, batch: Batch, generator: torch.Generator | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        gap = conservative_gap(self, learner, batch, generator)  # (N,)
+        value, metrics = self.weigh(gap)
+        return value, {"combo_gap": gap.detach().mean(), **metrics}
+
+    def weigh(self, gap: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The term from one learner's gaps `(N,)`: `w·gap` summed over critics, or with Lagrange, one
+        multiplier step and the multiplier times `w·gap − threshold`."""
         cfg = self.cfg
-        obs, act, next_obs, from_model = batch.obs, batch.act, batch.next_obs, batch.from_model
-        if from_model is None:
-            raise ValueError("COMBO's conservative term needs the batch's from_model mask")
-        b, r = obs.shape[0], cfg.repeats
-        obs_r = obs.unsqueeze(0).expand(r, b, -1).reshape(r * b, -1)  # (R·B, o), repeat-major
-        next_r = next_obs.unsqueeze(0).expand(r, b, -1).reshape(r * b, -1)
-        with torch.no_grad():
-            unif = self.act_low + self.act_span * torch.rand(
-                (r * b, act.shape[1]), device=obs.device, generator=generator
-            )
-            a_here, logp_here = learner.actor(obs_r, generator=generator)
-            a_next, logp_next = learner.actor(next_r, generator=generator)
-        n = learner.critics.members
-        proposals = [
-            learner.critics(obs_r, a_here) - logp_here,  # (N, R·B)
-            learner.critics(obs_r, a_next) - logp_next,
-            learner.critics(obs_r, unif) - self.log_uniform,
-        ]
-        if cfg.logsumexp_over == "all":
-            cat_q = torch.cat([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3R, B)
-            lse = cfg.temperature * torch.logsumexp(cat_q / cfg.temperature, dim=1)  # (N, B)
-        else:
-            per_repeat = torch.stack([p.reshape(n, r, b) for p in proposals], dim=1)  # (N, 3, R, B)
-            lse = (cfg.temperature * torch.logsumexp(per_repeat / cfg.temperature, dim=1)).mean(1)  # (N, B)
-        real = (~from_model).float()
-        q_data = learner.critics(obs, act)  # (N, B)
-        q_real = (q_data * real).sum(1) / real.sum()  # (N,)
-        if cfg.rho_s == "model":
-            model = from_model.float()
-            lse_mean = (lse * model).sum(1) / model.sum()
-        else:
-            lse_mean = lse.mean(1)
-        term = cfg.cql_weight * (lse_mean - q_real)  # (N,)
-        metrics = {"combo_gap": (lse_mean - q_real).detach().mean()}
+        term = cfg.cql_weight * gap  # (N,)
         if self.optim is None:
-            return term.sum(), metrics
+            return term.sum(), {}
         alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
-        gap = term.detach() - cfg.lagrange_threshold  # (N,)
-        multiplier_loss = -(alpha_prime * gap).mean()
+        multiplier_loss = -(alpha_prime * (term.detach() - cfg.lagrange_threshold)).mean()
         self.optim.zero_grad(set_to_none=True)
         multiplier_loss.backward()
         self.optim.step()
-        metrics["combo_alpha_prime"] = alpha_prime.detach()
-        return (alpha_prime.detach() * (term - cfg.lagrange_threshold)).sum(), metrics
+        value = (alpha_prime.detach() * (term - cfg.lagrange_threshold)).sum()
+        return value, {"combo_alpha_prime": alpha_prime.detach()}
+
+    @classmethod
+    def over_seeds(cls, terms: Sequence[ConservativeTerm]) -> SeedsConservativeTerm:
+        return SeedsConservativeTerm(terms)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -188,13 +165,77 @@ class ConservativeTerm:
             self.optim.load_state_dict(state["optim"])
 
 
-def train(cfg: TrainConfig[COMBOConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
+class SeedsConservativeTerm:
+    """K seeds' terms on a seed-batched learner: the proposals and critics of all seeds in one batched
+    pass; each seed's own `ConservativeTerm` weighs its gaps (and steps its own multiplier), so every
+    run's checkpoint holds its lone term's state."""
+
+    def __init__(self, terms: Sequence[ConservativeTerm]):
+        if len({t.cfg for t in terms}) != 1:
+            raise ValueError("seeds batched together share COMBO's settings")
+        self.terms = list(terms)
+
+    def __call__(
+        self, learner: SAC, batch: Batch, generator: Sequence[torch.Generator]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        gaps = conservative_gap(self.terms[0], learner, batch, generator)  # (K, N)
+        weighed = [t.weigh(gap) for t, gap in zip(self.terms, gaps, strict=True)]
+        metrics = {"combo_gap": gaps.detach().mean(-1)}
+        for name in weighed[0][1]:
+            metrics[name] = torch.stack([m[name] for _, m in weighed])
+        return torch.stack([value for value, _ in weighed]), metrics
+
+
+def uniform(shape: tuple[int, ...], device: torch.device, generator: Generators) -> Tensor:
+    """U(0, 1) draws of `shape`; with one generator per seed, `(K, *shape)`, seed k's from generator k."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(shape, device=device, generator=generator)
+    return torch.stack([torch.rand(shape, device=device, generator=g) for g in generator])
+
+
+def conservative_gap(term: ConservativeTerm, learner: SAC, batch: Batch, generator: Generators) -> Tensor:
+    """Per critic, `T·mean_s logsumexp_k(Q(s, a_k)/T − log q(a_k)) − mean_{real} Q(s, a)`: `(N,)`, or
+    `(K, N)` for a seed-batched learner (every tensor then has a leading seed axis)."""
+    cfg = term.cfg
+    obs, act, next_obs, from_model = batch.obs, batch.act, batch.next_obs, batch.from_model
+    if from_model is None:
+        raise ValueError("COMBO's conservative term needs the batch's from_model mask")
+    lead, (b, o) = obs.shape[:-2], obs.shape[-2:]  # lead: () or (K,)
+    r = cfg.repeats
+    obs_r = obs.unsqueeze(-3).expand(*lead, r, b, o).reshape(*lead, r * b, o)  # (…, R·B, o), repeat-major
+    next_r = next_obs.unsqueeze(-3).expand(*lead, r, b, o).reshape(*lead, r * b, o)
+    with torch.no_grad():
+        unif = term.act_low + term.act_span * uniform((r * b, act.shape[-1]), obs.device, generator)
+        a_here, logp_here = learner.actor(obs_r, generator=generator)
+        a_next, logp_next = learner.actor(next_r, generator=generator)
+    n = learner.critics.members
+    proposals = [
+        learner.critics(obs_r, a_here) - logp_here.unsqueeze(-2),  # (…, N, R·B)
+        learner.critics(obs_r, a_next) - logp_next.unsqueeze(-2),
+        learner.critics(obs_r, unif) - term.log_uniform,
+    ]
+    if cfg.logsumexp_over == "all":
+        cat_q = torch.cat([p.reshape(*lead, n, r, b) for p in proposals], dim=-2)  # (…, N, 3R, B)
+        lse = cfg.temperature * torch.logsumexp(cat_q / cfg.temperature, dim=-2)  # (…, N, B)
+    else:
+        per_repeat = torch.stack([p.reshape(*lead, n, r, b) for p in proposals], dim=-3)  # (…, N, 3, R, B)
+        lse = (cfg.temperature * torch.logsumexp(per_repeat / cfg.temperature, dim=-3)).mean(-2)  # (…, N, B)
+    real = (~from_model).float().unsqueeze(-2)  # (…, 1, B)
+    q_data = learner.critics(obs, act)  # (…, N, B)
+    q_real = (q_data * real).sum(-1) / real.sum(-1)  # (…, N)
+    if cfg.rho_s == "model":
+        model = from_model.float().unsqueeze(-2)
+        lse_mean = (lse * model).sum(-1) / model.sum(-1)
+    else:
+        lse_mean = lse.mean(-1)
+    return lse_mean - q_real  # (…, N)
+
+
+def hooks(cfg: TrainConfig[COMBOConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks:
     spec = dataset.spec
     low = torch.tensor(spec.act_low, dtype=torch.float32)
     high = torch.tensor(spec.act_high, dtype=torch.float32)
-    term = ConservativeTerm(cfg.algo, low, high, run.device)
-    return train_model_based(cfg, dataset, dynamics, run, Hooks(critic_reg=term))
+    return Hooks(critic_reg=ConservativeTerm(cfg.algo, low, high, run.device))
 
 
 # run_combo.py's suggested (horizon, CQL weight, line) per D4RL v2 task ("suggested hypers" docstring),
@@ -275,7 +316,7 @@ SOURCES = {
 SPEC = model_based_spec(
     "combo",
     COMBOConfig,
-    train,
+    hooks,
     "Yu et al., NeurIPS 2021 (COMBO)",
     presets=PAPER_PRESETS,
     sources=SOURCES,

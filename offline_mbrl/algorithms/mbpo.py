@@ -20,7 +20,6 @@ from offline_mbrl.learning.model_based import (
     ModelBasedConfig,
     model_based_spec,
     mopo_family_sources,
-    trainers,
 )
 from offline_mbrl.learning.run import Run
 from offline_mbrl.models.dynamics import Dynamics
@@ -38,7 +37,7 @@ def hooks(cfg: TrainConfig[MBPOConfig], dataset: OfflineDataset, dynamics: Dynam
 SPEC = model_based_spec(
     "mbpo",
     MBPOConfig,
+    hooks,
     paper="Janner et al., NeurIPS 2019 (MBPO)",
     sources=mopo_family_sources(),
-    **trainers(hooks),
 )

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -59,7 +60,6 @@ from offline_mbrl.learning.model_based import (
     ModelBasedConfig,
     kit_sources,
     model_based_spec,
-    train_model_based,
 )
 from offline_mbrl.learning.run import Run
 from offline_mbrl.learning.sac import SAC, SACConfig
@@ -109,6 +109,29 @@ class BellmanInconsistency:
             u = u * batch.from_model
         return self.coef * u, {"mobile_u": u.mean()}
 
+    @classmethod
+    def over_seeds(cls, hooks: Sequence[BellmanInconsistency]) -> SeedsBellmanInconsistency:
+        return SeedsBellmanInconsistency(hooks)
+
+
+class SeedsBellmanInconsistency:
+    """K seeds' penalties on a seed-batched learner: each seed's next states come from its own dynamics
+    and generator; the policy actions and target critics of all seeds run as one batched pass."""
+
+    def __init__(self, hooks: Sequence[BellmanInconsistency]):
+        if len({(h.coef, h.samples) for h in hooks}) != 1:
+            raise ValueError("seeds batched together share MOBILE's β and sample count")
+        self.dynamics = [h.dynamics for h in hooks]
+        self.coef, self.samples = hooks[0].coef, hooks[0].samples
+
+    def __call__(
+        self, learner: SAC, batch: Batch, generator: Sequence[torch.Generator]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        u = seeds_bellman_inconsistency(self.dynamics, learner, batch.obs, batch.act, self.samples, generator)
+        if batch.from_model is not None:
+            u = u * batch.from_model
+        return self.coef * u, {"mobile_u": u.mean(-1)}
+
 
 @torch.no_grad()
 def bellman_inconsistency(
@@ -125,14 +148,39 @@ def bellman_inconsistency(
     pred = dynamics.predict(obs, act)
     if pred.exact:
         return torch.zeros(obs.shape[0], device=obs.device, dtype=obs.dtype)
-    cand = pred.candidates(samples, generator)  # next_obs (K·n, B, o)
-    next_obs = cand.next_obs
+    next_obs = pred.candidates(samples, generator).next_obs  # (K·n, B, o)
     c, b, o = next_obs.shape
     flat = next_obs.reshape(c * b, o)
     next_act, _ = learner.actor(flat, generator=generator)
     q = learner.target_critics(flat, next_act).min(0).values  # (K·n·B,)
     per_elite = q.reshape(c // samples, samples, b).mean(1)  # (K, B): candidate c is from elite c // n
     return per_elite.std(0)  # (B,) unbiased, as the reference's torch.std
+
+
+@torch.no_grad()
+def seeds_bellman_inconsistency(
+    dynamics: Sequence[Dynamics],
+    learner: SAC,
+    obs: Tensor,
+    act: Tensor,
+    samples: int,
+    generators: Sequence[torch.Generator],
+) -> Tensor:
+    """`bellman_inconsistency` of S seeds at once: `obs (S, B, o)`, seed s's dynamics and generator,
+    a seed-batched learner -> `(S, B)`. Seed s draws its next states, then its policy actions, from its
+    generator as its lone run does."""
+    preds = [d.predict(obs[s], act[s]) for s, d in enumerate(dynamics)]
+    if preds[0].exact:  # every seed has the same kind of dynamics
+        return torch.zeros(obs.shape[:2], device=obs.device, dtype=obs.dtype)
+    next_obs = torch.stack(
+        [p.candidates(samples, g).next_obs for p, g in zip(preds, generators, strict=True)]
+    )  # (S, K·n, B, o)
+    s_, c, b, o = next_obs.shape
+    flat = next_obs.reshape(s_, c * b, o)
+    next_act, _ = learner.actor(flat, generator=generators)  # (S, K·n·B, a)
+    q = learner.target_critics(flat, next_act).min(1).values  # (S, K·n·B)
+    per_elite = q.reshape(s_, c // samples, samples, b).mean(2)  # (S, K, B)
+    return per_elite.std(1)  # (S, B)
 
 
 def warn_target_clamp(a: MOBILEConfig, dataset: OfflineDataset) -> None:
@@ -147,12 +195,10 @@ def warn_target_clamp(a: MOBILEConfig, dataset: OfflineDataset) -> None:
         )
 
 
-def train(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-    assert dynamics is not None
+def hooks(cfg: TrainConfig[MOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks:
     a = cfg.algo
     warn_target_clamp(a, dataset)
-    penalty = BellmanInconsistency(dynamics, a.penalty_coef, a.penalty_samples)
-    return train_model_based(cfg, dataset, dynamics, run, Hooks(target_penalty=penalty))
+    return Hooks(target_penalty=BellmanInconsistency(dynamics, a.penalty_coef, a.penalty_samples))
 
 
 # OfflineRL-Kit's per-task (horizon, β, line) for D4RL v2 MuJoCo: the "suggested hypers" docstring of
@@ -238,7 +284,7 @@ SOURCES = {
 SPEC = model_based_spec(
     "mobile",
     MOBILEConfig,
-    train,
+    hooks,
     "Sun et al., ICML 2023 (MOBILE)",
     presets=PAPER_PRESETS,
     sources=SOURCES,

@@ -28,7 +28,6 @@ from offline_mbrl.learning.model_based import (
     ModelBasedConfig,
     model_based_spec,
     mopo_family_sources,
-    trainers,
 )
 from offline_mbrl.learning.penalties import Members, PenaltyName, uncertainty
 from offline_mbrl.learning.rollout import Step, StepHook, with_extras
@@ -128,8 +127,8 @@ def hooks(cfg: TrainConfig[MOPOConfig], dataset: OfflineDataset, dynamics: Dynam
 SPEC = model_based_spec(
     "mopo",
     MOPOConfig,
+    hooks,
     paper="Yu et al., NeurIPS 2020 (MOPO); Lu et al., ICLR 2022",
     presets=PAPER_PRESETS,
     sources=SOURCES,
-    **trainers(hooks),
 )

@@ -41,7 +41,6 @@ from offline_mbrl.learning.model_based import (
     Hooks,
     ModelBasedConfig,
     model_based_spec,
-    trainers,
 )
 from offline_mbrl.learning.run import Run
 from offline_mbrl.learning.sac import EDACRegulariser, SACConfig
@@ -140,8 +139,8 @@ _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac
 SPEC = model_based_spec(
     "ravl",
     RAVLConfig,
+    hooks,
     paper="Sims et al., NeurIPS 2024 (RAVL)",
-    **trainers(hooks),
     sources=SOURCES,
     test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
     learning_check=LearningCheck(

@@ -24,18 +24,18 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, TrainFn
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import Batch, EnvSpec, OfflineDataset
 from offline_mbrl.learning.policies import ActorPolicy
 from offline_mbrl.learning.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
 from offline_mbrl.learning.run import Run, seed_everything
-from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig, TanhGaussianActor, UpdateHook
+from offline_mbrl.learning.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.models.dynamics import Dynamics, dynamics_sources
 from offline_mbrl.models.termination import Rules, termination_fn
 from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
@@ -116,7 +116,11 @@ class ModelBasedConfig:
 
 @dataclass(frozen=True)
 class Hooks:
-    """An algorithm's idea inside the shared loop; every part is optional (none of them: MBPO)."""
+    """An algorithm's idea inside the shared loop; every part is optional (none of them: MBPO).
+
+    The update hooks of K seeds trained together become one hook on the seed-batched learner through
+    their class's `over_seeds(hooks)` (`SeedBatchable`): RAVL's EDAC term, MOBILE's penalty and COMBO's
+    conservative term have one. A hook class without it trains its seeds one after another."""
 
     step: StepHook | None = None  # applied to every rollout step (compose several with rollout.compose)
     critic_reg: UpdateHook | None = None  # added to the critic loss
@@ -130,6 +134,34 @@ class Hooks:
         parts = {"step": self.step, "critic_reg": self.critic_reg, "target_penalty": self.target_penalty}
         found = {f"hooks/{k}": v for k, v in parts.items() if hasattr(v, "state_dict")}
         return {**found, **{f"hooks/{k}": v for k, v in self.state.items()}}
+
+    def batchable(self) -> bool:
+        """Whether K seeds of these hooks train as one batched learner: rollout hooks run per seed; each
+        update hook needs its class's `over_seeds`."""
+        return all(
+            h is None or hasattr(type(h), "over_seeds") for h in (self.critic_reg, self.target_penalty)
+        )
+
+
+class SeedBatchable(Protocol):
+    """An update hook whose K per-seed instances combine into one hook on a seed-batched learner: it takes
+    the `(K, B, ...)` batch and the K generators and returns a `(K,)` value (`(K, B)` for a target
+    penalty) and `(K,)` metrics, seed k's numbers those of `hooks[k]` on a lone learner."""
+
+    @classmethod
+    def over_seeds(cls, hooks: Sequence[Any]) -> UpdateHook: ...
+
+
+def over_seeds(parts: Sequence[UpdateHook | None]) -> UpdateHook | None:
+    """The one update hook the learner of `len(parts)` seeds takes: the lone hook for one seed, else the
+    class's `over_seeds` of the K hooks."""
+    first = parts[0]
+    if len(parts) == 1 or first is None:
+        return first
+    combine = getattr(type(first), "over_seeds", None)
+    if combine is None:
+        raise ValueError(f"{type(first).__name__} has no over_seeds: its seeds cannot be batched")
+    return cast("UpdateHook", combine(parts))
 
 
 def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.device) -> SAC:
@@ -154,27 +186,25 @@ class SeedOfBatch:
         self.sac.restore_seed(self.k, ckpt)
 
 
-def batchable(hooks: Hooks) -> bool:
-    """Whether a seed-batched learner takes these hooks: rollout hooks run per seed; of the update hooks
-    only the EDAC regulariser works on a batch of seeds."""
-    return hooks.target_penalty is None and (
-        hooks.critic_reg is None or isinstance(hooks.critic_reg, EDACRegulariser)
-    )
+class HooksFn(Protocol):
+    """An algorithm's hooks for one run: `(cfg, dataset, dynamics, run) -> Hooks`."""
+
+    def __call__(self, cfg: Any, dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks: ...
 
 
-def train_model_based_seeds(
+def train_model_based(
     cfgs: Sequence[TrainConfig[ModelBasedConfig]],
     dataset: OfflineDataset,
     dynamics: Sequence[Dynamics],
     runs: Sequence[Run],
     hooks: HooksFn,
 ) -> list[tuple[ActorPolicy, dict[str, Any]]]:
-    """`train_model_based` for K runs that differ only by seed, in lockstep, as one batched learner.
+    """The model-based loop for K >= 1 runs that differ only by seed, in lockstep; the lone run is K = 1.
 
     Each seed has its own dynamics (its dynamics seed), generator, rollouts, FIFO buffer, hooks, run
-    folder, log, evaluations and checkpoints, exactly as its lone run; only the SAC update is one batched
-    computation (`SAC(seeds=K)`). Seed k draws its random numbers from its own run's generator in the lone
-    run's order, and its learner starts from the weights its lone run starts from, so a batched seed
+    folder, log, evaluations and checkpoints. With K = 1 the learner is a lone SAC; with K > 1 one
+    seed-batched SAC (`SAC(seeds=K)`) whose seed k starts from the weights its lone run starts from and
+    draws its random numbers from its own run's generator in the lone run's order, so a batched seed
     reproduces its lone run up to floating-point rounding (tests/test_batched_seeds.py). The rollouts run
     seed by seed: each is already a batch of `rollout_batch` rows, as large as a device keeps busy.
     Every run must start at the same step (`launch.execute_seeds` groups them so).
@@ -182,74 +212,89 @@ def train_model_based_seeds(
     a = cfgs[0].algo
     spec, device = dataset.spec, runs[0].device
     terminated = termination_fn(spec.env, spec.gym_id, a.termination)
-    lone, all_hooks = [], []
+    seed_hooks, learners = [], []
     for cfg, dyn, run in zip(cfgs, dynamics, runs, strict=True):
-        seed_everything(cfg.seed)  # what the lone run's launcher did before it built hooks and learner
-        all_hooks.append(hooks(cfg, dataset, dyn, run))
-        lone.append(build_sac(cfg, spec, device))
-    if not all(batchable(h) for h in all_hooks):
-        raise ValueError("these hooks cannot be batched over seeds (see model_based.batchable)")
-    sac = SAC.batch_of(lone, device)
-    del lone
+        seed_everything(cfg.seed)  # what a lone run's launcher did before it built hooks and learner
+        seed_hooks.append(hooks(cfg, dataset, dyn, run))
+        learners.append(build_sac(cfg, spec, device))
+    lone = len(runs) == 1
+    if not lone and not seed_hooks[0].batchable():  # a plugin's hook without over_seeds: one by one
+        seeds = zip(cfgs, dynamics, runs, strict=True)
+        return [train_model_based([c], dataset, [d], [r], hooks)[0] for c, d, r in seeds]
+    sac = learners[0] if lone else SAC.batch_of(learners, device)
+    del learners
+    critic_reg = over_seeds([h.critic_reg for h in seed_hooks])
+    target_penalty = over_seeds([h.target_penalty for h in seed_hooks])
     n_real = real_rows(a.batch_size, a.real_ratio)
-    from_model = model_rows(n_real, a.batch_size - n_real, device)
+    from_model = model_rows(n_real, a.batch_size - n_real, device)  # the same rows every update
     buffers = [
         ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
         for _ in runs
     ]
     gens = [run.generator for run in runs]
 
+    def actor(k: int) -> TanhGaussianActor:
+        return sac.actor if lone else lone_actor(cfgs[k], spec, sac.lone_actor_state(k), device)
+
+    def actor_state(k: int) -> dict[str, torch.Tensor]:
+        return sac.actor.state_dict() if lone else sac.lone_actor_state(k)
+
     def policy(k: int) -> Callable[[], ActorPolicy]:
-        return lambda: load_sac_policy(cfgs[k], spec, {"actor": sac.lone_actor_state(k)}, device)
+        if lone:
+            return lambda: ActorPolicy(lambda o: sac.act(o, deterministic=True), device)
+        return lambda: load_sac_policy(cfgs[k], spec, {"actor": actor_state(k)}, device)
 
     loops = [
-        iter(run.loop({"sac": SeedOfBatch(sac, k), "buffer": buffers[k], **h.checkpointed()}, policy(k)))
-        for k, (run, h) in enumerate(zip(runs, all_hooks, strict=True))
+        iter(
+            run.loop(
+                {"sac": sac if lone else SeedOfBatch(sac, k), "buffer": buffers[k], **h.checkpointed()},
+                policy(k),
+            )
+        )
+        for k, (run, h) in enumerate(zip(runs, seed_hooks, strict=True))
     ]
-    starts = [next(it, None) for it in loops]
-    if len(set(starts)) != 1:
-        raise ValueError(f"batched seeds must start at one step, got {starts}")
-    step = starts[0]
-    total = cfgs[0].steps
-    log_every = cfgs[0].log_every
-    sums: dict[str, torch.Tensor] = {}
-    count, lr_sum = 0, 0.0
+    step = _lockstep([next(it, None) for it in loops], "batched seeds must start at one step")
     while step is not None:
         if step % a.rollout_every == 0:
-            for k, (run, h) in enumerate(zip(runs, all_hooks, strict=True)):
-                explore = lone_actor(cfgs[k], spec, sac.lone_actor_state(k), device).sampler(gens[k])
-                idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gens[k])
-                ro = rollout(
-                    dynamics[k], explore, dataset.data.obs[idx], a.horizon, terminated, h.step, gens[k]
-                )
+            for k, (run, h, gen) in enumerate(zip(runs, seed_hooks, gens, strict=True)):
+                idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gen)
+                explore = actor(k).sampler(gen)
+                ro = rollout(dynamics[k], explore, dataset.data.obs[idx], a.horizon, terminated, h.step, gen)
                 _log_round(run, ro, h, buffers[k])
-        batches = []
-        for k, gen in enumerate(gens):
-            real = dataset.sample(n_real, gen)
-            model = buffers[k].sample(a.batch_size - n_real, gen)
-            batches.append(mix(real, model, from_model))
-        metrics = sac.update(stack_seeds(batches), critic_reg=all_hooks[0].critic_reg, generator=gens)
-        for name, value in metrics.items():
-            if isinstance(value, torch.Tensor):
-                sums[name] = sums[name] + value if name in sums else value.clone()
-        count, lr_sum = count + 1, lr_sum + float(metrics["actor_lr"])
-        if (step + 1) % log_every == 0 or step + 1 == total:
-            for k, run in enumerate(runs):  # one row's worth of means per seed: its run averages as usual
-                run.log(
-                    {**{name: value[k] / count for name, value in sums.items()}, "actor_lr": lr_sum / count}
-                )
-            sums, count, lr_sum = {}, 0, 0.0
-        nexts = [next(it, None) for it in loops]
-        if len(set(nexts)) != 1:
-            raise RuntimeError(f"batched seeds fell out of step: {nexts}")
-        step = nexts[0]
-    return [(policy(k)(), {"actor": sac.lone_actor_state(k)}) for k in range(len(runs))]
+        batches = [
+            mix(dataset.sample(n_real, gen), buffers[k].sample(a.batch_size - n_real, gen), from_model)
+            for k, gen in enumerate(gens)
+        ]
+        metrics = sac.update(
+            batches[0] if lone else stack_seeds(batches),
+            critic_reg=critic_reg,
+            target_penalty=target_penalty,
+            generator=gens[0] if lone else gens,
+        )
+        for k, run in enumerate(runs):
+            run.log(
+                metrics
+                if lone
+                else {n: v[k] if isinstance(v, torch.Tensor) else v for n, v in metrics.items()}
+            )
+        step = _lockstep([next(it, None) for it in loops], "batched seeds fell out of step")
+    return [(policy(k)(), {"actor": actor_state(k)}) for k in range(len(runs))]
+
+
+def _lockstep(steps: list[int | None], problem: str) -> int | None:
+    """The one step all seeds are at (None: finished)."""
+    if len(set(steps)) != 1:
+        raise RuntimeError(f"{problem}: {steps}")
+    return steps[0]
 
 
 def stack_seeds(batches: Sequence[Batch]) -> Batch:
     """K batches of one shape as one `(K, B, ...)` batch (a seed-batched learner's input)."""
     fields = ("obs", "act", "rew", "next_obs", "term")
-    return Batch(**{f: torch.stack([getattr(b, f) for b in batches]) for f in fields})
+    stacked = {f: torch.stack([getattr(b, f) for b in batches]) for f in fields}
+    masks = [b.from_model for b in batches]
+    from_model = None if masks[0] is None else torch.stack(cast("list[torch.Tensor]", masks))
+    return Batch(**stacked, from_model=from_model)
 
 
 def _log_round(run: Run, ro: Rollout, hooks: Hooks, buffer: ModelBuffer) -> None:
@@ -265,47 +310,6 @@ def _log_round(run: Run, ro: Rollout, hooks: Hooks, buffer: ModelBuffer) -> None
             **(hooks.round_metrics(ro) if hooks.round_metrics is not None else {}),
         }
     )
-
-
-def train_model_based(
-    cfg: TrainConfig[ModelBasedConfig],
-    dataset: OfflineDataset,
-    dynamics: Dynamics,
-    run: Run,
-    hooks: Hooks = Hooks(),  # noqa: B008 - frozen, never mutated
-) -> tuple[ActorPolicy, dict[str, Any]]:
-    """Train SAC on real and model data with `hooks`; `cfg.algo` is a `ModelBasedConfig`."""
-    a = cfg.algo
-    spec, device = dataset.spec, run.device
-    sac = build_sac(cfg, spec, device)
-    terminated = termination_fn(spec.env, spec.gym_id, a.termination)
-    buffer = ModelBuffer(a.rollout_batch * a.horizon * a.retain_rollouts, spec.obs_dim, spec.act_dim, device)
-    n_real = real_rows(a.batch_size, a.real_ratio)
-    from_model = model_rows(n_real, a.batch_size - n_real, device)  # the same rows every update
-    gen = run.generator
-
-    def explore(obs: torch.Tensor) -> torch.Tensor:
-        return sac.act(obs, deterministic=False, generator=gen)
-
-    def policy() -> ActorPolicy:
-        return ActorPolicy(lambda o: sac.act(o, deterministic=True), device)
-
-    state = {"sac": sac, "buffer": buffer, **hooks.checkpointed()}
-    for step in run.loop(state, policy):
-        if step % a.rollout_every == 0:
-            idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gen)
-            ro = rollout(dynamics, explore, dataset.data.obs[idx], a.horizon, terminated, hooks.step, gen)
-            _log_round(run, ro, hooks, buffer)
-        real = dataset.sample(n_real, gen)
-        model = buffer.sample(a.batch_size - n_real, gen)
-        metrics = sac.update(
-            mix(real, model, from_model),
-            critic_reg=hooks.critic_reg,
-            target_penalty=hooks.target_penalty,
-            generator=gen,
-        )
-        run.log(metrics)
-    return policy(), {"actor": sac.actor.state_dict()}
 
 
 def load_sac_policy(
@@ -328,36 +332,34 @@ def lone_actor(
     return actor.to(device)
 
 
-class HooksFn(Protocol):
-    """An algorithm's hooks for one run: `(cfg, dataset, dynamics, run) -> Hooks`."""
-
-    def __call__(self, cfg: Any, dataset: OfflineDataset, dynamics: Dynamics, run: Run) -> Hooks: ...
-
-
-def trainers(hooks: HooksFn) -> dict[str, Any]:
-    """`train` and `train_seeds` of an algorithm that is this loop with `hooks` (seed-batchable hooks)."""
-
-    def train(cfg: Any, dataset: OfflineDataset, dynamics: Dynamics | None, run: Run):
-        assert dynamics is not None
-        return train_model_based(cfg, dataset, dynamics, run, hooks(cfg, dataset, dynamics, run))
-
-    def train_seeds(cfgs: Any, dataset: OfflineDataset, dynamics: Any, runs: Any):
-        return train_model_based_seeds(cfgs, dataset, dynamics, runs, hooks)
-
-    return {"train": train, "train_seeds": train_seeds}
-
-
 def model_based_spec(
-    name: str, config_type: type[ModelBasedConfig], train: TrainFn, paper: str, **fields: Any
+    name: str, config_type: type[ModelBasedConfig], hooks: HooksFn, paper: str, **fields: Any
 ) -> AlgorithmSpec:
-    """The spec of an algorithm built on this loop: its SAC policy loader, the shared tiny test settings,
-    budgets and learning check, unless `fields` says otherwise (presets, more test settings,
-    `train_seeds` from `trainers`)."""
+    """The spec of an algorithm that is this loop with `hooks`: `train` (one seed) and `train_seeds` (K
+    seeds batched) are the loop; its SAC policy loader, the shared tiny test settings, budgets and
+    learning check, unless `fields` says otherwise (presets, sources, more test settings)."""
+
+    def train(
+        cfg: TrainConfig[Any], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run
+    ) -> tuple[ActorPolicy, dict[str, Any]]:
+        if dynamics is None:
+            raise ValueError(f"{name} trains on a dynamics model: its spec must use dynamics")
+        return train_model_based([cfg], dataset, [dynamics], [run], hooks)[0]
+
+    def train_seeds(
+        cfgs: Sequence[TrainConfig[Any]],
+        dataset: OfflineDataset,
+        dynamics: Sequence[Dynamics],
+        runs: Sequence[Run],
+    ) -> list[tuple[ActorPolicy, dict[str, Any]]]:
+        return train_model_based(cfgs, dataset, dynamics, runs, hooks)
+
     defaults: dict[str, Any] = {
         "load_policy": load_sac_policy,
         "test_settings": TEST_SETTINGS,
         "budgets": BUDGETS,
         "learning_check": LEARNING_CHECK,
+        "train_seeds": train_seeds,
     }
     return AlgorithmSpec(name, config_type, train, paper=paper, **{**defaults, **fields})
 

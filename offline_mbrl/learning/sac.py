@@ -21,8 +21,9 @@ shape (K,), a batch's fields are `(K, B, ...)` and the update takes one generato
 sum of per-seed losses and the parameters of different seeds are disjoint, so no seed's gradient, Adam
 step or metric reads another seed's numbers: a seed's arithmetic is that of a lone learner (a test
 checks both). `seed_checkpoint(k)` / `restore_seed(k, ckpt)` move one seed to and from the lone
-learner's checkpoint format, so a batched seed's run folder is an ordinary run's. The EDAC regulariser is
-the only critic hook a batched learner takes (MOBILE's and COMBO's hooks work on one seed's shapes).
+learner's checkpoint format, so a batched seed's run folder is an ordinary run's. A batched learner's
+hooks take the `(K, B, ...)` batch and the K generators and return `(K,)` values (`(K, B)` penalties):
+`model_based.over_seeds` makes them from the K seeds' own hooks (EDAC's, MOBILE's, COMBO's).
 
 One update, by default in the order of the RAVL reference (EDAC): α, actor, critic, target networks;
 `update_order` gives MOBILE's reference order (critic, actor, α) and COMBO's (actor, α, critic). The
@@ -286,6 +287,13 @@ class EDACRegulariser:
         reg = edac_from_q(q, act_n)
         return self.eta * reg, {"critic_reg": reg.detach()}
 
+    @classmethod
+    def over_seeds(cls, hooks: Sequence[EDACRegulariser]) -> EDACRegulariser:
+        """K seeds' terms are one: the term has no state and works on `(K, N, B)` values as it is."""
+        if len({h.eta for h in hooks}) != 1:
+            raise ValueError("seeds batched together share one EDAC weight η")
+        return hooks[0]
+
 
 def _edac_init(
     hidden: Sequence[nn.Linear | EnsembleLinear], output: nn.Linear | EnsembleLinear, bound: float
@@ -389,10 +397,6 @@ class SAC(nn.Module):
         the regulariser's.
         """
         cfg = self.cfg
-        if self.seeds is not None and not (critic_reg is None or isinstance(critic_reg, EDACRegulariser)):
-            raise ValueError("a seed-batched SAC takes the EDAC regulariser as its only critic hook")
-        if self.seeds is not None and target_penalty is not None:
-            raise ValueError("a seed-batched SAC takes no target penalty")
         metrics: dict[str, Tensor | float] = {}
         sample: tuple[Tensor, Tensor] | None = None  # the policy's action and log-density at batch.obs
         actor_loss = critic_loss = y = q = None
@@ -469,7 +473,7 @@ class SAC(nn.Module):
             if target_penalty is not None:
                 penalty, penalty_metrics = target_penalty(self, batch, generator)  # type: ignore[arg-type]
                 rew = rew - penalty
-                metrics["target_penalty"] = penalty.mean()
+                metrics["target_penalty"] = penalty.mean(-1)
                 metrics.update(penalty_metrics)
             y = rew + cfg.gamma * (1.0 - batch.term) * next_v  # (…, B)
             if cfg.target_min is not None:

@@ -76,8 +76,6 @@ from offline_mbrl.learning.model_based import (
     TEST_SETTINGS,
     Hooks,
     model_based_spec,
-    train_model_based,
-    trainers,
 )
 from offline_mbrl.learning.rollout import Rollout, Step, Terminated, compose, with_extras
 from offline_mbrl.learning.run import Run
@@ -243,16 +241,14 @@ def hooks_mopo(
     return Hooks(step=compose(filt, penalty), round_metrics=round_metrics)
 
 
-def train_mobile(
-    cfg: TrainConfig[MORECMOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics | None, run: Run
-):
-    assert dynamics is not None
+def hooks_mobile(
+    cfg: TrainConfig[MORECMOBILEConfig], dataset: OfflineDataset, dynamics: Dynamics, run: Run
+) -> Hooks:
     a = cfg.algo
     mobile.warn_target_clamp(a, dataset)
     filt = _filter_hooks(cfg, dataset, dynamics, run)
     penalty = mobile.BellmanInconsistency(dynamics, a.penalty_coef, a.penalty_samples)
-    hooks = Hooks(step=filt, target_penalty=penalty, round_metrics=round_metrics)
-    return train_model_based(cfg, dataset, dynamics, run, hooks)
+    return Hooks(step=filt, target_penalty=penalty, round_metrics=round_metrics)
 
 
 # The references' per-task settings: the launchers' `good_config` (applied last, over the base settings)
@@ -469,8 +465,8 @@ _CHECK = LearningCheck(
 SPEC_MOPO = model_based_spec(
     "morec-mopo",
     MORECMOPOConfig,
+    hooks_mopo,
     paper="Luo et al., ICLR 2024 (MOREC), on MOPO",
-    **trainers(hooks_mopo),
     presets=MOPO_PRESETS,
     sources=MOPO_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
@@ -480,7 +476,7 @@ SPEC_MOPO = model_based_spec(
 SPEC_MOBILE = model_based_spec(
     "morec-mobile",
     MORECMOBILEConfig,
-    train_mobile,
+    hooks_mobile,
     "Luo et al., ICLR 2024 (MOREC), on MOBILE",
     presets=MOBILE_PRESETS,
     sources=MOBILE_SOURCES,
