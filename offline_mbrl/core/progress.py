@@ -1,6 +1,14 @@
-"""Progress of long work where nobody watches a terminal, and for whoever drives the work.
+"""Progress of long work: one API, `stage(name, total)`, for every long stage of the suite.
 
-Two small pieces:
+    with stage("dynamics", total=epochs, label="dynamics fit (epochs)", enabled=progress) as s:
+        for epoch in ...:
+            s.advance(epoch + 1, f"holdout MSE {mse:.4g}")
+
+`advance(done, info)` drives the three ways progress is seen: a rich bar on a terminal (when `enabled`),
+plain lines where there is none (`Ticker`), and `report` to whoever listens (a sweep's trial display).
+A stage with no known end (a fit that stops by patience) takes `total=0`: how far, not how long.
+
+The pieces underneath:
 - `Ticker`: when the output is not a terminal (a log file, `nohup`, CI), rich draws no live bars, so long
   stages print a plain line every `OFFLINE_MBRL_PROGRESS_SECONDS` (default 30) seconds instead: what,
   how far, the time spent and a measured estimate of the time left.
@@ -17,6 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from types import TracebackType
 
 Listener = Callable[[str, int, int, str], None]  # (stage, done, total, info)
 _listeners: list[Listener] = []
@@ -97,3 +106,59 @@ class Ticker:
         left = f", ~{duration((self.total - done) * elapsed / moved)} left" if moved > 0 else ""
         pct = f" ({100 * done / self.total:.0f}%)"
         self.out(f"{self.label}: {done:,}/{self.total:,}{pct}{extra}, {duration(elapsed)} elapsed{left}")
+
+
+class Stage:
+    """One long stage: a rich bar (when enabled), plain lines off a terminal, and reports to listeners.
+    Use it as a context manager (`stage(...)`); `advance(done, info)` sets how far it is."""
+
+    def __init__(self, name: str, total: int, label: str | None = None, start: int = 0, enabled: bool = True):
+        self.name, self.total, self.label = name, total, label or name
+        self.enabled = enabled
+        self.ticker = Ticker(self.label, total, start, enabled=enabled and not is_terminal())
+        self._start = start
+        self._bar: object | None = None
+
+    def __enter__(self) -> Stage:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        counts = (MofNCompleteColumn(), TimeRemainingColumn()) if self.total > 0 else ()
+        bar = Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            *counts[:1],
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            *counts[1:],
+            disable=not self.enabled,
+        )
+        bar.__enter__()
+        self._task = bar.add_task(self.name, total=self.total or None, completed=self._start, info="")
+        self._bar = bar
+        return self
+
+    def advance(self, done: int, info: str = "") -> None:
+        """The stage has done `done` of its total (epochs, steps, batches, episodes)."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, info=info)  # type: ignore[attr-defined]
+        self.ticker.update(done, info)
+        report(self.name, done, self.total, info)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(kind, exc, tb)  # type: ignore[attr-defined]
+            self._bar = None
+
+
+def stage(name: str, total: int, label: str | None = None, start: int = 0, enabled: bool = True) -> Stage:
+    """A long stage's progress (see the module docstring): `with stage(...) as s: s.advance(done, info)`."""
+    return Stage(name, total, label, start, enabled)

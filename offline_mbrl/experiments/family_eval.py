@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.core.cache import write_json_atomic
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.make.families import load_family
 from offline_mbrl.launch import load_run
 from offline_mbrl.learning.evaluation import evaluate
@@ -74,17 +74,10 @@ def evaluate_family(
     seed = eval_seed(cfg.seed)
     start = time.time()
     results = []
-    columns = (
-        TextColumn(f"{fam.name} on {run_dir.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("members", total=len(members))
-        for params in members:
+    with stage("family members", len(members), f"{fam.name} on {run_dir.name}", enabled=progress) as ev:
+        for i, params in enumerate(members):
             results.append(evaluate(policy, spec, episodes, seed=seed, member_params=params))
-            bar.advance(task)
+            ev.advance(i + 1)
     weights = np.full(len(members), 1.0 / len(members))
     member_returns = np.array([r.returns.mean() for r in results])
     has_scores = results[0].normalized is not None

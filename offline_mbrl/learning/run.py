@@ -30,20 +30,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from offline_mbrl.config import TrainConfig, config_hash, to_dict
 from offline_mbrl.core.cache import atomic_path, write_json_atomic
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.paths import code_version, stack_versions
-from offline_mbrl.core.progress import Ticker, is_terminal, report
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.evaluation import EvalResult, Policy, evaluate
 
@@ -288,18 +280,8 @@ class Run:
             return
         title = self.title or f"{cfg.algorithm} {cfg.dataset} seed {cfg.seed}"
         label = title + (f" [{phase}]" if phase else "")
-        columns = (
-            TextColumn(label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
         extra_cols = {"phase": phase} if phase else {}
-        ticker = Ticker(label, total, start, enabled=self.progress_enabled and not is_terminal())
-        with Progress(*columns, disable=not self.progress_enabled) as bar:
-            task = bar.add_task(name, total=total, completed=start, info="")
+        with stage(name, total, label, start, enabled=self.progress_enabled) as progress:
             for step in range(start, total):
                 yield step
                 done = step + 1
@@ -319,10 +301,7 @@ class Run:
                     if extra is not None and self.on_eval is not None:  # after the save: it may stop the run
                         assert self.last_eval is not None
                         self.on_eval(done, self.last_eval)
-                    info = f"score {self.last_eval.score:.1f}" if self.last_eval else ""
-                    bar.update(task, completed=done, info=info)
-                    ticker.update(done, info)
-                    report(name, done, total, info)
+                    progress.advance(done, f"score {self.last_eval.score:.1f}" if self.last_eval else "")
                 if stopping:
                     total = done  # the stage ends here: its phase file and final.json say so
                     break
@@ -385,8 +364,8 @@ class Run:
         }
         write_json_atomic(self.dir / "final.json", final)
         (self.dir / "checkpoint.pt").unlink(missing_ok=True)
-        for stage in self.dir.glob("phase-*.pt"):
-            stage.unlink()
+        for phase_file in self.dir.glob("phase-*.pt"):
+            phase_file.unlink()
         return final
 
     def _last_scores(self, final_score: float, n: int = LAST_EVALUATIONS) -> dict[str, Any]:

@@ -26,14 +26,13 @@ Deviations from the reference code (OfflineRL-Kit / mbpo), each deliberate:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ from torch import nn
 from offline_mbrl.core.cache import artefact_path, atomic_path, get_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import EnsembleLinear, EnsembleMLP
-from offline_mbrl.core.progress import Ticker, is_terminal, report
+from offline_mbrl.core.progress import stage
 from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
 
 if TYPE_CHECKING:
@@ -378,7 +377,8 @@ def fit_dynamics(
                 file=sys.stderr,
             )
             checkpoint.unlink(missing_ok=True)
-    with _progress_bar(progress, cfg.max_epochs, epoch) as advance:
+    fit = stage("dynamics", cfg.max_epochs or 0, "dynamics fit (epochs)", epoch, enabled=progress)
+    with fit:
         while True:
             epoch += 1
             order = _epoch_order(boot, steps, cfg.batch_size, generator)
@@ -408,7 +408,7 @@ def fit_dynamics(
                 for group in optimizer.param_groups:
                     group["lr"] *= cfg.plateau_lr_factor
                 lr_dropped_at, since_improved = epoch, 0
-            advance(epoch, min(host[:-1]))
+            fit.advance(epoch, f"best member holdout MSE {min(host[:-1]):.4g}")
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp:
                     torch.save(fit_state(), tmp)
@@ -443,27 +443,6 @@ def fit_dynamics(
         "wall_time": elapsed_before + time.perf_counter() - started,  # seconds, resumed fits included
     }
     return model, report
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int | None, done: int = 0) -> Iterator:
-    """`advance(epoch, mse)`: a rich bar (when `enabled`), plain lines where there is no terminal, and a
-    report to whoever listens (a sweep); the epoch cap is the total where there is one."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    cap = total or 0
-    ticker = Ticker("dynamics fit (epochs)", cap, done, enabled=enabled and not is_terminal())
-    columns = (TextColumn("dynamics"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-    with Progress(*columns, disable=not enabled) as bar:
-        task = bar.add_task("fit", total=total, completed=done, info="")
-
-        def advance(epoch: int, mse: float) -> None:
-            info = f"epoch {epoch}  best member holdout MSE {mse:.4g}"
-            bar.update(task, completed=epoch, info=info)
-            ticker.update(epoch, f"best member holdout MSE {mse:.4g}")
-            report("dynamics", epoch, cap, f"holdout MSE {mse:.4g}")
-
-        yield advance
 
 
 def save(model: DynamicsEnsemble, path: Path | str) -> None:

@@ -61,7 +61,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec
@@ -70,8 +69,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.cache import load_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import mlp
-from offline_mbrl.core.progress import Ticker, is_terminal
-from offline_mbrl.core.progress import report as report_progress
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.dataset import EnvSpec, OfflineDataset
 from offline_mbrl.learning.rollout import rollout
 from offline_mbrl.learning.run import Run
@@ -178,16 +176,7 @@ def collect_rollouts(
     kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "act", "rew", "rtg", "stored", "returns")}
     n_kept, tried, best_model = 0, 0, -math.inf
     started = time.time()
-    columns = (
-        TextColumn("[rollouts] kept {task.fields[kept]} of {task.fields[need]}"),
-        BarColumn(),
-        TextColumn("batch {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    ticker = Ticker("rollouts (batches)", a.max_batches, enabled=progress and not is_terminal())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("rollouts", total=a.max_batches, kept=0, need=a.keep)
+    with stage("rollouts", a.max_batches, "rollouts (batches)", enabled=progress) as collecting:
         batches = 0
         for batches in range(1, a.max_batches + 1):
             idx = torch.randint(0, starts.shape[0], (a.rollout_batch,), generator=generator, device=device)
@@ -219,9 +208,7 @@ def collect_rollouts(
                     kept[k].append(v[:, cols].transpose(0, 1))  # (K_new, H, ...)
                 kept["returns"].append(ret[cols])
                 n_kept += n_new
-            bar.update(task, completed=batches, kept=n_kept)
-            ticker.update(batches, f"kept {n_kept} of {a.keep}")
-            report_progress("rollouts", batches, a.max_batches, f"kept {n_kept} of {a.keep}")
+            collecting.advance(batches, f"kept {n_kept} of {a.keep}")
             if n_kept >= a.keep:
                 break
     report = {

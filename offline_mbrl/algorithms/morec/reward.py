@@ -80,7 +80,7 @@ from torch import nn
 from offline_mbrl.core.cache import atomic_path, load_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import EnsembleLinear, EnsembleMLP
-from offline_mbrl.core.progress import Ticker, is_terminal, report
+from offline_mbrl.core.progress import stage
 
 if TYPE_CHECKING:
     from offline_mbrl.data.dataset import OfflineDataset
@@ -436,7 +436,7 @@ def fit_dynamics_reward(
     stride_updates = cfg.snapshot_every * cfg.stored_every
     first_kept = cfg.updates - (cfg.kept - 1) * stride_updates  # the history's oldest kept snapshot
 
-    with _progress(progress, cfg.updates) as advance:
+    with stage("dynamics reward", cfg.updates, "dynamics reward (updates)", enabled=progress) as fit:
         for update in range(1, cfg.updates + 1):
             if (update - 1) % cfg.refresh_every == 0:
                 pool = negatives.pool(pool_starts, gen)
@@ -460,7 +460,7 @@ def fit_dynamics_reward(
             if update % 100 == 0 or update == cfg.updates:
                 losses.append(torch.stack(window).mean().item())
                 window.clear()
-                advance(update, losses[-1])
+                fit.advance(update, f"BCE {losses[-1]:.4f}")
 
     ok = [i for i, (hi, lo) in enumerate(kept_range) if hi > lo + 1e-6]
     if not ok:
@@ -520,40 +520,6 @@ def holdout_aucs(
         r_pert = reward(data.obs[hold_idx], data.act[hold_idx], data.next_obs[hold_idx] + shift)
         out[f"auc_perturbed_{sigma:g}"] = auc(r_real, r_pert)
     return out
-
-
-class _progress:
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda update, loss: report("dynamics reward", update, self.total)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = (
-            TextColumn("dynamics reward"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-        )
-        self.bar = Progress(*columns)
-        self.bar.__enter__()
-        task = self.bar.add_task("fit", total=self.total, info="")
-
-        ticker = Ticker("dynamics reward (updates)", self.total, enabled=not is_terminal())
-
-        def advance(update: int, loss: float) -> None:
-            self.bar.update(task, completed=update, info=f"BCE {loss:.4f}")
-            ticker.update(update, f"BCE {loss:.4f}")
-            report("dynamics reward", update, self.total, f"BCE {loss:.4f}")
-
-        return advance
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)
 
 
 # ---- files and the cached artefact ----------------------------------------------------------------------

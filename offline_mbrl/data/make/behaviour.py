@@ -27,10 +27,10 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.core.cache import atomic_path, write_json_atomic
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.envs import ENVIRONMENTS
 from offline_mbrl.data.make.policy import GaussianPolicy
 
@@ -120,10 +120,7 @@ def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
     ep_ret, ep_done_returns = np.zeros(n), []
     checkpoints: list[Checkpoint] = []
     last_ckpt_steps, window_returns = 0, []
-    with Progress(
-        TextColumn(f"PPO {env_name}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()
-    ) as bar:
-        task = bar.add_task("train", total=iterations, info="")
+    with stage("behaviour policy", iterations, f"PPO {env_name}") as training:
         for it in range(iterations):
             optim.param_groups[0]["lr"] = cfg.lr * (1.0 - it / iterations)
             # the normaliser is frozen within an iteration so collection and update see the same policy
@@ -203,7 +200,7 @@ def train_ppo(env_name: str, cfg: PPOConfig, seed: int) -> list[Checkpoint]:
                 checkpoints.append(Checkpoint(steps, steps - last_ckpt_steps, mean_ret, policy.checkpoint()))
                 last_ckpt_steps, window_returns = steps, []
             recent = np.mean(ep_done_returns[-20:]) if ep_done_returns else float("nan")
-            bar.update(task, advance=1, info=f"{steps:,} steps, return {recent:.1f}")
+            training.advance(it + 1, f"{steps:,} steps, return {recent:.1f}")
     envs.close()
     return checkpoints
 

@@ -63,10 +63,10 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import code_version, stack_versions
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.envs import POINTMAZE, POINTMAZE_HORIZON
 from offline_mbrl.data.minari_io import Episode, dataset_exists, publish_dataset
 from offline_mbrl.data.names import POINTMAZE_STITCH, TASK_DATASETS, made_id
@@ -444,10 +444,9 @@ def make_pointmaze_stitch(
     env = make_env()  # fails early, in one line, without gymnasium-robotics
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
-    columns = (TextColumn(f"make {dataset_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("collect", total=episodes)
-        data = collect(episodes, seed, on_episode=lambda: bar.advance(task))
+    with stage("collect", episodes, f"make {dataset_id}", enabled=progress) as collecting:
+        count = iter(range(1, episodes + 1))
+        data = collect(episodes, seed, on_episode=lambda: collecting.advance(next(count)))
     refs = reference_returns(REFERENCE_EPISODES if reference_episodes is None else reference_episodes)
     returns = np.array([episode_return(ep) for ep in data.episodes])
     groups = np.array(data.groups)
