@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offline_mbrl.core.cache import artefact_path, atomic_path, get_or_build, stable_hash
+from offline_mbrl.core.cache import artefact_path, atomic_path, load_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import EnsembleLinear, EnsembleMLP
 from offline_mbrl.core.progress import stage
@@ -518,15 +518,20 @@ def load_or_fit(
             "summary": f"{report['epochs']} epochs, elite MSE {report['elite_mse']:.5f}",
         }
 
-    entry, _ = get_or_build("dynamics", key, build, verbose=progress)
-    partial.unlink(missing_ok=True)
-    model, report = _load_entry(entry, dataset.data.obs.device)
-    if (model.obs_dim, model.act_dim, model.cfg) != (
-        dataset.data.obs.shape[1],
-        dataset.data.act.shape[1],
-        cfg,
-    ):
-        raise _damaged(entry, "its model does not match the dataset and config of its key")
+    def load_entry(entry: Path) -> tuple[DynamicsEnsemble, dict]:
+        partial.unlink(missing_ok=True)
+        report = json.loads((entry / "report.json").read_text())
+        model = load(entry / "model.pt", dataset.data.obs.device)
+        shape = (dataset.data.obs.shape[1], dataset.data.act.shape[1], cfg)
+        if (model.obs_dim, model.act_dim, model.cfg) != shape:
+            raise UserError(
+                f"dynamics cache entry {entry} is damaged (its model does not match the dataset and "
+                "config of its key)"
+            )
+        return model, report
+
+    # a damaged entry is removed and fitted once more, as every cached kind is (core.cache.load_or_build)
+    model, report = load_or_build("dynamics", key, build, load_entry, "fitting it again", verbose=progress)
     return model, report, key
 
 
@@ -540,22 +545,6 @@ def _provenance(dataset: OfflineDataset, cfg: DynamicsConfig, key: str) -> dict:
         "format": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def _damaged(entry: Path, why: str) -> UserError:
-    return UserError(
-        f"dynamics cache entry {entry} is damaged ({why}); "
-        "run `offline-mbrl cache clear --kind dynamics` and retry"
-    )
-
-
-def _load_entry(entry: Path, device: torch.device | str) -> tuple[DynamicsEnsemble, dict]:
-    try:
-        report = json.loads((entry / "report.json").read_text())
-        model = load(entry / "model.pt", device)
-    except (OSError, ValueError, UserError) as exc:
-        raise _damaged(entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    return model, report
 
 
 def dynamics_sources(at: Callable[..., Source], line: Mapping[str, int]) -> dict[str, Source]:
