@@ -30,7 +30,7 @@ from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import mlp
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.policies import ActorPolicy
-from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.run import Parts, Run
 from offline_mbrl.provenance import CORL, MBRCSL, Sourced
 
 
@@ -99,16 +99,8 @@ def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Ru
     model = BCPolicy(dataset.spec, a, obs_mean, obs_std).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=a.lr)
 
-    class State:  # what a checkpoint must hold to resume exactly
-        def state_dict(self):
-            return {"model": model.state_dict(), "optim": optim.state_dict()}
-
-        def load_state_dict(self, s):
-            model.load_state_dict(s["model"])
-            optim.load_state_dict(s["optim"])
-
     policy = ActorPolicy(model, device)
-    for _ in run.loop({"bc": State()}, lambda: policy):
+    for _ in run.loop({"bc": Parts(model=model, optim=optim)}, lambda: policy):
         if rows is None:
             batch = dataset.sample(a.batch_size, run.generator)
         else:

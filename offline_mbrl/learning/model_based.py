@@ -172,18 +172,22 @@ def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.d
     return SAC(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, sac_cfg, device=device)
 
 
-class SeedOfBatch:
-    """Seed k of a seed-batched SAC as a run's checkpointed component: its checkpoint is a lone learner's,
-    so the run folder of a batched seed is an ordinary run's (and either kind resumes it)."""
+class LearnerState:
+    """A SAC learner as a run's checkpointed component (`run.Checkpointable`): the lone learner's
+    `checkpoint()` (weights and optimisers), or with `k`, seed k of a seed-batched learner in that same
+    format, so the run folder of a batched seed is an ordinary run's (and either kind resumes it)."""
 
-    def __init__(self, sac: SAC, k: int):
+    def __init__(self, sac: SAC, k: int | None = None):
         self.sac, self.k = sac, k
 
-    def checkpoint(self) -> dict:
-        return self.sac.seed_checkpoint(self.k)
+    def state_dict(self) -> dict[str, Any]:
+        return self.sac.checkpoint() if self.k is None else self.sac.seed_checkpoint(self.k)
 
-    def restore(self, ckpt: dict) -> None:
-        self.sac.restore_seed(self.k, ckpt)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.k is None:
+            self.sac.restore(state)
+        else:
+            self.sac.restore_seed(self.k, state)
 
 
 class HooksFn(Protocol):
@@ -247,7 +251,7 @@ def train_model_based(
     loops = [
         iter(
             run.loop(
-                {"sac": sac if lone else SeedOfBatch(sac, k), "buffer": buffers[k], **h.checkpointed()},
+                {"sac": LearnerState(sac, None if lone else k), "buffer": buffers[k], **h.checkpointed()},
                 policy(k),
             )
         )

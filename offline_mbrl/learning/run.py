@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -171,7 +171,7 @@ class Run:
         return {
             "step": step,
             "phase": phase,
-            "state": {k: _snapshot(v) for k, v in state.items()},
+            "state": {k: v.state_dict() for k, v in state.items()},  # saved at once: no copy needed
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
@@ -197,7 +197,7 @@ class Run:
         """Load a checkpoint's state and random generators; `rows`: drop the metric rows logged after it
         (off for a finished stage's end state, whose later rows belong to the stages after it)."""
         for k, v in state.items():
-            (v.restore if hasattr(v, "restore") else v.load_state_dict)(payload["state"][k])
+            v.load_state_dict(payload["state"][k])
         self.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         np.random.set_state(payload["numpy_rng"])
@@ -385,9 +385,34 @@ class Run:
         return {"last10_score": float(np.mean(scores)), "last10_evaluations": len(scores)}
 
 
-def _snapshot(obj: Any) -> dict:
-    """A component's resumable state: `checkpoint()` if it has one (SAC: with optimisers), else state_dict."""
-    return obj.checkpoint() if hasattr(obj, "checkpoint") else obj.state_dict()
+class Checkpointable(Protocol):
+    """What a run's checkpoint holds of a component (`run.loop(state)`): a module, an optimiser, a
+    `Parts`, SAC's `LearnerState`, a hook with state."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Parts:
+    """Named parts as one checkpointed component: modules and optimisers (their state dicts), random
+    generators (their states) and any other `Checkpointable`."""
+
+    def __init__(self, **parts: Checkpointable | torch.Generator):
+        self.parts = parts
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            name: part.get_state() if isinstance(part, torch.Generator) else part.state_dict()
+            for name, part in self.parts.items()
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, part in self.parts.items():
+            if isinstance(part, torch.Generator):
+                part.set_state(state[name])
+            else:
+                part.load_state_dict(state[name])
 
 
 def _device_name(device: torch.device) -> str:

@@ -72,7 +72,7 @@ from offline_mbrl.core.nets import mlp
 from offline_mbrl.core.progress import stage
 from offline_mbrl.data.dataset import EnvSpec, OfflineDataset
 from offline_mbrl.learning.rollout import rollout
-from offline_mbrl.learning.run import Run
+from offline_mbrl.learning.run import Parts, Run
 from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.models.termination import termination_fn
 from offline_mbrl.provenance import MBRCSL
@@ -374,6 +374,22 @@ def _split(kept: KeptRollouts, share: float, seed: int) -> tuple[torch.Tensor, t
     return (~rows_held).nonzero().squeeze(-1), rows_held.nonzero().squeeze(-1)
 
 
+@dataclasses.dataclass
+class EarlyStopping:
+    """The output policy's early-stopping bookkeeping (checkpointed with the run): the best holdout loss
+    so far, the weights that reached it, and the epochs since."""
+
+    best: dict[str, torch.Tensor] | None = None
+    best_loss: float = math.inf
+    since_best: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_loss, self.since_best = state["best"], state["best_loss"], state["since_best"]
+
+
 def load_policy(
     cfg: TrainConfig[MBRCSLConfig], spec: EnvSpec, state: dict, device
 ) -> ReturnConditionedPolicy:
@@ -420,20 +436,7 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
     per_epoch = math.ceil(len(train_rows) / a.batch_size)
     total = min(cfg.steps, a.epochs * per_epoch)
 
-    class State:  # the net, its optimiser and the early-stopping bookkeeping: what a checkpoint holds
-        best: dict[str, torch.Tensor] | None = None
-        best_loss, since_best = math.inf, 0
-
-        def state_dict(self) -> dict[str, Any]:
-            keep = {"best": self.best, "best_loss": self.best_loss, "since_best": self.since_best}
-            return {"net": net.state_dict(), "optim": optim.state_dict(), **keep}
-
-        def load_state_dict(self, s: dict[str, Any]) -> None:
-            net.load_state_dict(s["net"])
-            optim.load_state_dict(s["optim"])
-            self.best, self.best_loss, self.since_best = s["best"], s["best_loss"], s["since_best"]
-
-    state = State()
+    state = EarlyStopping()
 
     def holdout_loss() -> float:
         with torch.no_grad():
@@ -441,7 +444,7 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
             return float((pred - kept.act[hold_rows]).square().mean())  # once per epoch: a host sync
 
     policy = ReturnConditionedPolicy(net, device)
-    for step in run.loop({"rcsl": state}, lambda: policy, steps=total):
+    for step in run.loop({"rcsl": Parts(net=net, optim=optim, stopping=state)}, lambda: policy, steps=total):
         pick = train_rows[
             torch.randint(0, len(train_rows), (a.batch_size,), generator=run.generator, device=device)
         ]

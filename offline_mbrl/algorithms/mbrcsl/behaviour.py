@@ -51,6 +51,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from offline_mbrl.core.cache import load_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import EnvSpec, OfflineDataset
+from offline_mbrl.learning.run import Parts
 
 if TYPE_CHECKING:
     from offline_mbrl.learning.run import Run
@@ -232,16 +233,7 @@ def fit_behaviour(
     optim = torch.optim.AdamW(policy.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator(device=device).manual_seed(seed)
 
-    class State:  # what a checkpoint holds to resume the fit exactly
-        def state_dict(self) -> dict[str, Any]:
-            return {"policy": policy.state_dict(), "optim": optim.state_dict(), "rng": generator.get_state()}
-
-        def load_state_dict(self, s: dict[str, Any]) -> None:
-            policy.load_state_dict(s["policy"])
-            optim.load_state_dict(s["optim"])
-            generator.set_state(s["rng"])
-
-    for _ in loop({"behaviour": State()}):
+    for _ in loop({"behaviour": Parts(policy=policy, optim=optim, rng=generator)}):
         batch = dataset.sample(cfg.batch_size, generator)
         loss = policy.loss(batch.obs, batch.act, generator)
         optim.zero_grad(set_to_none=True)
