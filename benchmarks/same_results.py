@@ -111,6 +111,10 @@ def train_all(
             str(seed),
             "--steps",
             str(steps),
+            # one thread on both sides: the default follows the machine's idle cores at start, and a
+            # matrix product's rounding depends on its thread count
+            "--threads",
+            "1",
         ]
         settings = [*SETTINGS, *ALGO_SETTINGS[algo]]
         sh([*args, *(x for s in settings for x in ("--set", s)), "--results", str(results)], env, cwd=tree)

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from offline_mbrl import AlgorithmSpec
-from offline_mbrl.algorithms import BUILTINS, algorithms, get_spec, validate_spec
+from offline_mbrl.algorithms import REGISTERED, algorithms, get_spec, validate_spec
 from offline_mbrl.cli.main import app
 from offline_mbrl.config import describe, dynamics_config_from_overrides, field_docs
 from offline_mbrl.core.cache import artefact_path, clear_artefacts, get_or_build, list_artefacts
@@ -46,7 +46,7 @@ def register(monkeypatch):
     """Register a spec for one test, as a built-in would be."""
 
     def add(spec: AlgorithmSpec) -> None:
-        monkeypatch.setitem(BUILTINS, spec.name, spec)
+        monkeypatch.setitem(REGISTERED, spec.name, spec)
         algorithms.cache_clear()
 
     yield add

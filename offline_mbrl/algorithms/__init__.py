@@ -11,32 +11,47 @@ error naming its package.
 from __future__ import annotations
 
 import functools
+import importlib
 from importlib.metadata import entry_points
 
 from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
-from offline_mbrl.algorithms import bc, combo, mbpo, mbrcsl, mobile, mopo, morec, ravl
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.provenance import BEHAVIOUR
 
-__all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTINS"]
+__all__ = ["AlgorithmSpec", "LearningCheck", "algorithms", "get_spec", "validate_spec", "BUILTIN_SPECS"]
 
 ENTRY_POINT_GROUP = "offline_mbrl.algorithms"
 
-BUILTINS: dict[str, AlgorithmSpec] = {
-    spec.name: spec
-    for spec in (
-        mbpo.SPEC,
-        mopo.SPEC,
-        ravl.SPEC,
-        mobile.SPEC,
-        combo.SPEC,
-        morec.SPEC_MOPO,
-        morec.SPEC_MOBILE,
-        mbrcsl.SPEC,
-        bc.SPEC,
-        bc.SPEC_TOP,
-    )
+# The built-in algorithms, one line each: the --algo name and where its spec is (module:attribute of this
+# package). The names alone are known without importing any algorithm (the CLI's help lists them); the
+# specs are imported when `algorithms()` is first asked.
+BUILTIN_SPECS = {
+    "mbpo": "mbpo:SPEC",
+    "mopo": "mopo:SPEC",
+    "ravl": "ravl:SPEC",
+    "mobile": "mobile:SPEC",
+    "combo": "combo:SPEC",
+    "morec-mopo": "morec:SPEC_MOPO",
+    "morec-mobile": "morec:SPEC_MOBILE",
+    "mbrcsl": "mbrcsl:SPEC",
+    "bc": "bc:SPEC",
+    "percent-bc": "bc:SPEC_TOP",
 }
+# specs a program registers in-process as built-ins (the tests' toy algorithms)
+REGISTERED: dict[str, AlgorithmSpec] = {}
+
+
+def algo_help(what: str = "algorithm") -> str:
+    """The `--algo` help of every command: the built-in names, from the registry."""
+    return f"{what}: {', '.join(BUILTIN_SPECS)}, or an installed plugin's"
+
+
+def _builtin(name: str) -> AlgorithmSpec:
+    module, attr = BUILTIN_SPECS[name].split(":")
+    spec = getattr(importlib.import_module(f"offline_mbrl.algorithms.{module}"), attr)
+    if spec.name != name:
+        raise AssertionError(f"BUILTIN_SPECS['{name}'] is the spec of '{spec.name}'")
+    return spec
 
 
 def validate_spec(spec: AlgorithmSpec, where: str) -> None:
@@ -58,7 +73,7 @@ def validate_spec(spec: AlgorithmSpec, where: str) -> None:
 @functools.cache
 def algorithms() -> dict[str, AlgorithmSpec]:
     """Every registered algorithm: the built-ins, then installed plugins."""
-    found = dict(BUILTINS)
+    found = {name: _builtin(name) for name in BUILTIN_SPECS} | REGISTERED
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         package = ep.dist.name if ep.dist is not None else ep.value
         where = f"algorithm plugin '{ep.name}' ({ep.value}) from package {package}"
@@ -71,7 +86,8 @@ def algorithms() -> dict[str, AlgorithmSpec]:
         if spec.name != ep.name:
             raise UserError(f"{where}: the entry point is named '{ep.name}' but its spec '{spec.name}'")
         if spec.name in found:
-            other = "a built-in algorithm" if spec.name in BUILTINS else "another plugin"
+            builtin = spec.name in BUILTIN_SPECS or spec.name in REGISTERED
+            other = "a built-in algorithm" if builtin else "another plugin"
             raise UserError(f"{where}: the name '{spec.name}' is already taken by {other}")
         validate_spec(spec, where)
         found[spec.name] = spec

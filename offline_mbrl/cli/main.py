@@ -11,6 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from offline_mbrl.algorithms import algo_help
 from offline_mbrl.cli import COMPILE, THREADS
 from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.cli.report import register as register_report_commands
@@ -211,7 +212,7 @@ def datasets_families(
 
 @app.command("train")
 def train_cmd(
-    algo: Annotated[str, typer.Option(help="algorithm: mbpo, mopo, ravl, bc, or an installed plugin's")],
+    algo: Annotated[str, typer.Option(help=algo_help())],
     dataset: Annotated[str, typer.Option(help="dataset short name or Minari id")],
     seed: Annotated[
         int, typer.Option(help="run seed (also the dynamics seed unless dynamics_seed is set)")
@@ -241,9 +242,9 @@ def train_cmd(
 ) -> None:
     """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}.
 
-    With --seeds K, the K runs train as one batched computation where the algorithm can (the model-based
-    SAC algorithms without update hooks of their own: mbpo, mopo, ravl, morec-mopo), each still in its
-    own run folder; the others train their seeds one after another."""
+    With --seeds K, the K runs train as one batched computation where the algorithm can (every algorithm
+    on the model-based loop), each still in its own run folder; the others train their seeds one after
+    another."""
     configure_threads(threads)
     _set_compile(compile_)
     from offline_mbrl.launch import build_config, execute_seeds
@@ -378,20 +379,15 @@ def dynamics_fit(
     """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors;
     with --reward, also MOREC's dynamics reward and its held-out AUCs."""
     configure_threads(threads)
-    from offline_mbrl.config import dynamics_config_from_overrides, reward_config_from_overrides
-    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.config import dynamics_config_from_overrides, split_reward_overrides
     from offline_mbrl.data.dataset import load_dataset
     from offline_mbrl.models.dynamics import load_or_fit
 
-    items = set_ or []
-    reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
-    if reward_items and not reward:
-        raise UserError("--set algo.reward.* applies to the dynamics reward: add --reward")
+    dyn_items, reward_cfg = split_reward_overrides(set_ or [], reward)
     from offline_mbrl.launch import check_device
 
     check_device(device)
-    cfg = dynamics_config_from_overrides(seed, [i for i in items if i not in reward_items])
-    reward_cfg = reward_config_from_overrides(reward_items) if reward else None
+    cfg = dynamics_config_from_overrides(seed, dyn_items)
     ds = load_dataset(dataset, device=device)
     model, report, key = load_or_fit(ds, cfg, device=device)
     table = Table(title=f"dynamics {key} on {ds.dataset_id}")
@@ -448,16 +444,10 @@ def diagnose_cmd(
 ) -> None:
     """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty (and, with --reward, MOREC's
     dynamics reward) tracks the true model error."""
-    from offline_mbrl.config import reward_config_from_overrides
-    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.config import split_reward_overrides
     from offline_mbrl.experiments.diagnose import diagnose, print_result
 
-    items = set_ or []
-    reward_items = [i for i in items if i.strip().startswith(("algo.reward.", "reward."))]
-    if reward_items and not reward:
-        raise UserError("--set algo.reward.* applies to the dynamics reward: add --reward")
-    reward_cfg = reward_config_from_overrides(reward_items) if reward else None
-    dyn_items = [i for i in items if i not in reward_items]
+    dyn_items, reward_cfg = split_reward_overrides(set_ or [], reward)
     print_result(
         diagnose(
             dataset,

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from offline_mbrl.algorithms import algo_help
 from offline_mbrl.cli import COMPILE, THREADS
 from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.core.console import console
@@ -183,7 +184,7 @@ def reproduce_cmd(
 
 
 def compare_cmd(
-    algo: Annotated[list[str], typer.Option(help="an algorithm to compare; repeat: --algo ravl --algo mopo")],
+    algo: Annotated[list[str], typer.Option(help=algo_help("an algorithm to compare (repeat --algo)"))],
     dataset: Annotated[list[str], typer.Option(help="a dataset; repeat for several")],
     seeds: Annotated[int, typer.Option(help="seeds 0..K-1 per algorithm and dataset")] = 3,
     budget: Annotated[

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from offline_mbrl.algorithms import algo_help
 from offline_mbrl.core.console import console, run_app
 from offline_mbrl.core.errors import UserError
 
@@ -28,7 +29,7 @@ sweep_app = typer.Typer(
 @sweep_app.callback()
 def sweep_run(
     ctx: typer.Context,
-    algo: Annotated[str | None, typer.Option(help="algorithm: mbpo, mopo, ravl, ... or a plugin's")] = None,
+    algo: Annotated[str | None, typer.Option(help=algo_help())] = None,
     dataset: Annotated[
         list[str] | None, typer.Option(help="dataset; repeat for several (the objective averages them)")
     ] = None,

@@ -94,6 +94,13 @@ class CellRun:
     final: dict | None = None
 
 
+def known_budget(budget: str, budgets: Mapping[str, object]) -> None:
+    """The one check of a `--budget` name (compare, reproduce, edge-of-reach): a one-line error naming the
+    choices."""
+    if budget not in budgets:
+        raise UserError(f"unknown budget '{budget}'; choose from {', '.join(budgets)}")
+
+
 def _budget_overrides(budget: Budget, algo: str) -> list[str]:
     """The budget's common overrides (its `dynamics.*` ones only for algorithms that fit dynamics), then
     the algorithm's own for this budget (`AlgorithmSpec.budgets`, every key checked at registration)."""
@@ -313,8 +320,7 @@ def compare(
     """Run the missing cells of algorithms x datasets x seeds (and evaluate on a family), then report."""
     if not algorithms or not datasets:
         raise UserError("compare needs at least one --algo and one --dataset")
-    if budget not in BUDGETS:
-        raise UserError(f"unknown budget '{budget}'; choose from {', '.join(BUDGETS)}")
+    known_budget(budget, BUDGETS)
     if seeds < 1:
         raise UserError(f"--seeds must be positive, got {seeds}")
     algorithms = list(dict.fromkeys(algorithms))

@@ -33,7 +33,14 @@ import pandas as pd
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.experiments.cells import BUDGETS as CELL_BUDGETS
-from offline_mbrl.experiments.cells import Budget, CellRun, cell_config, run_cells, split_overrides
+from offline_mbrl.experiments.cells import (
+    Budget,
+    CellRun,
+    cell_config,
+    known_budget,
+    run_cells,
+    split_overrides,
+)
 from offline_mbrl.report.render import Figure, Heading, Table, Text
 
 ALGORITHMS = ("mbpo", "mopo", "ravl")
@@ -126,8 +133,7 @@ def edge_of_reach(
     log: Callable[[str], None] = print,
 ) -> EdgeOfReach:
     """Run the missing cells, then write the report (scores, Q-values, Q curves, rliable statistics)."""
-    if budget not in BUDGETS:
-        raise UserError(f"unknown budget '{budget}'; choose from {', '.join(BUDGETS)}")
+    known_budget(budget, BUDGETS)
     if not datasets:
         raise UserError("the edge-of-reach experiment needs at least one --dataset")
     b, per_budget = BUDGETS[budget]

@@ -36,7 +36,15 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import project_root
 from offline_mbrl.data.names import resolve
-from offline_mbrl.experiments.cells import BUDGETS, Budget, CellRun, cell_config, run_cells, split_overrides
+from offline_mbrl.experiments.cells import (
+    BUDGETS,
+    Budget,
+    CellRun,
+    cell_config,
+    known_budget,
+    run_cells,
+    split_overrides,
+)
 from offline_mbrl.report.render import Bullets, Document, Heading, Table, Text
 from offline_mbrl.report.render import Cell as Shown
 from offline_mbrl.report.stats import mean_interval
@@ -165,8 +173,7 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> Reproduction:
     """Run every missing cell of a paper table at `budget`, then write the side-by-side report."""
-    if budget not in BUDGETS:
-        raise UserError(f"unknown budget '{budget}'; choose from {', '.join(BUDGETS)}")
+    known_budget(budget, BUDGETS)
     spec, b = load_table(table), BUDGETS[budget]
     n_seeds = seeds if seeds is not None else (b.seeds or spec.seeds)
     if n_seeds < 1:

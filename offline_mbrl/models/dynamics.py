@@ -408,7 +408,7 @@ def fit_dynamics(
                 for group in optimizer.param_groups:
                     group["lr"] *= cfg.plateau_lr_factor
                 lr_dropped_at, since_improved = epoch, 0
-            fit.advance(epoch, f"best member holdout MSE {min(host[:-1]):.4g}")
+            fit.advance(epoch, f"holdout MSE {min(host[:-1]):.4g}")
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp:
                     torch.save(fit_state(), tmp)

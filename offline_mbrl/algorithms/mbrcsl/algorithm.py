@@ -404,26 +404,24 @@ def train(cfg: TrainConfig[MBRCSLConfig], dataset: OfflineDataset, dynamics: Dyn
     behaviour_seed = cfg.seed if a.behaviour.seed is None else a.behaviour.seed
     behaviour, behaviour_key = load_or_fit_behaviour(dataset, a.behaviour, behaviour_seed, run)
 
-    held: dict[str, KeptRollouts] = {}
-
-    def collect() -> dict[str, float]:
-        held["kept"] = load_or_collect_rollouts(cfg, dataset, dynamics, behaviour, behaviour_key, run)
-        r = held["kept"].report
+    def collect() -> KeptRollouts:
+        """The kept rollouts (cached), their summary logged as the phase's row; a resumed run takes them
+        from the phase's file."""
+        kept = load_or_collect_rollouts(cfg, dataset, dynamics, behaviour, behaviour_key, run)
+        r = kept.report
         summary = {
             "rollouts/kept": float(r["kept"]),
             "rollouts/tried": float(r["tried"]),
             "rollouts/pass_rate": r["kept"] / r["tried"],
             "rollouts/threshold": float(r["threshold"]),
             "rollouts/best_model_return": float(r["best_model_return"]),
-            "rollouts/kept_return_mean": float(held["kept"].returns.mean()),
+            "rollouts/kept_return_mean": float(kept.returns.mean()),
             "rollouts/seconds": float(r["seconds"]),
         }
         run.log(summary)
-        return summary
+        return kept
 
-    run.once("rollouts", collect)
-    kept = held.get("kept") or load_or_collect_rollouts(cfg, dataset, dynamics, behaviour, behaviour_key, run)
-    kept = kept.to(device)
+    kept = run.once("rollouts", collect).to(device)
     train_rows, hold_rows = _split(kept, a.holdout, cfg.seed)
 
     obs_train = kept.obs[train_rows]
