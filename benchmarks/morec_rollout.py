@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 
 from offline_mbrl.algorithms.mopo import penalty_hook
-from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
-from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig, load_or_fit_reward
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig
+from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig
+from offline_mbrl.algorithms.morec.reward_fit import load_or_fit_reward
 from offline_mbrl.config import apply_overrides
 from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.learning.rollout import compose, rollout

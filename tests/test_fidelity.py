@@ -17,7 +17,8 @@ import torch
 
 from offline_mbrl.algorithms import algorithms, get_spec
 from offline_mbrl.algorithms.mbrcsl.algorithm import MBRCSLConfig
-from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig
+from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
 from offline_mbrl.data.dataset import Batch
 from offline_mbrl.launch import build_config
 from offline_mbrl.learning.rollout import rollout

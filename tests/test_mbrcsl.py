@@ -16,11 +16,9 @@ from offline_mbrl.algorithms.mbrcsl.algorithm import (
     MBRCSLConfig,
     RCSLNet,
     ReturnConditionedPolicy,
-    collect_rollouts,
-    returns_to_go,
-    threshold_return,
 )
 from offline_mbrl.algorithms.mbrcsl.behaviour import BehaviourConfig, fit_behaviour
+from offline_mbrl.algorithms.mbrcsl.rollouts import collect_rollouts, returns_to_go, threshold_return
 from offline_mbrl.core.cache import list_artefacts
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import load_dataset

@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms.morec import reward as dr
-from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter, round_metrics
-from offline_mbrl.algorithms.morec.reward import REWARD_RANGE, DynamicsRewardConfig, auc, load_or_fit_reward
+from offline_mbrl.algorithms.morec import reward_fit as rf
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig, round_metrics
+from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.reward import REWARD_RANGE, DynamicsRewardConfig
+from offline_mbrl.algorithms.morec.reward_fit import auc, load_or_fit_reward
 from offline_mbrl.core.cache import artefact_path
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import load_dataset
@@ -54,7 +57,7 @@ def test_reward_range_and_logit_mapping():
     lo, hi = REWARD_RANGE
     assert lo == pytest.approx(-math.log(1 - 1 / (1 + math.e)), abs=1e-12)
     assert (round(lo, 3), round(hi, 3)) == (0.313, 1.313)
-    reward = dr._new(2, 3, 1, SMALL)
+    reward = dr.new_reward(2, 3, 1, SMALL)
     reward.expert.copy_(torch.tensor([2.0, 4.0]))
     reward.learner.copy_(torch.tensor([-2.0, 0.0]))
     # each snapshot's own [learner, expert] maps to [-1, 1]: its expert value gives p = σ(1)
@@ -66,7 +69,7 @@ def test_reward_range_and_logit_mapping():
 
 
 def test_select_keeps_every_kth_snapshot_counted_from_the_newest():
-    reward = dr._new(10, 3, 1, SMALL)
+    reward = dr.new_reward(10, 3, 1, SMALL)
     reward.expert.copy_(torch.arange(10.0))
     picked = reward.select(3 * SMALL.stored_every)
     assert picked.members == 4 and picked.expert.tolist() == [0.0, 3.0, 6.0, 9.0]
@@ -95,7 +98,7 @@ def test_the_reward_separates_data_from_a_rough_model_and_is_reused(pendulum_dat
     def no_refit(*args, **kwargs):
         raise AssertionError("a cached reward was fitted again")
 
-    monkeypatch.setattr(dr, "fit_dynamics_reward", no_refit)
+    monkeypatch.setattr(rf, "fit_dynamics_reward", no_refit)
     again, _, key2 = load_or_fit_reward(pendulum_data, model, key, SMALL, progress=False)
     assert key2 == rkey and torch.equal(again(data.obs[:50], data.act[:50], data.next_obs[:50]), r)
 
@@ -103,16 +106,16 @@ def test_the_reward_separates_data_from_a_rough_model_and_is_reused(pendulum_dat
 def test_one_seed_gives_one_reward_and_the_key_follows_config_and_seed(pendulum_data, rough_model):
     model, key = rough_model
     cfg = dataclasses.replace(SMALL, updates=80, snapshot_every=4, stored_every=2, max_snapshots=10)
-    a, rep_a = dr.fit_dynamics_reward(pendulum_data, model, cfg, seed=3, progress=False)
-    b, rep_b = dr.fit_dynamics_reward(pendulum_data, model, cfg, seed=3, progress=False)
+    a, rep_a = rf.fit_dynamics_reward(pendulum_data, model, cfg, seed=3, progress=False)
+    b, rep_b = rf.fit_dynamics_reward(pendulum_data, model, cfg, seed=3, progress=False)
     assert all(
         torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
     )
     assert rep_a["holdout_idx"] == rep_b["holdout_idx"]
     fp = pendulum_data.fingerprint.key
-    k = dr.reward_key(fp, key, cfg, 3)
-    assert k != dr.reward_key(fp, key, cfg, 4) and k != dr.reward_key(fp, "other", cfg, 3)
-    assert k != dr.reward_key(fp, key, dataclasses.replace(cfg, lr=1e-3), 3)
+    k = rf.reward_key(fp, key, cfg, 3)
+    assert k != rf.reward_key(fp, key, cfg, 4) and k != rf.reward_key(fp, "other", cfg, 3)
+    assert k != rf.reward_key(fp, key, dataclasses.replace(cfg, lr=1e-3), 3)
 
 
 def test_a_damaged_cached_reward_is_refitted_with_a_message(pendulum_data, rough_model, capsys):

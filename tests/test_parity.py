@@ -32,21 +32,18 @@ import pytest
 import torch
 
 from offline_mbrl.algorithms.combo import COMBOConfig, ConservativeTerm
-from offline_mbrl.algorithms.mbrcsl.algorithm import (
-    MBRCSLConfig,
-    RCSLNet,
-    ReturnConditionedPolicy,
-    collect_rollouts,
-    returns_to_go,
-)
+from offline_mbrl.algorithms.mbrcsl.algorithm import MBRCSLConfig, RCSLNet, ReturnConditionedPolicy
+from offline_mbrl.algorithms.mbrcsl.rollouts import collect_rollouts, returns_to_go
 from offline_mbrl.algorithms.mobile import BellmanInconsistency, MOBILEConfig, bellman_inconsistency
 from offline_mbrl.algorithms.mopo import penalty_hook
-from offline_mbrl.algorithms.morec.algorithm import FilterConfig, RewardConsistencyFilter
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig
+from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
 from offline_mbrl.data.dataset import Batch, EnvSpec
+from offline_mbrl.learning.edac import edac_diversity
 from offline_mbrl.learning.evaluation import evaluate
 from offline_mbrl.learning.penalties import PENALTIES, uncertainty
 from offline_mbrl.learning.rollout import Step, rollout
-from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig, edac_diversity
+from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig
 from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble, Prediction, training_loss
 
 ATOL = 1e-5

@@ -11,14 +11,8 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
 from offline_mbrl.data.dataset import Batch
-from offline_mbrl.learning.sac import (
-    SAC,
-    CriticEnsemble,
-    EDACRegulariser,
-    SACConfig,
-    TanhGaussianActor,
-    edac_diversity,
-)
+from offline_mbrl.learning.edac import edac_diversity
+from offline_mbrl.learning.sac import SAC, CriticEnsemble, EDACRegulariser, SACConfig, TanhGaussianActor
 
 SMALL = SACConfig(actor_hidden=(16, 16), critic_hidden=(16, 16))
 FROZEN = replace(

@@ -28,6 +28,7 @@ from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import mlp
+from offline_mbrl.core.progress import stage
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.policies import ActorPolicy
 from offline_mbrl.learning.run import Parts, Run
@@ -90,28 +91,66 @@ def load_policy(cfg: TrainConfig[BCConfig], spec, state: dict, device) -> ActorP
     return ActorPolicy(model, device)
 
 
-def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Run):
-    a, device = cfg.algo, run.device
-    torch.manual_seed(cfg.seed)
-    rows = top_rows(dataset, a.top_fraction)
-    data = dataset.data if rows is None else dataset.data.index(rows)
-    obs_mean, obs_std = data.obs.mean(0), data.obs.std(0) + 1e-3
-    model = BCPolicy(dataset.spec, a, obs_mean, obs_std).to(device)
-    optim = torch.optim.Adam(model.parameters(), lr=a.lr)
+class Cloning:
+    """The policy being cloned, its Adam optimiser and the rows it clones (the top episodes with %BC);
+    `step(generator)` is one gradient step of MSE on a batch. `bc.train` runs it in the run loop; `fit`
+    (used by `diagnose`) on its own. The caller seeds torch's RNG before building it (the policy's init)."""
 
-    policy = ActorPolicy(model, device)
-    for _ in run.loop({"bc": Parts(model=model, optim=optim)}, lambda: policy):
-        if rows is None:
-            batch = dataset.sample(a.batch_size, run.generator)
+    def __init__(self, dataset: OfflineDataset, cfg: BCConfig, device: torch.device | str):
+        self.dataset, self.cfg, self.device = dataset, cfg, device
+        self.rows = top_rows(dataset, cfg.top_fraction)
+        self.data = dataset.data if self.rows is None else dataset.data.index(self.rows)
+        obs_mean, obs_std = self.data.obs.mean(0), self.data.obs.std(0) + 1e-3
+        self.model = BCPolicy(dataset.spec, cfg, obs_mean, obs_std).to(device)
+        self.optim = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+
+    def step(self, generator: torch.Generator) -> torch.Tensor:
+        """One Adam step of MSE on a batch of the cloned rows; returns the (detached) loss."""
+        if self.rows is None:
+            batch = self.dataset.sample(self.cfg.batch_size, generator)
         else:
-            pick = torch.randint(0, len(rows), (a.batch_size,), generator=run.generator, device=device)
-            batch = data.index(pick)
-        loss = (model(batch.obs) - batch.act).square().mean()
-        optim.zero_grad(set_to_none=True)
+            size = (self.cfg.batch_size,)
+            pick = torch.randint(0, len(self.rows), size, generator=generator, device=self.device)
+            batch = self.data.index(pick)
+        loss = (self.model(batch.obs) - batch.act).square().mean()
+        self.optim.zero_grad(set_to_none=True)
         loss.backward()
-        optim.step()
-        run.log({"bc/loss": loss})
-    return policy, model.state_dict()
+        self.optim.step()
+        return loss.detach()
+
+
+def train(cfg: TrainConfig[BCConfig], dataset: OfflineDataset, dynamics, run: Run):
+    torch.manual_seed(cfg.seed)
+    cloning = Cloning(dataset, cfg.algo, run.device)
+    policy = ActorPolicy(cloning.model, run.device)
+    for _ in run.loop({"bc": Parts(model=cloning.model, optim=cloning.optim)}, lambda: policy):
+        run.log({"bc/loss": cloning.step(run.generator)})
+    return policy, cloning.model.state_dict()
+
+
+def fit(
+    dataset: OfflineDataset, steps: int, seed: int, cfg: BCConfig | None = None, progress: bool = True
+) -> tuple[BCPolicy, float]:
+    """A BC policy fitted for `steps` gradient steps outside any run (no checkpoints, no evaluation), on
+    the dataset's device, seeded by `seed`; returns it (in eval mode) and the mean loss of the last 100
+    steps. The global RNG is untouched."""
+    cloning_cfg = cfg or BCConfig()
+    device = dataset.data.obs.device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        cloning = Cloning(dataset, cloning_cfg, device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    window: list[torch.Tensor] = []
+    last = math.nan
+    with stage("bc", steps, "BC policy", enabled=progress) as fitting:
+        for step in range(steps):
+            window.append(cloning.step(generator))
+            if len(window) == 100 or step == steps - 1:
+                last = torch.stack(window).mean().item()  # one host sync per 100 steps
+                window.clear()
+                fitting.advance(step + 1, f"MSE {last:.4g}")
+    cloning.model.eval()
+    return cloning.model, last
 
 
 _CORL = "algorithms/offline/any_percent_bc.py"

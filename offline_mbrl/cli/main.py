@@ -404,7 +404,7 @@ def dynamics_fit(
         f"{report['epochs']} epochs, {report['wall_time']:.0f} s"
     )
     if reward_cfg is not None:
-        from offline_mbrl.algorithms.morec.reward import load_or_fit_reward
+        from offline_mbrl.algorithms.morec.reward_fit import load_or_fit_reward
 
         _, rep, rkey = load_or_fit_reward(ds, model, key, reward_cfg)
         console.print(
