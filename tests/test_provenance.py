@@ -9,17 +9,8 @@ from pathlib import Path
 import pytest
 
 from offline_mbrl.algorithms import algorithms
-from offline_mbrl.provenance import (
-    AUDIT_BEGIN,
-    AUDIT_END,
-    BEHAVIOUR,
-    Ref,
-    Source,
-    Sourced,
-    audit_markdown,
-    audit_table,
-    key_sources,
-)
+from offline_mbrl.experiments.audit import AUDIT_BEGIN, AUDIT_END, audit_markdown, audit_table
+from offline_mbrl.provenance import BEHAVIOUR, Ref, Source, Sourced, key_sources
 from tests.test_cli import run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "fidelity.md"

@@ -317,8 +317,9 @@ def config_cmd(
     from offline_mbrl.config import describe, to_dict
     from offline_mbrl.core.errors import UserError
     from offline_mbrl.data.names import preset_task
+    from offline_mbrl.experiments.audit import AuditRow, audit_markdown, audit_table, write_audit
     from offline_mbrl.launch import build_config
-    from offline_mbrl.provenance import AuditRow, audit_markdown, audit_table, key_sources, write_audit
+    from offline_mbrl.provenance import key_sources
 
     if audit:
         names = [get_spec(algo).name] if algo else list(algorithms())
@@ -379,7 +380,8 @@ def dynamics_fit(
     """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors;
     with --reward, also MOREC's dynamics reward and its held-out AUCs."""
     configure_threads(threads)
-    from offline_mbrl.config import dynamics_config_from_overrides, split_reward_overrides
+    from offline_mbrl.algorithms.morec.overrides import split_reward_overrides
+    from offline_mbrl.config import dynamics_config_from_overrides
     from offline_mbrl.data.dataset import load_dataset
     from offline_mbrl.models.dynamics import load_or_fit
 
@@ -444,7 +446,7 @@ def diagnose_cmd(
 ) -> None:
     """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty (and, with --reward, MOREC's
     dynamics reward) tracks the true model error."""
-    from offline_mbrl.config import split_reward_overrides
+    from offline_mbrl.algorithms.morec.overrides import split_reward_overrides
     from offline_mbrl.experiments.diagnose import diagnose, print_result
 
     dyn_items, reward_cfg = split_reward_overrides(set_ or [], reward)
