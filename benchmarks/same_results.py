@@ -3,7 +3,7 @@
 Each revision is checked out in its own `git worktree` and run through its own CLI (`python -m
 offline_mbrl.cli train`, with that tree first on PYTHONPATH) on pendulum-medium-replay with the same seed
 and settings, one after the other, each with an empty artefact cache of its own (so each fits its own
-dynamics model). The final.json scores and returns and every metrics.jsonl row (wall time aside) must be
+dynamics model). The final.json scores and returns and every metrics.jsonl row (times aside) must be
 equal; the table goes to benchmarks/results/same_results_<before>_<after>.md.
 
     python benchmarks/same_results.py --before 7208652              # against the working tree's HEAD
@@ -128,7 +128,9 @@ def train_all(
 
 def rows(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "wall_time"} for x in lines]
+    # times are measurements, not results: the wall clock and a stage's seconds (MBRCSL's rollouts/seconds)
+    timed = ("wall_time", "seconds")
+    return [{k: v for k, v in json.loads(x).items() if not k.endswith(timed)} for x in lines]
 
 
 def main() -> None:
