@@ -1,7 +1,7 @@
 """offline-mbrl: an offline model-based RL benchmarking suite.
 
-Read `algorithms/mopo.py` first and follow its imports; the data flow is described in the README.
-`AlgorithmSpec` is the public type a researcher's own algorithm registers (README: "Add your own
+Read `algorithms/mopo.py` first and follow its imports; the data flow is in ../shared/design.md and docs/algorithms.md.
+`AlgorithmSpec` is the public type a researcher's own algorithm registers (docs/algorithms.md: "Add your own
 algorithm").
 """
 

@@ -3,7 +3,7 @@
 An algorithm is one file that defines its config (a frozen dataclass, each field with a one-line comment),
 its `train` function and one `SPEC = AlgorithmSpec(...)`; the registry (`offline_mbrl.algorithms`) lists
 built-ins by one line each, and a researcher's own package adds its spec through the entry-point group
-`offline_mbrl.algorithms` (see the README, "Add your own algorithm"). `offline_mbrl.AlgorithmSpec` is
+`offline_mbrl.algorithms` (docs/algorithms.md, "Add your own algorithm"). `offline_mbrl.AlgorithmSpec` is
 this class.
 """
 

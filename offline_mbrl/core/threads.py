@@ -75,7 +75,7 @@ def idle_cores(window: float = 0.25, stat: Path = Path("/proc/stat")) -> float |
 
 def default_threads() -> int:
     """The usable cores, less those other processes keep busy right now (at least 1). Measured on this
-    2-core machine (2-critic SAC update, benchmarks in the README): idle, 2 threads give 137 updates/s and 1
+    2-core machine (2-critic SAC update, docs/speed.md): idle, 2 threads give 137 updates/s and 1
     thread 86; beside one busy process, 2 threads fall to 37 (they wait on each other for the core they do
     not get) while 1 thread keeps 88."""
     usable = usable_cores()
