@@ -1,6 +1,6 @@
 """offline-mbrl: an offline model-based RL benchmarking suite.
 
-Read `algorithms/mopo.py` first and follow its imports; the data flow is in ../shared/design.md and docs/algorithms.md.
+Read `algorithms/mopo.py` first and follow its imports; docs/algorithms.md describes the data flow.
 `AlgorithmSpec` is the public type a researcher's own algorithm registers (docs/algorithms.md: "Add your own
 algorithm").
 """

@@ -1,10 +1,10 @@
 """RewClip: MBPO whose model rewards are clipped to the range of rewards seen in the dataset.
 
-An example of an algorithm living in its own package (docs/algorithms.md, "Add your own algorithm"). The idea in one
-line: a learned model's reward is least trustworthy where it leaves the data's range, so clip it there
-(a crude relative of MOPO's penalty, `offline_mbrl/algorithms/mopo.py`, its nearest sibling). Everything
-else is the suite's shared model-based loop (`offline_mbrl/learning/model_based.py`); the idea is one
-rollout step hook.
+An example of an algorithm living in its own package (docs/algorithms.md, "Add your own algorithm").
+The idea in one line: a learned model's reward is least trustworthy where it leaves the data's range,
+so clip it there (a crude relative of MOPO's penalty, `offline_mbrl/algorithms/mopo.py`, its nearest
+sibling). Everything else is the suite's shared model-based loop (`offline_mbrl/learning/model_based.py`);
+the idea is one rollout step hook.
 """
 
 from __future__ import annotations
