@@ -63,17 +63,30 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-REPORT_MARKER = ".offline-mbrl-report"  # marks a folder a report wrote: the only kind a report replaces
+@dataclass(frozen=True)
+class Output:
+    """A kind of folder written whole and published atomically (`publish_report`): it carries the marker
+    file `marker`, and only a folder carrying it is ever replaced."""
+
+    marker: str
+    command: str  # the offline-mbrl command that writes it (named in the marker file)
+    noun: str  # what it is called: "report"
+    named: str  # how an error names one: "an offline-mbrl report"
+    example: str  # an --out to suggest
 
 
-def check_report_out(out: Path) -> None:
+REPORT = Output(".offline-mbrl-report", "report", "report", "an offline-mbrl report", "reports/NAME")
+REPORT_MARKER = REPORT.marker  # marks a folder a report wrote: the only kind a report replaces
+
+
+def check_report_out(out: Path, kind: Output = REPORT) -> None:
     """A report replaces only a previous report (a folder carrying the marker file): never a folder of
-    the user's, the working directory or a file."""
-    if out.exists() and not (out.is_dir() and (out / REPORT_MARKER).is_file()):
-        what = "a file" if not out.is_dir() else "a folder that is not an offline-mbrl report"
+    the user's, the working directory or a file. `kind`: another kind of output folder, same rule."""
+    if out.exists() and not (out.is_dir() and (out / kind.marker).is_file()):
+        what = "a file" if not out.is_dir() else f"a folder that is not {kind.named}"
         raise UserError(
-            f"--out {out} is {what} (no {REPORT_MARKER} marker in it) and a report replaces its whole "
-            "folder: choose a new or previous report folder, e.g. --out reports/NAME"
+            f"--out {out} is {what} (no {kind.marker} marker in it) and a {kind.noun} replaces its whole "
+            f"folder: choose a new or previous {kind.noun} folder, e.g. --out {kind.example}"
         )
 
 
@@ -140,16 +153,18 @@ def make_report(
     return report
 
 
-def publish_report(out: Path, write: Callable[[Path], None]) -> None:
+def publish_report(out: Path, write: Callable[[Path], None], kind: Output = REPORT) -> None:
     """`write(folder)` fills a private staging folder, which then replaces `out` atomically (only a
-    previous report may be replaced; the folder carries the marker and normal permissions)."""
-    check_report_out(out)
+    previous report, or output of `kind`, may be replaced; the folder carries the marker and normal
+    permissions)."""
+    check_report_out(out, kind)
     staging = temp_dir_beside(out.parent)
     staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
     try:
-        (staging / REPORT_MARKER).write_text("written by offline-mbrl report; it may replace this folder\n")
+        marker = f"written by offline-mbrl {kind.command}; it may replace this folder\n"
+        (staging / kind.marker).write_text(marker)
         write(staging)
-        check_report_out(out)  # again: something else may have appeared there meanwhile
+        check_report_out(out, kind)  # again: something else may have appeared there meanwhile
         replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -29,11 +29,12 @@ def method_colors(methods: list[str]) -> dict[str, tuple]:
     return dict(zip(methods, sns.color_palette("colorblind", n_colors=max(len(methods), 1)), strict=False))
 
 
-def save(fig, folder: Path, name: str) -> str:
-    """Write `name`.png and `name`.svg into `folder`; returns the PNG's file name."""
+def save(fig, folder: Path, name: str, dpi: int = 130, svg: bool = True) -> str:
+    """Write `name`.png (and `name`.svg) into `folder` and close the figure; returns the PNG's file name."""
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=130, bbox_inches="tight", facecolor="white")
-    fig.savefig(folder / f"{name}.svg", bbox_inches="tight", facecolor="white")
+    fig.savefig(folder / f"{name}.png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    if svg:
+        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", facecolor="white")
     plt.close(fig)
     return f"{name}.png"
 
