@@ -149,7 +149,10 @@ def main() -> None:
         for tag, rev in (("before", args.before), ("after", args.after))
     }
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="same-results-"))
-    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        sys.exit(f"error: cannot create --keep folder {scratch} ({exc.strerror}): choose a writable one")
     runs = {}
     for tag, rev in revs.items():
         tree = scratch / f"tree-{tag}-{rev}"

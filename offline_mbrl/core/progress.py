@@ -26,6 +26,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 Listener = Callable[[str, int, int, str], None]  # (stage, done, total, info)
 _listeners: list[Listener] = []
@@ -117,7 +121,7 @@ class Stage:
         self.enabled = enabled
         self.ticker = Ticker(self.label, total, start, enabled=enabled and not is_terminal())
         self._start = start
-        self._bar: object | None = None
+        self._bar: Progress | None = None
 
     def __enter__(self) -> Stage:
         from rich.progress import (
@@ -147,7 +151,7 @@ class Stage:
     def advance(self, done: int, info: str = "") -> None:
         """The stage has done `done` of its total (epochs, steps, batches, episodes)."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, info=info)  # type: ignore[attr-defined]
+            self._bar.update(self._task, completed=done, info=info)
         self.ticker.update(done, info)
         report(self.name, done, self.total, info)
 
@@ -155,7 +159,7 @@ class Stage:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._bar is not None:
-            self._bar.__exit__(kind, exc, tb)  # type: ignore[attr-defined]
+            self._bar.__exit__(kind, exc, tb)
             self._bar = None
 
 
