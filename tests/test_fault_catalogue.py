@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from offline_mbrl.core.paths import project_root
+ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 
 @pytest.mark.slow
 def test_every_case_of_the_fault_catalogue_passes(tmp_path):
-    script = project_root() / "benchmarks" / "fault_catalogue.py"
+    script = ROOT / "benchmarks" / "fault_catalogue.py"
     done = subprocess.run(
         [sys.executable, str(script), "--out", str(tmp_path / "catalogue.md")],
         capture_output=True,

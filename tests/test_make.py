@@ -21,6 +21,8 @@ from offline_mbrl.data.make import collect as make_module
 from offline_mbrl.data.make.collect import make_dataset
 from offline_mbrl.data.make.policy import GaussianPolicy
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -188,12 +190,12 @@ def test_a_made_dataset_matches_the_committed_table_bit_for_bit_and_records_its_
     install makes from seed 0: the physics stack is pinned (pyproject.toml) and recorded in the metadata."""
     import sys
 
-    from offline_mbrl.core.paths import project_root, stack_versions
+    from offline_mbrl.core.paths import stack_versions
 
-    sys.path.insert(0, str(project_root() / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from dataset_stats import row  # the script that wrote the table
 
-    table = (project_root() / "datasets" / "README.md").read_text()
+    table = (ROOT / "datasets" / "README.md").read_text()
     committed = next(line for line in table.splitlines() if line.startswith("| pendulum-medium-replay |"))
     make_dataset("pendulum-medium-replay", seed=0)
     assert committed.startswith(row("pendulum-medium-replay"))  # the table's make-time column follows

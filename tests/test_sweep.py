@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 from offline_mbrl.cli.sweep import sweep_app
 from offline_mbrl.core.cache import list_artefacts
 from offline_mbrl.core.errors import UserError
-from offline_mbrl.core.paths import project_root
 from offline_mbrl.launch import build_config
 from offline_mbrl.learning.run import Run
 from offline_mbrl.sweep.results import load_study
@@ -36,6 +35,8 @@ from offline_mbrl.sweep.storage import fail_stale, open_storage
 from offline_mbrl.sweep.study import Sweep, SweepSpec, run_sweep
 
 from .conftest import synthetic_episode, write_minari
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 DS = "test/pendulum/tiny-v0"
 DS2 = "test/pendulum/tiny2-v0"
@@ -76,7 +77,7 @@ def root(tmp_path, monkeypatch):
     """A project root of its own (sweeps/ with the shipped spaces) and a tiny dataset with references."""
     sweeps = tmp_path / "root" / "sweeps"
     sweeps.mkdir(parents=True)
-    for space in (project_root() / "sweeps").glob("*.toml"):
+    for space in (ROOT / "sweeps").glob("*.toml"):
         shutil.copy(space, sweeps)
     monkeypatch.setenv("OFFLINE_MBRL_ROOT", str(tmp_path / "root"))
     monkeypatch.chdir(tmp_path)
@@ -111,7 +112,7 @@ def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
 
 # --- search spaces --------------------------------------------------------------------------------------
 def test_shipped_spaces_validate_and_map_elites_as_a_fraction():
-    shipped = sorted((project_root() / "sweeps").glob("*.toml"))
+    shipped = sorted((ROOT / "sweeps").glob("*.toml"))
     assert {"ravl", "mopo", "mbpo", "mopo-penalty", "mobile", "combo", "morec-mopo", "morec-mobile"} <= {
         path.stem for path in shipped
     }
@@ -365,7 +366,7 @@ def test_cli_runs_shows_and_exports_a_study(root, tmp_path):
     )
     assert run.exit_code == 0, run.output
     name = "mbpo-test_pendulum_tiny-v0"
-    assert f"study {name}" in run.output and (root / "sweeps" / name / "journal.log").exists()
+    assert f"study {name}" in run.output and (root.parent / "sweeps" / name / "journal.log").exists()
     shown = cli("show", name)
     assert shown.exit_code == 0, shown.output
     for fragment in (
@@ -403,7 +404,7 @@ def test_cli_module_prints_one_line_errors(root):
 def test_two_local_worker_processes_record_every_trial_exactly_once(root):
     s = spec(trials=6, study="par")
     sweep, outcome = Sweep(s), []
-    claim = root / "sweeps" / "par" / "journal.log.claim"
+    claim = root.parent / "sweeps" / "par" / "journal.log.claim"
     with sweep.lock():  # hold the claim lock until both workers wait on it: then they race for every trial
         thread = threading.Thread(target=lambda: outcome.append(_quietly(run_sweep, s, workers=2)))
         thread.start()
@@ -498,7 +499,7 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_by_heartbeat_and_retried(roo
 def test_optuna_dashboard_serves_the_local_study(root, tmp_path):
     pytest.importorskip("optuna_dashboard")
     run_sweep(spec(trials=1, study="dash"), progress=False)
-    port, journal = _free_port(), root / "sweeps" / "dash" / "journal.log"
+    port, journal = _free_port(), root.parent / "sweeps" / "dash" / "journal.log"
     exe = Path(sys.executable).with_name("optuna-dashboard")
     server = subprocess.Popen(
         [str(exe), str(journal), "--host", "127.0.0.1", "--port", str(port)],
@@ -572,7 +573,8 @@ def test_cli_budget_applies_the_compare_budget_and_the_plan_is_printed_first(roo
     assert text.startswith("plan: 1 of 1 trials to run (0 done) x 1 seed(s) x 1 dataset(s) = 1 runs of 40")
     assert "device cpu" in text and "journal.log" in text
     trial = load_study(
-        "mbpo-test_pendulum_tiny-v0", str(root / "sweeps" / "mbpo-test_pendulum_tiny-v0" / "journal.log")
+        "mbpo-test_pendulum_tiny-v0",
+        str(root.parent / "sweeps" / "mbpo-test_pendulum_tiny-v0" / "journal.log"),
     ).trials[0]
     # the smoke budget's settings, but not the keys the mbpo space searches (horizon, real ratio)
     assert "dynamics.max_epochs=2" in trial.user_attrs["overrides"]

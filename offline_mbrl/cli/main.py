@@ -139,9 +139,15 @@ def datasets_train_behaviour(
     out: Annotated[Path | None, typer.Option(help="output folder (default datasets/behaviour/ENV)")] = None,
 ) -> None:
     """Train PPO behaviour policies and write the expert, medium and replay checkpoints with manifests."""
-    from offline_mbrl.core.paths import assets_dir
+    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.core.paths import assets_dir, writable_assets
     from offline_mbrl.data.make.behaviour import run_train_behaviour, save_summary
 
+    if out is None and not writable_assets():
+        raise UserError(
+            f"the behaviour policies of an installed package ({assets_dir()}) are not to be written: pass "
+            "--out DIR/datasets/behaviour/ENV and set OFFLINE_MBRL_ROOT=DIR to make datasets with them"
+        )
     out_dir = out or assets_dir() / "behaviour" / env
     command = " ".join(["offline-mbrl", "datasets", "train-behaviour", env, "--seed", str(seed)])
     command += f" --steps {steps}" if steps else ""

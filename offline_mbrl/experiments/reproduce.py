@@ -34,7 +34,7 @@ from pathlib import Path
 from offline_mbrl.algorithms import algorithms as registered
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
-from offline_mbrl.core.paths import project_root
+from offline_mbrl.core.paths import asset
 from offline_mbrl.data.names import resolve
 from offline_mbrl.experiments.cells import (
     BUDGETS,
@@ -79,7 +79,7 @@ class PaperTable:
 
 
 def tables_dir() -> Path:
-    return project_root() / "reports" / "tables"
+    return asset("tables")
 
 
 def load_table(name_or_path: str) -> PaperTable:

@@ -43,7 +43,7 @@ import optuna
 from offline_mbrl.config import TrainConfig, coerce, flat_keys, get_path
 from offline_mbrl.core.cache import stable_hash
 from offline_mbrl.core.errors import UserError
-from offline_mbrl.core.paths import project_root
+from offline_mbrl.core.paths import asset
 from offline_mbrl.launch import build_config
 
 DERIVED = {"dynamics.elites_fraction": ("dynamics.elites", "dynamics.members")}
@@ -109,8 +109,9 @@ def _text(value: Any) -> str:
 
 
 def find_space(name: str | None, algo: str) -> Path:
-    """A path, a name in `sweeps/`, or (None) the algorithm's default `sweeps/ALGO.toml`."""
-    folder = project_root() / "sweeps"
+    """A path, a name of a shipped space (the repository's `sweeps/`), or (None) the algorithm's default
+    `sweeps/ALGO.toml`."""
+    folder = asset("sweeps")
     if name is not None and Path(name).is_file():
         return Path(name)
     path = folder / f"{name or algo}.toml"

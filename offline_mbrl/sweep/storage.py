@@ -41,7 +41,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from offline_mbrl.core.cache import key_lock
 from offline_mbrl.core.errors import UserError
-from offline_mbrl.core.paths import project_root
 
 MAX_RETRY = 2  # a trial whose worker keeps dying (out of memory?) is not retried forever
 
@@ -97,7 +96,8 @@ def shown(url: str) -> str:
 
 
 def default_journal(study: str) -> Path:
-    return project_root() / "sweeps" / study / "journal.log"
+    """`sweeps/<study>/journal.log` under the current directory (user state, never the package's)."""
+    return Path("sweeps") / study / "journal.log"
 
 
 def open_storage(
@@ -109,7 +109,7 @@ def open_storage(
         if url is None and create:
             path.parent.mkdir(parents=True, exist_ok=True)
         if not create and not path.exists():
-            known = sorted(p.parent.name for p in (project_root() / "sweeps").glob("*/journal.log"))
+            known = sorted(p.parent.name for p in Path("sweeps").glob("*/journal.log"))
             raise UserError(
                 f"no study at {path} (local studies: {', '.join(known) or 'none'}; or pass --storage)"
             )
