@@ -20,6 +20,33 @@ from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.core.console import console
 from offline_mbrl.core.threads import configure_threads
 
+# `--storage/--study/--heartbeat` of the commands that run grids of cells (compare, reproduce)
+STORAGE = Annotated[
+    str | None,
+    typer.Option(
+        help="run the cells as trials of --study there: postgresql://..., sqlite:///..., a journal file"
+    ),
+]
+STUDY = Annotated[
+    str | None,
+    typer.Option(help="the grid's study: every machine running the same command takes free cells of it"),
+]
+HEARTBEAT = Annotated[
+    int, typer.Option(help="seconds between a grid worker's heartbeats; a cell missing two is retried")
+]
+
+
+def _grid(storage: str | None, study: str | None, heartbeat: int):
+    from offline_mbrl.core.errors import UserError
+    from offline_mbrl.experiments.cells import GridOptions
+
+    if study is None:
+        if storage is not None:
+            raise UserError("--storage needs --study: the name of the grid's study")
+        return None
+    return GridOptions(study, storage, heartbeat)
+
+
 _REPS = typer.Option(
     help="bootstrap repetitions for the aggregate intervals (profiles and pairs use <= 2000)"
 )
@@ -54,10 +81,30 @@ def report_cmd(
     ] = False,
     reps: Annotated[int, _REPS] = 50_000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="with --study: the grid study's storage (default: sweeps/STUDY/journal.log)"),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="report a grid study's recorded cells (compare/reproduce --study)")
+    ] = None,
+    results: Annotated[
+        Path, typer.Option(help="results root (a study's records go in .study-NAME/ there)")
+    ] = Path("results"),
 ) -> None:
     """rliable report of finished runs: report.md, self-contained report.html, figures, CSV and parquet."""
     from offline_mbrl.report.build import make_report
 
+    if study is not None or storage is not None:
+        from offline_mbrl.core.errors import UserError
+        from offline_mbrl.experiments.cells import study_report_runs
+
+        if study is None:
+            raise UserError("--storage needs --study: the name of the grid's study")
+        if result_dirs:
+            raise UserError("give run folders or --study, not both")
+        result_dirs, grid_title = study_report_runs(study, storage, results, log=console.print)
+        title = title or grid_title
     report = make_report(
         result_dirs or [Path("results")],
         out,
@@ -163,13 +210,19 @@ def reproduce_cmd(
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
     compile_: COMPILE = None,
+    storage: STORAGE = None,
+    study: STUDY = None,
+    heartbeat: HEARTBEAT = 60,
 ) -> None:
     """Run the missing cells of a paper table and render our numbers next to the published ones."""
+    grid = _grid(storage, study, heartbeat)
     configure_threads(threads)
     _set_compile(compile_)
     from offline_mbrl.experiments.reproduce import reproduce
 
-    result = reproduce(table, budget, seeds, results, out, device, set_ or [], reps, log=console.print)
+    result = reproduce(
+        table, budget, seeds, results, out, device, set_ or [], reps, log=console.print, grid=grid
+    )
     outside = [r for r in result.rows if r["inside"] is False]
     for r in outside:
         console.print(
@@ -204,8 +257,12 @@ def compare_cmd(
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
     compile_: COMPILE = None,
+    storage: STORAGE = None,
+    study: STUDY = None,
+    heartbeat: HEARTBEAT = 60,
 ) -> None:
     """Run what is missing of algorithms x datasets x seeds, then write their report."""
+    grid = _grid(storage, study, heartbeat)
     configure_threads(threads)
     _set_compile(compile_)
     from offline_mbrl.experiments.cells import compare
@@ -224,6 +281,7 @@ def compare_cmd(
         device,
         reps,
         log=console.print,
+        grid=grid,
     )
     _print_report(result.report)
     failed = [c for c in result.cells if c.status == "failed"]

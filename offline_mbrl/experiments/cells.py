@@ -80,6 +80,16 @@ BUDGETS = {
 }
 
 
+@dataclass(frozen=True)
+class GridOptions:
+    """`--storage URL --study NAME`: run the cells as the trials of one study, on any number of machines
+    (`sweep.grid`)."""
+
+    study: str
+    storage: str | None = None  # None: a journal file sweeps/STUDY/journal.log (one machine)
+    heartbeat: int = 60  # seconds; a cell whose worker misses two is retried by another
+
+
 @dataclass
 class CellRun:
     """One (algorithm, dataset, seed) cell and what happened to it."""
@@ -208,6 +218,19 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
         )
 
 
+def _prepare_once(dataset: str, budget: Budget, prepared: dict[str, UserError | None]) -> None:
+    """`prepare_dataset` once per dataset of a command; its error again for each later cell on it."""
+    if dataset not in prepared:
+        try:
+            prepare_dataset(dataset, budget)
+            prepared[dataset] = None
+        except UserError as exc:
+            prepared[dataset] = exc
+    error = prepared[dataset]
+    if error is not None:
+        raise error
+
+
 def run_cells(
     cells: list[CellRun],
     configs: Mapping[int, TrainConfig | UserError],
@@ -215,8 +238,17 @@ def run_cells(
     results_root: Path,
     progress: bool,
     log: Callable[[str], None],
+    grid: GridOptions | None = None,
+    title: str = "",
+    after: Callable[[Path], None] | None = None,
 ) -> dict[str, str]:
-    """Run the cells whose run is missing; returns notes per dataset (e.g. made at a reduced size)."""
+    """Run the cells whose run is missing; returns notes per dataset (e.g. made at a reduced size).
+
+    With `grid`, the cells are the trials of that study, drained together with the other workers running
+    the same command (`run_grid`)."""
+    if grid is not None:
+        run_grid(cells, configs, budget, results_root, progress, log, grid, title, after)
+        return _notes(cells, log)
     prepared: dict[str, UserError | None] = {}
     for i, cell in enumerate(cells):
         cfg = configs[i]
@@ -248,15 +280,7 @@ def run_cells(
         )
         start = time.time()
         try:
-            if first.dataset not in prepared:
-                try:
-                    prepare_dataset(first.dataset, budget)
-                    prepared[first.dataset] = None
-                except UserError as exc:
-                    prepared[first.dataset] = exc
-            error = prepared[first.dataset]
-            if error is not None:
-                raise error
+            _prepare_once(first.dataset, budget, prepared)
             finals = execute_seeds(group_cfgs, results_root, resume="auto", progress=progress)
             for cell, final in zip(group, finals, strict=True):
                 cell.final, cell.status = final, "ran"
@@ -265,10 +289,81 @@ def run_cells(
             for cell in group:
                 cell.status, cell.error = "failed", str(exc)
             log(f"  failed: {exc}")
+    return _notes(cells, log)
+
+
+def _notes(cells: list[CellRun], log: Callable[[str], None]) -> dict[str, str]:
     notes = {d: n for d in dict.fromkeys(c.dataset for c in cells) if (n := dataset_note(d))}
     for note in notes.values():
         log(f"note: {note}")
     return notes
+
+
+def run_grid(
+    cells: list[CellRun],
+    configs: Mapping[int, TrainConfig | UserError],
+    budget: Budget,
+    results_root: Path,
+    progress: bool,
+    log: Callable[[str], None],
+    grid: GridOptions,
+    title: str,
+    after: Callable[[Path], None] | None = None,
+) -> None:
+    """The cells as one grid study's trials: claim, run and record cells until the grid is drained (here
+    and on the other workers), then give every cell its recorded result, materialised under
+    `results/.study-NAME/` (the same files on every machine, whoever ran the cell). Seeds run one cell
+    at a time: on a grid, each seed is a cell another worker may take. `after(run_dir)` runs inside the
+    cell, before its record is taken (a family evaluation)."""
+    from offline_mbrl.core.cache import key_lock
+    from offline_mbrl.sweep.grid import Grid, GridCell, materialise, record, study_folder
+
+    live = [i for i, c in enumerate(cells) if not isinstance(configs[i], UserError)]
+    for i, cell in enumerate(cells):
+        if i not in live:
+            cell.status, cell.error = "failed", str(configs[i])
+    cfgs = [cast(TrainConfig, configs[i]) for i in live]
+    keys = [
+        GridCell(
+            cells[i].algorithm,
+            cells[i].task,
+            cells[i].dataset,
+            cells[i].seed,
+            run_dir_for(cfg, results_root).name,
+        )
+        for i, cfg in zip(live, cfgs, strict=True)
+    ]
+    study = Grid(grid.study, grid.storage, keys, kind="grid", title=title, heartbeat=grid.heartbeat)
+    log(
+        f"grid {grid.study} in {study.where}: {len(keys)} cells; each worker running this command takes "
+        "the next free one"
+    )
+    prepared: dict[str, UserError | None] = {}
+
+    def run(j: int) -> dict:
+        cell, cfg = cells[live[j]], cfgs[j]
+        _prepare_once(cell.dataset, budget, prepared)
+        out = run_dir_for(cfg, results_root)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with key_lock(out.parent / f".{out.name}.lock"):  # a shared results folder: one process per run
+            start = time.time()
+            (final,) = execute_seeds([cfg], results_root, resume="auto", progress=progress)
+            log(f"  done in {time.time() - start:.0f} s: {_shown_score(final)}")
+            if after is not None:
+                after(out)
+            return record(out, Path(results_root))
+
+    ended = study.drain(run, log)
+    folder = study_folder(Path(results_root), grid.study)
+    for j, outcome in ended.items():
+        cell = cells[live[j]]
+        if outcome.record is not None:
+            cell.run_dir = materialise(outcome.record, folder)
+            cell.final = outcome.record["final"]
+            cell.status = "ran" if outcome.ran_here else "reused"
+        else:
+            cell.status, cell.error = "failed", outcome.error
+    log(f"grid {grid.study}: every cell has ended; its records are in {folder}")
 
 
 def _seed_groups(cells: list[CellRun], cfgs: list[TrainConfig]) -> list[list[CellRun]]:
@@ -316,8 +411,11 @@ def compare(
     reps: int = 50_000,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    grid: GridOptions | None = None,
 ) -> Comparison:
-    """Run the missing cells of algorithms x datasets x seeds (and evaluate on a family), then report."""
+    """Run the missing cells of algorithms x datasets x seeds (and evaluate on a family), then report.
+
+    With `grid`, the cells are one study's trials shared with every worker running the same command."""
     if not algorithms or not datasets:
         raise UserError("compare needs at least one --algo and one --dataset")
     known_budget(budget, BUDGETS)
@@ -332,13 +430,21 @@ def compare(
         i: cell_config(c.algorithm, c.dataset, c.seed, b, per_algo[c.algorithm], device, steps)
         for i, c in enumerate(cells)
     }
-    notes = run_cells(cells, configs, b, Path(results_root), progress, log)
+    title = f"{' vs '.join(algorithms)} on {', '.join(datasets)}"
+    after = None
+    if family is not None and grid is not None:  # in the cell, so that its record holds the evaluation
+        from offline_mbrl.experiments.family_eval import evaluate_family
+
+        def after(run_dir: Path) -> None:
+            evaluate_family(run_dir, family, episodes, device, progress=progress)
+
+    notes = run_cells(cells, configs, b, Path(results_root), progress, log, grid, title, after)
     failed = [c for c in cells if c.status == "failed"]
     done = [c for c in cells if c.final is not None]
     if not done:
         raise UserError(f"no cell finished; first failure: {failed[0].error}")
     done_dirs = [cast(Path, c.run_dir) for c in done]  # a cell gets its run_dir before it can finish
-    if family is not None:
+    if family is not None and grid is None:
         from offline_mbrl.experiments.family_eval import evaluate_family
 
         for run_dir in done_dirs:
@@ -358,7 +464,6 @@ def compare(
         )
     from offline_mbrl.report.build import make_report
 
-    title = f"{' vs '.join(algorithms)} on {', '.join(datasets)}"
     report = make_report(
         done_dirs,
         folder,
@@ -369,3 +474,23 @@ def compare(
         preface=preface,
     )
     return Comparison(cells, report, folder)
+
+
+def study_report_runs(
+    study: str, storage: str | None, results_root: Path, log: Callable[[str], None] = print
+) -> tuple[list[Path], str]:
+    """A grid study's finished cells materialised under `results/.study-NAME/` (run folders a report
+    reads), and the grid's title: the report of a grid from any machine, with no shared filesystem."""
+    from offline_mbrl.sweep.grid import grid_records, load_grid, materialise, study_folder
+
+    loaded, where = load_grid(study, storage)
+    records, missing = grid_records(loaded)
+    if not records:
+        raise UserError(f"study '{study}' in {where} has no finished cell yet ({len(missing)} to run)")
+    if missing:
+        log(
+            f"note: {len(missing)} cell(s) of {study} have not finished (first: {missing[0]}); "
+            "reporting the rest"
+        )
+    folder = study_folder(Path(results_root), study)
+    return [materialise(rec, folder) for rec in records], str(loaded.user_attrs.get("title", study))

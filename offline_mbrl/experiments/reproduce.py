@@ -40,6 +40,7 @@ from offline_mbrl.experiments.cells import (
     BUDGETS,
     Budget,
     CellRun,
+    GridOptions,
     cell_config,
     known_budget,
     run_cells,
@@ -171,6 +172,7 @@ def reproduce(
     reps: int = 50_000,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    grid: GridOptions | None = None,
 ) -> Reproduction:
     """Run every missing cell of a paper table at `budget`, then write the side-by-side report."""
     known_budget(budget, BUDGETS)
@@ -193,7 +195,7 @@ def reproduce(
         except UserError as exc:
             configs[i] = exc
     log(f"reproduce {spec.name} at budget {b.name} with {n_seeds} seed(s)")
-    made = run_cells(cells, configs, b, Path(results_root), progress, log)
+    made = run_cells(cells, configs, b, Path(results_root), progress, log, grid, f"{spec.title} ({b.name})")
     rows = _side_by_side(spec, cells, reps)
     folder = Path(out) if out else Path("reports") / f"{spec.name}-{b.name}"
     preface = _preface(spec, b, n_seeds, cells, rows, data, made, list(overrides))

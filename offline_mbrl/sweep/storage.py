@@ -22,9 +22,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import os
 import re
+import socket
+import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -40,7 +44,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from offline_mbrl.core.cache import key_lock
-from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.errors import EnvironmentFault, UserError
 
 MAX_RETRY = 2  # a trial whose worker keeps dying (out of memory?) is not retried forever
 
@@ -220,3 +224,52 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def run_trial(
+    study: optuna.Study,
+    storage: BaseHeartbeat,
+    trial: optuna.Trial,
+    heartbeat: int,
+    call: Callable[[], float],
+    stopped: Callable[[EnvironmentFault], str],
+) -> None:
+    """Run `call` for a claimed trial under a heartbeat and record how it ended: COMPLETE with its value,
+    PRUNED, or FAIL with its reason (and traceback, for a bug). An interrupted trial, or one stopped by
+    the machine (`EnvironmentFault`), is retried with the same parameters, and the interrupt or the
+    fault then stops this worker (a UserError worded by `stopped`)."""
+    state, value, interrupted = TrialState.COMPLETE, None, False
+    fault: EnvironmentFault | None = None
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    with Heartbeat(storage, trial._trial_id, heartbeat):
+        try:
+            value = call()
+        except optuna.TrialPruned as exc:
+            state = TrialState.PRUNED
+            trial.set_user_attr("prune_reason", str(exc))
+        except KeyboardInterrupt:
+            state, interrupted = TrialState.FAIL, True
+            trial.set_user_attr("fail_reason", "interrupted (retried with the same parameters)")
+            trial.set_user_attr("retried", True)
+        except EnvironmentFault as exc:  # the machine's fault, not the trial's: stop, keep the trials
+            state, fault = TrialState.FAIL, exc
+            trial.set_user_attr("fail_reason", f"environment: {str(exc)[:480]} (retried)")
+            trial.set_user_attr("retried", True)
+        except Exception as exc:  # noqa: BLE001 - any failure of one trial is recorded, the study goes on
+            state = TrialState.FAIL
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            why = first if isinstance(exc, UserError) else f"{type(exc).__name__}: {first}"
+            trial.set_user_attr("fail_reason", why[:500])
+            if not isinstance(exc, UserError):
+                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+    try:
+        study.tell(trial, value, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale meanwhile
+        print(f"warning: trial {trial.number} was marked stale by another worker", file=sys.stderr)
+    if interrupted or fault is not None:
+        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        retry(study, frozen)
+    if interrupted:
+        raise KeyboardInterrupt
+    if fault is not None:
+        raise UserError(stopped(fault))

@@ -24,13 +24,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.cache import key_lock
-from offline_mbrl.core.errors import EnvironmentFault, UserError
+from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.progress import duration, listen, plain_every
 from offline_mbrl.core.threads import default_threads, usable_cores
 from offline_mbrl.data.names import missing_dataset_message, resolve
@@ -54,7 +51,7 @@ from offline_mbrl.learning.run import MAIN as MAIN_STAGE
 from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.sweep.results import reason
 from offline_mbrl.sweep.space import Space, find_space, load_space, validate
-from offline_mbrl.sweep.storage import Heartbeat, counts, fail_stale, open_storage, retry
+from offline_mbrl.sweep.storage import counts, fail_stale, open_storage, run_trial
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -246,44 +243,15 @@ class Sweep:
             time.sleep(min(self.spec.heartbeat, 10))
 
     def _run(self, trial: optuna.Trial) -> None:
-        state, value, interrupted = TrialState.COMPLETE, None, False
-        fault: EnvironmentFault | None = None
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        with Heartbeat(self.storage, trial._trial_id, self.spec.heartbeat):
-            try:
-                value = self._objective(trial)
-            except optuna.TrialPruned as exc:
-                state = TrialState.PRUNED
-                trial.set_user_attr("prune_reason", str(exc))
-            except KeyboardInterrupt:
-                state, interrupted = TrialState.FAIL, True
-                trial.set_user_attr("fail_reason", "interrupted (retried with the same parameters)")
-                trial.set_user_attr("retried", True)
-            except EnvironmentFault as exc:  # the machine's fault, not the trial's: stop, keep the trials
-                state, fault = TrialState.FAIL, exc
-                trial.set_user_attr("fail_reason", f"environment: {str(exc)[:480]} (retried)")
-                trial.set_user_attr("retried", True)
-            except Exception as exc:  # noqa: BLE001 - any failure of one trial is recorded, the sweep goes on
-                state = TrialState.FAIL
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                why = first if isinstance(exc, UserError) else f"{type(exc).__name__}: {first}"
-                trial.set_user_attr("fail_reason", why[:500])
-                if not isinstance(exc, UserError):
-                    trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        try:
-            self.study.tell(trial, value, state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale meanwhile
-            print(f"warning: trial {trial.number} was marked stale by another worker", file=sys.stderr)
-        if interrupted or fault is not None:
-            frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
-            retry(self.study, frozen)
-        if interrupted:
-            raise KeyboardInterrupt
-        if fault is not None:
-            raise UserError(
+        def stopped(fault) -> str:
+            return (
                 f"trial {trial.number} stopped the sweep: {fault}; no trial was used up: fix it and rerun "
                 "the same command"
             )
+
+        run_trial(
+            self.study, self.storage, trial, self.spec.heartbeat, lambda: self._objective(trial), stopped
+        )
 
     def _objective(self, trial: optuna.Trial) -> float:
         values = {p.key: p.suggest(trial) for p in self.space.params}
