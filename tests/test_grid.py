@@ -4,10 +4,13 @@ or worker. The multi-machine test against a real PostgreSQL server is tests/test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -123,3 +126,36 @@ def test_grid_command_line_errors_are_one_line(two_datasets):
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert out.returncode == 2 and "no study at sweeps/nope/journal.log" in out.stderr
+
+
+def test_a_grid_worker_stopped_by_sigterm_requeues_its_cell_and_the_same_command_finishes(two_datasets):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "offline_mbrl.cli", "compare", *cli_args(1, steps=400), "--study", "t"]
+    worker = subprocess.Popen([*cmd, "--heartbeat", "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    journal = Path("sweeps/t/journal.log")
+    deadline = time.time() + 120
+    while True:
+        assert worker.poll() is None and time.time() < deadline, "the worker never ran a cell"
+        if journal.exists():
+            storage = open_storage("t", None)[0]
+            with contextlib.suppress(KeyError):
+                study = optuna.load_study(study_name="t", storage=storage)
+                if any(t.state == TrialState.RUNNING for t in study.get_trials()):
+                    break
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 130, out
+    assert "interrupted" in out.splitlines()[-1]
+    trials = study.get_trials()
+    stopped = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(stopped) == 1 and stopped[0].user_attrs["retried"]
+    requeued = [t for t in trials if t.system_attrs.get("retry_of") == stopped[0].number]
+    assert len(requeued) == 1 and requeued[0].state == TrialState.WAITING
+    assert requeued[0].params == stopped[0].params  # the same cell
+
+    again = subprocess.run([*cmd, "--heartbeat", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    complete = [t.params["cell"] for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == list(range(4))  # every cell once, the stopped one included

@@ -69,6 +69,8 @@ def run_app(app: Callable[..., object], **kwargs: object) -> None:
         try:
             check_environment()
             code = app(standalone_mode=False, **kwargs)  # click's own errors come here, not as a box
+            if code == 130:  # typer returns an interrupt (Ctrl-C, SIGTERM) in a command as 130, silently
+                raise KeyboardInterrupt
             if isinstance(code, int) and code:
                 sys.exit(code)
         except UserError:

@@ -131,6 +131,7 @@ class Grid:
             raise UserError(f"--heartbeat must be at least 1 second, got {heartbeat}")
         self.name, self.cells, self.heartbeat = study, list(cells), heartbeat
         self.storage, self.lock, self.where = open_storage(study, storage, heartbeat)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the grid's own lines say what happens
         with self.lock():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
