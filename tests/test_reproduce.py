@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -208,3 +209,37 @@ def test_reproduce_and_compare_commands(tiny_data, tmp_path):
     assert result.exit_code == 0, result.output
     assert "a single seed for every method" in result.output
     assert json.loads((tmp_path / "c" / "stats.json").read_text())["nominal"]["methods"] == ["bc"]
+
+
+def test_reproduce_on_a_grid_stops_a_worker_without_the_data_and_its_cell_waits_for_another(
+    tiny_data, tmp_path
+):
+    """A grid worker missing a dataset is the machine's fault (EnvironmentFault): it stops, its cell goes
+    back to the queue for a worker that has the data, and no cell is spent as failed on it."""
+    from offline_mbrl.experiments.cells import GridOptions
+    from offline_mbrl.sweep.storage import open_storage
+
+    table = write_table(tmp_path / "tables", published_mean=1e6)
+    journal = str(tmp_path / "rep.log")
+    kwargs = dict(
+        results_root=tmp_path / "results", out=tmp_path / "rep", overrides=TINY_BC, reps=50, progress=False,
+        log=lambda _: None, grid=GridOptions("rep", journal, heartbeat=1),
+    )  # fmt: skip
+    with pytest.raises(UserError, match=r"cell bc on test/pendulum/absent-v0 seed 0 .* stopped this worker: "
+                       r"dataset 'test/pendulum/absent-v0' is not present"):  # fmt: skip
+        reproduce(str(table), "smoke", **kwargs)
+    study = optuna.load_study(study_name="rep", storage=open_storage("rep", journal)[0])
+    states = {t.params["cell"]: t.state.name for t in study.get_trials() if t.state.name != "FAIL"}
+    assert states == {0: "COMPLETE", 1: "WAITING", 2: "WAITING", 3: "WAITING"}
+
+    rng = np.random.default_rng(1)  # the data arrives (another machine would have had it)
+    episodes = [synthetic_episode(rng, 3, 1, 100, "trunc") for _ in range(4)]
+    write_minari(
+        "test/pendulum/absent-v0", "Pendulum-v1", episodes, ref_min_score=-1500.0, ref_max_score=-150.0
+    )
+    done = reproduce(str(table), "smoke", **kwargs)
+    assert [c.status for c in done.cells] == ["reused", "ran", "ran", "ran"]
+    assert all(".study-rep" in str(c.run_dir) for c in done.cells)
+    assert [r["runs"] for r in done.rows] == [2, 2]
+    complete = sorted(t.params["cell"] for t in study.get_trials() if t.state.name == "COMPLETE")
+    assert complete == [0, 1, 2, 3]  # each once

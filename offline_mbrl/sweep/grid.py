@@ -14,7 +14,7 @@ with its heartbeats, or a journal file on one machine), with no queue of our own
   enqueues a retry of the same cell (`storage.retry`, at most `MAX_RETRY` times), which resumes from the
   checkpoint where the results folder is shared and starts over where it is not. A finished cell has a
   COMPLETE trial and is never claimed again; a cell that fails by its own config or data is recorded FAIL
-  with its reason and counts as done.
+  with its reason and counts as done for this drain; a worker joining later tries it again.
 - A finished cell's trial holds everything its report needs (`record`): final.json, config.json, the
   learning curve's evaluations, family evaluations, the worker's host and run folder, the versions. So any
   machine rebuilds the report from the study alone (`materialise` writes those files into a hidden
@@ -179,12 +179,18 @@ class Grid:
             )
 
     def _enqueue(self) -> None:
-        """One WAITING trial for every cell that has none yet (idempotent: a worker that died while
-        enqueueing leaves the rest to the next one)."""
-        have = {t.params.get(CELL) for t in self.study.get_trials(deepcopy=False)}
+        """One WAITING trial for every cell that is neither finished, waiting nor running: a new grid's
+        cells, the rest of those a dying worker was enqueueing, and the cells that failed, which a worker
+        joining tries again (as rerunning `compare` retries its failed cells; during a drain they stay
+        failed)."""
+        live = {
+            t.params.get(CELL)
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+        }
         dist = IntDistribution(0, len(self.cells) - 1)
         for i in range(len(self.cells)):
-            if i not in have:
+            if i not in live:
                 self.study.add_trial(
                     optuna.trial.create_trial(
                         state=TrialState.WAITING, params={CELL: i}, distributions={CELL: dist}
