@@ -159,3 +159,26 @@ def test_a_grid_worker_stopped_by_sigterm_requeues_its_cell_and_the_same_command
     assert again.returncode == 0, again.stdout + again.stderr
     complete = [t.params["cell"] for t in study.get_trials() if t.state == TrialState.COMPLETE]
     assert sorted(complete) == list(range(4))  # every cell once, the stopped one included
+
+
+def test_a_killed_workers_cell_resumes_from_its_checkpoint_where_the_results_folder_is_shared(two_datasets):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [*cli_args(1, steps=1500), "--set", "checkpoint_every=300", "--set", "eval_every=300"]
+    cmd = [sys.executable, "-m", "offline_mbrl.cli", "compare", *args, "--study", "k", "--heartbeat", "1"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(Path("results").glob("bc/*/seed0-*/checkpoint.pt")):  # bc's first cell checkpointed
+        assert first.poll() is None and time.time() < deadline, "no checkpoint was written"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    (run_dir,) = {p.parent for p in Path("results").glob("bc/*/seed0-*/checkpoint.pt")}
+    assert not (run_dir / "final.json").exists()  # killed mid-cell
+    time.sleep(2.5)  # two heartbeat intervals: the cell is stale
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"resuming {run_dir} from its checkpoint" in second.stdout
+    study = optuna.load_study(study_name="k", storage=open_storage("k", None)[0])
+    complete = [t.params["cell"] for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == list(range(4))
+    assert sum(t.state == TrialState.FAIL for t in study.get_trials()) == 1  # the killed try

@@ -346,6 +346,8 @@ def run_grid(
         out = run_dir_for(cfg, results_root)
         out.parent.mkdir(parents=True, exist_ok=True)
         with key_lock(out.parent / f".{out.name}.lock"):  # a shared results folder: one process per run
+            if run_mode(out, resume="auto") == "resume":  # a killed worker's cell, in a shared folder
+                log(f"  resuming {out} from its checkpoint")
             start = time.time()
             (final,) = execute_seeds([cfg], results_root, resume="auto", progress=progress)
             log(f"  done in {time.time() - start:.0f} s: {_shown_score(final)}")
