@@ -99,6 +99,12 @@ def test_a_study_with_another_grid_a_sweep_or_other_versions_is_refused(two_data
     test_sweep.Sweep(test_sweep.spec(study="s", space="mbpo"))  # a sweep's study
     with pytest.raises(UserError, match="study 's' in .* is a sweep, not a grid"):
         run_compare(1, GridOptions("s", None, heartbeat=1))
+    with pytest.raises(UserError, match="study 'g' in .* is a grid of `bc vs mbpo on .*`, not a sweep"):
+        test_sweep.Sweep(test_sweep.spec(study="g", space="mbpo"))
+    from offline_mbrl.sweep.results import load_study
+
+    with pytest.raises(UserError, match=r"is a grid of .*: report it with `offline-mbrl report --study g`"):
+        load_study("g")  # sweep show, report and export
     real = grid_module.versions()
     monkeypatch.setattr(grid_module, "versions", lambda: {**real, "torch": "0.0.1"})
     with pytest.raises(UserError, match=r"packages differ .*torch 0\.0\.1 \(study: 2"):

@@ -21,13 +21,21 @@ from offline_mbrl.sweep.storage import open_storage
 
 
 def load_study(name: str, url: str | None = None) -> optuna.Study:
-    """An existing study (for show and export); nothing is created."""
+    """An existing sweep study (for show, report and export); nothing is created. A grid's study (compare,
+    reproduce) is refused with the command that reports it."""
     storage, _, where = open_storage(name, url, create=False)
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise UserError(f"no study '{name}' in {where} (studies there: {names})") from None
+    if "grid" in study.user_attrs:
+        given = f" --storage {url}" if url else ""
+        raise UserError(
+            f"study '{name}' in {where} is a grid of `{study.user_attrs['title']}`, not a sweep: report it "
+            f"with `offline-mbrl report --study {name}{given}`"
+        )
+    return study
 
 
 def describe(study: optuna.Study) -> dict:

@@ -184,6 +184,11 @@ class Sweep:
             "space": self.space.fingerprint([*spec.overrides]),
         }
         have = self.study.user_attrs
+        if "grid" in have:
+            raise UserError(
+                f"study '{spec.study_name()}' in {self.where} is a grid of `{have['title']}`, not a sweep: "
+                "pick another --study"
+            )
         if "algorithm" not in have:
             info = {"space_file": str(self.space.path), "set": list(spec.overrides)}
             for key, value in {**identity, **info}.items():
