@@ -67,7 +67,14 @@ def test_wheel_runs_the_smoke_flow_from_a_scratch_directory(tmp_path):
         ).stdout.strip()
     )  # fmt: skip
     (purelib / "_borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], tmp_path, dict(os.environ))
+    # --ignore-installed: the borrowed site-packages holds the checkout's editable install, which pip must
+    # neither take for this wheel nor uninstall
+    plain = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", str(wheel)],
+        tmp_path,
+        plain,
+    )
     installed = purelib / "offline_mbrl"
     shipped = _files(installed)
     for asset in (

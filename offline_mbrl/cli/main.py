@@ -277,7 +277,7 @@ def train_cmd(
             f"finished stages; continue with: {shlex.join(again)}",
             file=sys.stderr,
         )
-        raise typer.Exit(130) from None
+        sys.exit(130)  # not typer.Exit(130): run_app takes that for an interrupt without its own line
     for cfg, final in zip(cfgs, finals, strict=True):
         score = final["normalized_score"]
         shown = (

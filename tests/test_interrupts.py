@@ -1,0 +1,59 @@
+"""Interrupts through the real entry point: SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) sent to the
+`offline-mbrl` process end it with status 130 and one `interrupted:` line saying what was kept and how to
+continue. Typer turns an interrupt inside a command into a silent return of 130; `run_app` must still say
+it (tests/test_extension_points.py checks train's own wording through typer's test runner)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_sweep import DS, root  # noqa: F401 - fixture: a tiny dataset, cwd in tmp
+
+CLI = [sys.executable, "-m", "offline_mbrl.cli"]
+
+
+def _interrupt(args: list[str], sig: int, started: str | None, after: float = 0.5) -> tuple[int, list[str]]:
+    """Start the command, wait for `started` in its output (it is working; None: wait `after` seconds
+    only), send `sig`; its exit status and output lines."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OFFLINE_MBRL_PROGRESS_SECONDS": "1"}
+    proc = subprocess.Popen(
+        [*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen: list[str] = []
+    deadline = time.time() + 120
+    assert proc.stdout is not None
+    for line in proc.stdout if started is not None else ():
+        seen.append(line.rstrip("\n"))
+        if started in line:
+            break
+        assert time.time() < deadline, "\n".join(seen)
+    time.sleep(after)
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=120)
+    return proc.returncode, seen + rest.splitlines()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_train_interrupted_through_the_cli_says_how_to_continue_once(root, sig):  # noqa: F811
+    args = ["train", "--algo", "bc", "--dataset", DS, "--steps", "200000", "--set", "algo.hidden=32,32"]
+    args += ["--set", "checkpoint_every=1000", "--set", "eval_every=100000", "--set", "log_every=1000"]
+    rc, lines = _interrupt(args, sig, "elapsed")
+    said = [ln for ln in lines if ln.startswith("interrupted:")]
+    assert rc == 130 and len(said) == 1, lines
+    assert "continue with: offline-mbrl train --algo bc" in said[0] and said[0].endswith("--resume")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_datasets_make_interrupted_through_the_cli_says_what_was_kept(tmp_path, sig):
+    os.chdir(tmp_path)
+    rc, lines = _interrupt(["datasets", "make", "pendulum-medium", "--size", "500000"], sig, None, after=5.0)
+    assert rc == 130 and lines[-1].startswith("interrupted:"), lines
+    assert sum(ln.startswith("interrupted:") for ln in lines) == 1
+    assert not list(Path(os.environ["MINARI_DATASETS_PATH"]).rglob("metadata.json"))  # nothing published
