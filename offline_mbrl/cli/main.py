@@ -137,8 +137,10 @@ def datasets_train_behaviour(
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
     steps: Annotated[int | None, typer.Option(help="environment steps (default: the env's preset)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default datasets/behaviour/ENV)")] = None,
+    threads: THREADS = None,
 ) -> None:
     """Train PPO behaviour policies and write the expert, medium and replay checkpoints with manifests."""
+    configure_threads(threads)
     from offline_mbrl.core.errors import UserError
     from offline_mbrl.core.paths import assets_dir, writable_assets
     from offline_mbrl.data.make.behaviour import run_train_behaviour, save_summary
@@ -174,8 +176,10 @@ def datasets_make(
     family: Annotated[str | None, typer.Option(help="collect across the members of this MDP family")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing dataset")] = False,
     if_missing: Annotated[bool, typer.Option(help="do nothing if the dataset exists (for scripts)")] = False,
+    threads: THREADS = None,
 ) -> None:
     """Collect offline-mbrl/ENV/TIER-v0 from the committed behaviour policies."""
+    configure_threads(threads)
     from offline_mbrl.data.make.collect import made_dataset_id, make_dataset
     from offline_mbrl.data.minari_io import dataset_exists
 
@@ -449,9 +453,11 @@ def diagnose_cmd(
     reward_stride: Annotated[
         int, typer.Option(help="average every this-many-th r_D snapshot (MOREC-MOPO 10, MOREC-MOBILE 40)")
     ] = 10,
+    threads: THREADS = None,
 ) -> None:
     """Model-error diagnostics (Lu et al. 2022): how each uncertainty penalty (and, with --reward, MOREC's
     dynamics reward) tracks the true model error."""
+    configure_threads(threads)
     from offline_mbrl.algorithms.morec.overrides import split_reward_overrides
     from offline_mbrl.experiments.diagnose import diagnose, print_result
 

@@ -149,8 +149,10 @@ def evaluate_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     force: Annotated[bool, typer.Option(help="evaluate again even if family_<name>.json exists")] = False,
+    threads: THREADS = None,
 ) -> None:
     """Evaluate trained policies on every member of an MDP family; writes family_<name>.json by each run."""
+    configure_threads(threads)
     from offline_mbrl.experiments.family_eval import evaluate_family, family_file
     from offline_mbrl.report.table import find_runs
 
@@ -306,9 +308,11 @@ def edge_of_reach_cmd(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     reps: Annotated[int, _REPS] = 50_000,
+    threads: THREADS = None,
 ) -> None:
     """MBPO, MOPO and RAVL with the learned model and with the true simulator (Sims et al., NeurIPS 2024):
     scores, Q-value curves and rliable statistics."""
+    configure_threads(threads)
     from offline_mbrl.experiments.edge_of_reach import edge_of_reach
 
     result = edge_of_reach(
