@@ -57,3 +57,47 @@ def test_datasets_make_interrupted_through_the_cli_says_what_was_kept(tmp_path, 
     assert rc == 130 and lines[-1].startswith("interrupted:"), lines
     assert sum(ln.startswith("interrupted:") for ln in lines) == 1
     assert not list(Path(os.environ["MINARI_DATASETS_PATH"]).rglob("metadata.json"))  # nothing published
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_sweep_trial_stopped_through_the_cli_is_queued_again_with_the_same_parameters(root, sig):  # noqa: F811
+    from optuna.trial import TrialState
+
+    from offline_mbrl.sweep.results import load_study
+
+    from .test_sweep import TINY
+
+    args = ["sweep", "--algo", "mbpo", "--dataset", DS, "--trials", "2", "--steps", "600", "--study", "s"]
+    args += ["--sampler", "random", "--pruner", "none", "--heartbeat", "1", "--threads", "1"]
+    args += [x for o in TINY for x in ("--set", o)]
+    rc, lines = _interrupt(args, sig, "trial 0 run", after=1.0)
+    assert rc == 130 and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
+    trials = {t.number: t for t in load_study("s").get_trials()}
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["retried"]
+    assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    again = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    trials = {t.number: t for t in load_study("s").get_trials()}
+    assert trials[1].state == TrialState.COMPLETE and trials[1].params == trials[0].params
+    assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == 2
+
+
+def test_a_sweep_with_worker_processes_passes_sigterm_on_and_their_trials_are_queued_again(root):  # noqa: F811
+    from optuna.trial import TrialState
+
+    from offline_mbrl.sweep.results import load_study
+
+    from .test_sweep import TINY
+
+    args = ["sweep", "--algo", "mbpo", "--dataset", DS, "--trials", "4", "--steps", "2000", "--study", "w"]
+    args += ["--sampler", "random", "--pruner", "none", "--heartbeat", "1", "--workers", "2"]
+    args += [x for o in TINY for x in ("--set", o)]
+    rc, lines = _interrupt(args, signal.SIGTERM, "trial 1 ", after=1.0)  # both workers are in a trial
+    assert rc == 130 and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
+    trials = load_study("w").get_trials()
+    stopped = [t for t in trials if t.state == TrialState.FAIL]
+    assert stopped and all(t.user_attrs["retried"] for t in stopped), [t.state for t in trials]
+    assert not any(t.state == TrialState.RUNNING for t in trials)  # none left for the heartbeat to find
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(map(str, (t.params for t in waiting))) == sorted(map(str, (t.params for t in stopped)))

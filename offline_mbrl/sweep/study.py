@@ -464,7 +464,15 @@ def _spawn(spec: SweepSpec, workers: int, threads: int, poll) -> None:
         while any(p.poll() is None for p in procs):
             poll()
             time.sleep(1)
-    except KeyboardInterrupt:  # the terminal sent SIGINT to the workers too; they mark their trials
+    except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches the workers too, and they mark their trials for a retry; a SIGTERM
+        # (a scheduler, `kill`) reaches this process only: pass it on to the workers still running
+        deadline = time.time() + 3
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            time.sleep(0.1)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
         for p in procs:
             try:
                 p.wait(timeout=30)
