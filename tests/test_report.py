@@ -240,6 +240,9 @@ def test_a_single_seed_gives_point_estimates_and_says_why_there_is_no_interval(t
     # no caption or text claims an interval
     claims = [line for line in md.splitlines() if "95%" in line and not line.startswith("4 runs of")]
     assert not claims and md.count("point estimates (one run per task and method: no interval)") >= 4
+    # no probability of improvement from single runs (0 or 1 for every pair): a sentence instead
+    assert "so a probability of improvement would be 0 or 1" in md and "P(row > column)" not in md
+    assert not (tmp_path / "out" / "figures" / "improvement.png").exists()
 
 
 def test_results_from_different_dataset_contents_are_not_mixed(tmp_path):
@@ -412,6 +415,10 @@ def test_learning_curves_follow_metrics_and_final_scores_in_order_with_short_lab
         "ravl (B)",
     ]
     assert "one seed per method" not in rc.caption(curves) and "over 1-2 seeds" in rc.caption(curves)
+    # the caption names only the reference lines drawn
+    assert "dotted" not in rc.caption(curves) and "dashed" not in rc.caption(curves)
+    only_bc = rc.caption(curves, {"bc (final)"})
+    assert "dashed: BC's final score" in only_bc and "dotted" not in only_bc and "dash-dot" not in only_bc
     assert "one seed per method: no interval" in rc.caption(curves[curves["seed"] == 0])
     out = tmp_path / "report"
     make_report([tmp_path / "results"], out, reps=REPS, progress=False)
@@ -421,3 +428,16 @@ def test_learning_curves_follow_metrics_and_final_scores_in_order_with_short_lab
     assert md.count("ravl[") == 2 and "| ravl (A) | 1 |" in md.replace("  ", " ")
     assert "method_settings" in pd.read_csv(out / "results.csv").columns
     assert (out / "figures" / "learning-curves.png").stat().st_size > 1000
+
+
+def test_method_colours_are_twelve_distinct_colour_blind_safe_hues():
+    from offline_mbrl.report import figures as rf
+
+    methods = [f"m{i}" for i in range(13)]
+    colors = rf.method_colors(methods)
+    assert len(set(list(colors.values())[:12])) == 12 and colors["m12"] == colors["m0"]  # then they cycle
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in rf.PALETTE], dtype=float)
+    gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1) + np.eye(12) * 1e9
+    # no two near-identical hues: ours are >= 67 apart in RGB (vermillion, orange); seaborn's colorblind
+    # palette, used before, has its 2nd and 4th colours (orange, vermillion) 50 apart
+    assert gaps.min() > 60

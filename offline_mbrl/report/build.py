@@ -253,23 +253,17 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
     _aggregate_section(doc, nominal, colors, figures, "nominal")
     _curves_section(doc, report, colors, figures)
     doc.add(Heading("Probability of improvement"))
-    doc.add(
-        Text(
-            "P(row > column): the probability that a run of the row method beats a run of the column method "
-            "on a task drawn at random (ties count one half), averaged over tasks; "
-            + _interval_words(nominal, "95% interval in brackets")
-            + "."
-        )
-    )
-    _improvement_table(doc, nominal)
-    if len(nominal.scope.methods) > 1:
-        name = rf.save(rf.improvement_figure(nominal, colors), figures, "improvement")
+    methods = nominal.scope.methods
+    if len(methods) > 1 and all(nominal.scope.single_run(m) for m in methods):
         doc.add(
-            Figure(
-                f"figures/{name}",
-                "Probability of improvement for every pair, " + _interval_words(nominal, "95% intervals"),
+            Text(
+                "Every method has one run per task, so a probability of improvement would be 0 or 1 for "
+                "each pair and say nothing about the methods: it is left out. Run more seeds (`--seeds`) "
+                "for it."
             )
         )
+    else:
+        _improvement_section(doc, nominal, colors, figures)
     doc.add(Heading("Per-task scores"))
     _task_table(doc, nominal)
     for summary_scope, stats in report.families.items():
@@ -287,6 +281,26 @@ def _document(doc: Document, report: Report, figures: Path) -> None:
             ]
         )
     )
+
+
+def _improvement_section(doc: Document, nominal: ScopeStats, colors: dict, figures: Path) -> None:
+    doc.add(
+        Text(
+            "P(row > column): the probability that a run of the row method beats a run of the column method "
+            "on a task drawn at random (ties count one half), averaged over tasks; "
+            + _interval_words(nominal, "95% interval in brackets")
+            + "."
+        )
+    )
+    _improvement_table(doc, nominal)
+    if len(nominal.scope.methods) > 1:
+        name = rf.save(rf.improvement_figure(nominal, colors), figures, "improvement")
+        doc.add(
+            Figure(
+                f"figures/{name}",
+                "Probability of improvement for every pair, " + _interval_words(nominal, "95% intervals"),
+            )
+        )
 
 
 def _short_methods(df: pd.DataFrame) -> tuple[pd.DataFrame, list[list[str]]]:
@@ -320,8 +334,9 @@ def _curves_section(doc: Document, report: Report, colors: dict, figures: Path) 
         return
     labels = rc.short_labels(rc.order_by_final(data))
     doc.add(Heading("Learning curves"))
-    name = rf.save(rc.curves_figure(data, report.table, colors, labels), figures, "learning-curves")
-    doc.add(Figure(f"figures/{name}", rc.caption(data)))
+    fig, drawn = rc.curves_figure(data, report.table, colors, labels)
+    name = rf.save(fig, figures, "learning-curves")
+    doc.add(Figure(f"figures/{name}", rc.caption(data, drawn)))
     long = [(short, method) for method, short in labels.items() if short != method]
     if long:
         doc.add(Table(["label", "method (the settings that set it apart)"], [list(pair) for pair in long]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -78,9 +79,14 @@ def order_by_final(curves: pd.DataFrame) -> list[str]:
     return list(last.groupby("method")["score"].mean().sort_values(ascending=False).index)
 
 
+REFERENCE_STYLES = {"data mean": ":", "data best": "-.", "bc (final)": "--"}
+
+
 def curves_figure(
     curves: pd.DataFrame, table: pd.DataFrame, colors: dict, labels: dict[str, str]
-) -> plt.Figure:
+) -> tuple[plt.Figure, set[str]]:
+    """The figure, and which reference lines it draws (`REFERENCE_STYLES`' names), for its caption."""
+    drawn: set[str] = set()
     datasets = sorted(curves["dataset"].unique())
     cols = min(3, len(datasets))
     rows = -(-len(datasets) // cols)
@@ -104,13 +110,15 @@ def curves_figure(
                     alpha=0.15,
                 )
         ids = table.loc[table["dataset"] == dataset, "dataset_id"].dropna()
-        for (label, value), style in zip(
-            behaviour_lines(ids.iloc[0] if len(ids) else None).items(), (":", "-."), strict=False
-        ):
-            ax.axhline(value, color="0.35", ls=style, lw=1.0, label=label)
+        for label, value in behaviour_lines(ids.iloc[0] if len(ids) else None).items():
+            ax.axhline(value, color="0.35", ls=REFERENCE_STYLES[label], lw=1.0, label=label)
+            drawn.add(label)
         bc = here[(here["method"] == "bc")].sort_values("step").groupby("seed").tail(1)
         if len(bc):
-            ax.axhline(bc["score"].mean(), color="0.6", ls="--", lw=1.0, label="bc (final)")
+            ax.axhline(
+                bc["score"].mean(), color="0.6", ls=REFERENCE_STYLES["bc (final)"], lw=1.0, label="bc (final)"
+            )
+            drawn.add("bc (final)")
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalised score")
@@ -128,10 +136,11 @@ def curves_figure(
         bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(names) // 4)),
     )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
+    return fig, drawn
 
 
-def caption(curves: pd.DataFrame) -> str:
+def caption(curves: pd.DataFrame, drawn: Collection[str] = ()) -> str:
+    """The learning-curve figure's caption, naming only the reference lines `drawn`."""
     seeds = curves.groupby(["method", "dataset"])["seed"].nunique()
     if seeds.max() <= 1:
         band = "one seed per method: no interval is shown"
@@ -141,8 +150,14 @@ def caption(curves: pd.DataFrame) -> str:
             if seeds.min() != seeds.max()
             else f"band: the range (min to max) over {seeds.max()} seeds"
         )
+    words = {
+        "data mean": "dotted: the data's mean episode return",
+        "data best": "dash-dot: its best episode",
+        "bc (final)": "dashed: BC's final score",
+    }
+    lines = [words[name] for name in REFERENCE_STYLES if name in drawn]
     return (
         f"Evaluation score (normalised where the dataset has reference returns) against gradient steps: "
-        f"mean over seeds, {band}; dotted: the data's mean episode return, dash-dot: its best episode "
-        "(where recorded), dashed: BC's final score. Methods in the legend are ordered by final score."
+        f"mean over seeds, {band}" + "".join(f"; {line}" for line in lines) + ". Methods in the legend are "
+        "ordered by final score."
     )

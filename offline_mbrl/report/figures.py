@@ -17,7 +17,6 @@ if "matplotlib.pyplot" not in sys.modules:  # headless rendering, unless a calle
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402  (rliable's own dependency, for its colour-blind palette)
 from rliable import plot_utils  # noqa: E402
 
 from offline_mbrl.report.stats import METRICS, FamilySummary, ScopeStats  # noqa: E402
@@ -25,8 +24,30 @@ from offline_mbrl.report.stats import METRICS, FamilySummary, ScopeStats  # noqa
 PAIR_SEPARATOR = "\t"  # method labels may hold commas (`mopo[algo.penalty=llv, steps=1000]`)
 
 
-def method_colors(methods: list[str]) -> dict[str, tuple]:
-    return dict(zip(methods, sns.color_palette("colorblind", n_colors=max(len(methods), 1)), strict=False))
+# A colour-blind-safe qualitative palette of 12 distinct hues: Okabe and Ito's eight (Color Universal
+# Design, 2008), ordered so that the first few differ most, then four of Paul Tol's "muted" scheme that
+# none of them resembles: every pair is at least 67 apart in RGB (seaborn's "colorblind", used before, has
+# its 2nd and 4th colours, orange and vermillion, 50 apart, and a tan 6th). More than 12 methods cycle,
+# and their labels tell them apart.
+PALETTE = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow
+    "#332288",  # indigo (Tol)
+    "#999933",  # olive (Tol)
+    "#882255",  # wine (Tol)
+    "#44AA99",  # teal (Tol)
+)
+
+
+def method_colors(methods: list[str]) -> dict[str, str]:
+    """Each method's colour, in the order given: distinct hues for up to 12 methods."""
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
 
 
 def save(fig, folder: Path, name: str, dpi: int = 130, svg: bool = True) -> str:
