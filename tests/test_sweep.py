@@ -653,3 +653,11 @@ def test_sweep_report_shows_trials_best_importances_and_what_tuning_bought(root,
         curve["expected_best"].is_monotonic_increasing and (out / "figures" / "tuning-budget.png").is_file()
     )
     assert (out / ".offline-mbrl-report").is_file()
+    # every trial's learning curve, labelled by its trial number: evaluations at 10 and the final at 20
+    from offline_mbrl.sweep.report import trial_curves
+
+    curves = trial_curves(load_study("mbpo-test_pendulum_tiny-v0"))
+    assert sorted(curves["trial"].unique()) == [0, 1, 2]
+    assert curves.groupby("trial")["step"].apply(sorted).tolist() == [[10, 20]] * 3
+    assert "## Learning curves of the trials" in md and "2 evaluations per run" in md
+    assert (out / "figures" / "trials.png").is_file()

@@ -12,6 +12,7 @@ bootstrap over the trials converges to, without its noise. The running best in t
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -60,6 +61,54 @@ def _curve_figure(curve: pd.DataFrame, running: list[float], name: str):
     ax.set_title(name, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def trial_curves(study: optuna.Study) -> pd.DataFrame:
+    """One row per (complete trial, evaluation): the trial, its run, step and score, read from the runs'
+    metrics.jsonl and final.json (the final evaluation) where this machine has them (a run elsewhere is
+    left out)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        for run in t.user_attrs.get("runs", []):
+            metrics = Path(run) / "metrics.jsonl"
+            if not metrics.is_file():
+                continue
+            for line in metrics.read_text().splitlines():
+                row = json.loads(line)
+                if "phase" not in row and "eval/score" in row:
+                    rows.append((t.number, run, int(row["step"]), float(row["eval/score"])))
+            final_file = Path(run) / "final.json"
+            if final_file.is_file():
+                final = json.loads(final_file.read_text())
+                score = final.get("normalized_score")
+                step = int(final.get("gradient_steps", final["steps"]))
+                rows.append((t.number, run, step, float(final["return_mean"] if score is None else score)))
+    out = pd.DataFrame(rows, columns=["trial", "run", "step", "score"])
+    return out.drop_duplicates(["trial", "run", "step"], keep="last")
+
+
+def _trials_figure(curves: pd.DataFrame, study: optuna.Study, best: int | None):
+    """Each complete trial's mean evaluation curve over its runs, labelled by trial number and settings."""
+    params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
+    trials = sorted(curves["trial"].unique())
+    colors = rf.method_colors([str(t) for t in trials])
+    fig, ax = rf.plt.subplots(figsize=(8.0, 4.2 + 0.16 * len(trials)))
+    for trial in trials:
+        mean = curves[curves["trial"] == trial].groupby("step")["score"].mean()
+        settings = ", ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(v)}" for k, v in params[trial].items())
+        label = f"trial {trial}{' (best)' if trial == best else ''}: {settings}"
+        width = 2.4 if trial == best else 1.3
+        ax.plot(
+            mean.index, mean.to_numpy(), color=colors[str(trial)], lw=width, marker="o", ms=2.5, label=label
+        )
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("evaluation score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -117,6 +166,25 @@ def sweep_report(study: optuna.Study, out: Path) -> Path:
                     f"(exact, sampling with replacement), 95% band; dashed: the best so far in trial order. "
                     f"One trial: {first.expected_best:.2f} expected; {len(values)}: "
                     f"{last.expected_best:.2f}.",
+                )
+            )
+        curves = trial_curves(study)
+        if not curves.empty:
+            evals = curves.groupby("run")["step"].nunique()
+            name = rf.save(
+                _trials_figure(curves, study, None if best is None else best.number),
+                folder / "figures",
+                "trials",
+            )
+            doc.add(Heading("Learning curves of the trials"))
+            doc.add(
+                Figure(
+                    f"figures/{name}",
+                    "Each complete trial's periodic evaluation score (normalised where the dataset has "
+                    "reference returns) against gradient steps, the mean over its runs, "
+                    + (f"{evals.max()}" if evals.min() == evals.max() else f"{evals.min()}-{evals.max()}")
+                    + " evaluations per run (the last is the final one); labelled by trial number and its "
+                    "settings, the best trial drawn thicker.",
                 )
             )
         doc.add(Heading("Parameter importances (PED-ANOVA)"))
