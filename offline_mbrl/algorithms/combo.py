@@ -61,6 +61,7 @@ from offline_mbrl.learning.model_based import (
     LEARNING_CHECK,
     Hooks,
     ModelBasedConfig,
+    budgets_with,
     kit_sources,
     model_based_spec,
     real_rows,
@@ -320,6 +321,9 @@ SPEC = model_based_spec(
     "Yu et al., NeurIPS 2021 (COMBO)",
     presets=PAPER_PRESETS,
     sources=SOURCES,
+    # 2x128 networks and 3 actions per proposal (9 per state, not 30): at the paper's sizes a smoke cell
+    # took 258 s on 2 cores
+    budgets=budgets_with(smoke=(*CPU_NETS, "algo.repeats=3")),
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
     ),

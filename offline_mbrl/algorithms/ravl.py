@@ -40,6 +40,7 @@ from offline_mbrl.learning.model_based import (
     TEST_SETTINGS,
     Hooks,
     ModelBasedConfig,
+    budgets_with,
     model_based_spec,
 )
 from offline_mbrl.learning.run import Run
@@ -143,6 +144,7 @@ SPEC = model_based_spec(
     paper="Sims et al., NeurIPS 2024 (RAVL)",
     sources=SOURCES,
     test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
+    budgets=budgets_with(smoke=_CPU_CRITICS),  # 10 critics of 3x256: 118 s per smoke cell on 2 cores
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *_CPU_CRITICS)
     ),

@@ -41,8 +41,9 @@ class Budget:
 BUDGETS = {
     "smoke": Budget(
         "smoke",
-        "a pipeline check of about a minute per cell on a CPU (2,000 steps, 2-epoch dynamics, 1,000 "
-        "rollouts per round); its numbers say nothing about the paper's",
+        "a pipeline check of at most a minute per cell on a 2-core CPU (2,000 steps, 2-epoch dynamics, "
+        "1,000 rollouts per round, smaller networks for RAVL, MOBILE and COMBO); its numbers say nothing "
+        "about the paper's",
         (
             "steps=2000",
             "eval_every=1000",

@@ -59,6 +59,12 @@ LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout
 CPU_NETS = ("algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
 
+def budgets_with(smoke: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """`BUDGETS` plus an algorithm's own smoke settings: what keeps its smoke cell within 60 s on a 2-core
+    CPU where the shared ones do not (benchmarks/smoke_cells.py measures every algorithm)."""
+    return {"smoke": (*BUDGETS["smoke"], *smoke), "small": BUDGETS["small"]}
+
+
 def _mopo_sac() -> SACConfig:
     # OfflineRL-Kit's SACPolicy, which its MOPO updates through: critic -> actor -> α -> Polyak, α
     # clamped to [0, 1] after each α step (policy/model_free/sac.py#L92-L128)

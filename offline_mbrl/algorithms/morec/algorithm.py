@@ -369,7 +369,7 @@ SPEC_MOBILE = model_based_spec(
     presets=MOBILE_PRESETS,
     sources=MOBILE_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
-    budgets=_BUDGETS,
+    budgets={**_BUDGETS, "smoke": (*_BUDGETS["smoke"], *mobile.SMOKE)},  # MOBILE's smoke networks too
     learning_check=LearningCheck(
         _CHECK.steps, _CHECK.margin, (*_CHECK.overrides, "algo.sac.target_min=none")
     ),
