@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from dated import cpu_model, publish
 
 DATASETS = ("pendulum-medium", "pendulum-medium-replay")
 GRID_ARGS = [
@@ -78,8 +79,7 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)  # fmt: skip
     load = os.getloadavg()[0]
     rows = [(n, drain(n, args.storage, scratch, env)) for n in args.workers]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = cpu_model()
     storage = "PostgreSQL" if args.storage and args.storage.startswith("postgresql") else "journal file"
     lines = [
         f"12-cell grid (bc, mbpo x {', '.join(DATASETS)} x 3 seeds, 1,000 steps), {storage}, "
@@ -89,11 +89,7 @@ def main() -> None:
         "| ---: | ---: | ---: |",
     ]
     lines += [f"| {n} | {t:.1f} | {rows[0][1] / t:.2f}x |" for n, t in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with args.out.open("a") as f:
-            f.write(f"\n{time.strftime('%Y-%m-%d')}: " + text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dated import cpu_model, publish
+
 OWN_TASK = {"mbrcsl": "pointmaze-stitch", "percent-bc": None}  # None: the default dataset
 
 
@@ -72,8 +74,7 @@ def main() -> None:
         status = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
         rows.append((algo, datasets[algo], took, status))
         print(f"{algo:>14} on {datasets[algo]}: {took:6.1f} s  {status}", flush=True)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "?")  # fmt: skip
+    cpu = cpu_model()
     lines = [
         "smoke budget, one cell per algorithm (compare --budget smoke --seeds 1, empty cache), "
         f"{os.cpu_count()} cores ({cpu}), threads {args.threads or 'default'}, "
@@ -83,11 +84,7 @@ def main() -> None:
         "| --- | --- | ---: | --- | --- |",
     ]
     lines += [f"| {a} | {d} | {t:.1f} | {'yes' if t <= 60 else 'no'} | {s} |" for a, d, t, s in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with args.out.open("a") as f:
-            f.write(f"\n{time.strftime('%Y-%m-%d')}: " + text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":
