@@ -2,7 +2,7 @@
 working directory, results and artefact cache, drain one 12-cell grid study on a real PostgreSQL server
 while one of them is SIGKILLed mid-cell. Every cell finishes exactly once, the killed worker's cell is
 retried by another, and the report built from the study alone equals the report of the same grid run in
-one process, to the last digit (the server comes from `.ci/postgres-setup.sh`, as in
+one process, to the last digit (the server comes from `.ci/system-packages.sh`, as in
 tests/test_sweep_postgres.py)."""
 
 from __future__ import annotations

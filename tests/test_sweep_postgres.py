@@ -1,7 +1,7 @@
 """The distributed setup for real: a PostgreSQL server on loopback, two worker commands on one study, and a
 SIGKILL'd worker whose trial the heartbeat fails.
 
-The server comes from Debian's `postgresql` package (`.ci/postgres-setup.sh` installs it); without it
+The server comes from Debian's `postgresql` package (`.ci/system-packages.sh` installs it); without it
 these tests fail, they do not skip. `OFFLINE_MBRL_TEST_POSTGRES_URL` points them at a running server.
 """
 
