@@ -490,11 +490,12 @@ def _worker_main(payload: str) -> None:
 
     import torch
 
-    from offline_mbrl.core.console import terminate_as_interrupt
+    from offline_mbrl.core.console import quiet_known_mujoco_warnings, terminate_as_interrupt
 
     signal.signal(
         signal.SIGTERM, terminate_as_interrupt
     )  # a SIGTERM'd worker marks its trial for a retry, as Ctrl-C
+    quiet_known_mujoco_warnings()
     raw = json.loads(payload)
     torch.set_num_threads(raw.pop("threads"))
     spec = SweepSpec(**{**raw, "datasets": tuple(raw["datasets"]), "overrides": tuple(raw["overrides"])})
