@@ -19,6 +19,7 @@ import torch
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.core.errors import EnvironmentFault, UserError
+from offline_mbrl.core.progress import duration
 from offline_mbrl.data.dataset import OfflineDataset, load_dataset
 from offline_mbrl.data.names import preset_task
 from offline_mbrl.learning.evaluation import EvalResult
@@ -286,3 +287,60 @@ def load_run(run_dir: Path, device: str = "cpu"):
     dataset = load_dataset(cfg.dataset, device=device)
     state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
     return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset
+
+
+# ---- plans: the time a list of runs will take, before any of them has measured its own rate ------------
+DAY = 86_400.0
+
+
+def measured_rates(device: str) -> tuple[dict[str, float], str]:
+    """{algorithm: gradient steps/s end to end at its paper settings} measured on this kind of device
+    (`resources/rates.toml`), and where the numbers come from; empty where none was measured."""
+    import tomllib
+    from importlib import resources
+
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    table = tomllib.loads(resources.files("offline_mbrl").joinpath("resources/rates.toml").read_text())
+    own = dict(table.get(kind, {}))
+    source = str(own.pop("source", kind))
+    return {k: float(v) for k, v in own.items()}, source
+
+
+def paper_sized(cfg: TrainConfig) -> bool:
+    """Whether a config's networks are its algorithm's default (paper) sizes: the measured rates hold for
+    those; a budget's smaller networks run faster than they say."""
+    default = get_spec(cfg.algorithm).config_type()
+    sac, paper = getattr(cfg.algo, "sac", None), getattr(default, "sac", None)
+    if sac is None or paper is None:
+        return False
+    keys = ("critics", "actor_hidden", "critic_hidden")
+    return all(getattr(sac, k) == getattr(paper, k) for k in keys)
+
+
+def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1) -> list[str]:
+    """Lines for a plan of these runs (each `runs_each` times): the training time from the measured rates,
+    or why there is none, and a warning naming smaller budgets and a GPU when it passes a day. Empty when
+    there is nothing to run."""
+    if not cfgs:
+        return []
+    device = cfgs[0].device
+    rates, source = measured_rates(device)
+    unknown = sorted({c.algorithm for c in cfgs if c.algorithm not in rates or not paper_sized(c)})
+    if unknown:
+        return [
+            f"estimate: no measured rate for {', '.join(unknown)} at these settings on {device}; the first "
+            "run reports its own once it has trained for a few seconds"
+        ]
+    seconds = runs_each * sum(c.steps / rates[c.algorithm] for c in cfgs)
+    per_run = {c.algorithm: duration(c.steps / rates[c.algorithm]) for c in cfgs}
+    lines = [
+        f"estimate: about {duration(seconds)} of training ("
+        + ", ".join(f"{a} {t} per run" for a, t in per_run.items())
+        + f", at the rates measured on a {source}; dynamics fits and evaluations come on top)"
+    ]
+    if seconds > DAY:
+        lines.append(
+            f"warning: that is more than a day on this {device}: a smaller budget (--budget small: hours per "
+            "run on a CPU; --budget smoke: a minute) or a GPU (--device cuda) fits it better"
+        )
+    return lines

@@ -22,7 +22,7 @@ from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
-from offline_mbrl.launch import build_config, execute_seeds, run_mode, same_but_seed
+from offline_mbrl.launch import build_config, execute_seeds, plan_estimate, run_mode, same_but_seed
 from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.report.render import Text
 
@@ -266,6 +266,8 @@ def run_cells(
         f"{len(cells)} cells: {reused} done, {len(todo)} to run"
         + (f", {failed} failed to configure" if failed else "")
     )
+    for line in plan_estimate([cast(TrainConfig, configs[cells.index(c)]) for c in todo]):
+        log(line)
     done = 0
     for group in _seed_groups(todo, [cast(TrainConfig, configs[cells.index(c)]) for c in todo]):
         # pending: its config is not a UserError (those cells failed in the loop above)
@@ -339,6 +341,8 @@ def run_grid(
         f"grid {grid.study} in {study.where}: {len(keys)} cells; each worker running this command takes "
         "the next free one"
     )
+    for line in plan_estimate(cfgs):
+        log(line + (" (all cells, for one worker)" if line.startswith("estimate: about") else ""))
     prepared: dict[str, UserError | None] = {}
 
     def run(j: int) -> dict:

@@ -408,7 +408,13 @@ def fit_dynamics(
                 for group in optimizer.param_groups:
                     group["lr"] *= cfg.plateau_lr_factor
                 lr_dropped_at, since_improved = epoch, 0
-            fit.advance(epoch, f"holdout MSE {min(host[:-1]):.4g}")
+            rule = (  # an uncapped fit has no total to show: its stopping rule and where it stands instead
+                ""
+                if cfg.max_epochs is not None
+                else f", stops after {cfg.patience} epochs without a {cfg.improvement:.0%} gain "
+                f"({since_improved} so far)"
+            )
+            fit.advance(epoch, f"holdout MSE {min(host[:-1]):.4g}{rule}")
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp:
                     torch.save(fit_state(), tmp)

@@ -46,7 +46,7 @@ from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.progress import duration, listen, plain_every
 from offline_mbrl.core.threads import default_threads, usable_cores
 from offline_mbrl.data.names import missing_dataset_message, resolve
-from offline_mbrl.launch import build_config, execute_seeds
+from offline_mbrl.launch import build_config, execute_seeds, plan_estimate
 from offline_mbrl.learning.run import MAIN as MAIN_STAGE
 from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.sweep.results import reason
@@ -206,10 +206,16 @@ class Sweep:
             )
 
     def plan(self) -> str:
-        """One line: what the sweep will run, on what, and where things go."""
+        """What the sweep will run, on what, and where things go; then its estimate from the measured rates
+        (at the space's base settings) and, past a day, the smaller budgets and a GPU."""
         spec, done = self.spec, self.tally()[0]
         runs = len(self.jobs)
         left = max(spec.trials - done, 0)
+        estimate = plan_estimate([self.base], runs_each=left * runs) if left else []
+        return "\n".join([self._plan_line(left, done, runs), *estimate])
+
+    def _plan_line(self, left: int, done: int, runs: int) -> str:
+        spec = self.spec
         return (
             f"plan: {left} of {spec.trials} trials to run ({done} done) x {spec.seeds} seed(s) x "
             f"{len(spec.datasets)} dataset(s) = {left * runs} runs of {self.base.steps:,} gradient steps "

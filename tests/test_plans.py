@@ -1,0 +1,33 @@
+"""Plans say what work costs before it starts: an estimate from the rates measured on this kind of device
+(resources/rates.toml) for paper-sized networks, why there is none otherwise, and past a day a warning
+that names the smaller budgets and a GPU (launch.plan_estimate; sweep, compare and reproduce print it)."""
+
+from __future__ import annotations
+
+from offline_mbrl.launch import build_config, measured_rates, paper_sized, plan_estimate
+
+
+def test_the_design_cards_sweep_plans_days_on_a_cpu_and_says_what_fits_better():
+    rates, source = measured_rates("cpu")
+    assert rates["ravl"] == 9.4 and "2-core AMD EPYC" in source
+    ravl = build_config("ravl", "hopper-medium", 0, None, "cpu", [], None)
+    assert ravl.steps == 3_000_000 and paper_sized(ravl)
+    lines = plan_estimate([ravl], runs_each=20)  # `sweep --algo ravl --dataset hopper-medium`: 20 trials
+    assert lines[0].startswith("estimate: about 73.9 days of training (ravl 3.7 days per run")
+    assert lines[1].startswith("warning: that is more than a day on this cpu: a smaller budget")
+    assert "--device cuda" in lines[1]
+
+
+def test_a_short_plan_has_no_warning_and_unmeasured_settings_say_so():
+    mopo = build_config("mopo", "hopper-medium", 0, 2000, "cpu", [], None)
+    assert plan_estimate([mopo, mopo]) == [
+        "estimate: about 74 s of training (mopo 37 s per run, at the rates measured on a 2-core AMD EPYC "
+        "(docs/speed.md, 2026-12-05); dynamics fits and evaluations come on top)"
+    ]
+    small = build_config("ravl", "hopper-medium", 0, 2000, "cpu", ["algo.sac.critics=5"], None)
+    assert not paper_sized(small)
+    (line,) = plan_estimate([small, mopo])
+    assert line.startswith("estimate: no measured rate for ravl at these settings on cpu")
+    bc = build_config("bc", "hopper-medium", 0, 2000, "cpu", [], None)
+    assert "no measured rate for bc" in plan_estimate([bc])[0]
+    assert plan_estimate([]) == []
