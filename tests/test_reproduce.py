@@ -143,7 +143,12 @@ def test_reproduce_runs_only_missing_cells_marks_published_values_and_reports_fa
 def test_smoke_makes_an_absent_suite_dataset_at_a_reduced_size_and_paper_refuses_it():
     budget = Budget("t", "test", (), 1, dataset_size=2000)
     assert cells.dataset_note("pendulum-random-v0") is None  # absent
-    prepare_dataset("pendulum-random-v0", budget)
+    said: list[str] = []
+    prepare_dataset("pendulum-random-v0", budget, said.append)
+    assert said == [
+        "making pendulum-random at 2,000 transitions, the t budget's size (full: 1,000,000; its numbers are "
+        "not the full dataset's)"
+    ]
     note = cells.dataset_note("pendulum-random-v0")
     assert note == "offline-mbrl/pendulum/random-v0 holds 2,000 transitions, a reduced size (full: 1,000,000)"
     with pytest.raises(

@@ -195,8 +195,9 @@ def dataset_note(dataset: str) -> str | None:
     return f"{resolve(dataset).dataset_id} holds {size:,} transitions, a reduced size (full: {full:,})"
 
 
-def prepare_dataset(dataset: str, budget: Budget) -> None:
-    """Make an absent suite dataset at the smoke size; refuse reduced-size data for the paper budget.
+def prepare_dataset(dataset: str, budget: Budget, log: Callable[[str], None] = print) -> None:
+    """Make an absent suite dataset at the smoke size (saying so first, in one line); refuse reduced-size
+    data for the paper budget.
 
     Raises UserError (the cell fails) when the dataset cannot be had at this budget."""
     res = resolve(dataset)
@@ -207,7 +208,13 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
 
         short = _short(res)
         env_tier = f"{short.env}-{short.tier}"
-        make_dataset(env_tier, size=min(budget.dataset_size, default_size(short.env, short.tier)))
+        full = default_size(short.env, short.tier)
+        size = min(budget.dataset_size, full)
+        log(
+            f"making {env_tier} at {size:,} transitions, the {budget.name} budget's size"
+            + (f" (full: {full:,}; its numbers are not the full dataset's)" if size < full else "")
+        )
+        make_dataset(env_tier, size=size)
         return
     reduced = reduced_size(dataset)  # an absent one fails in the run, with the command that makes it
     if budget.full_data and reduced is not None:
@@ -219,11 +226,13 @@ def prepare_dataset(dataset: str, budget: Budget) -> None:
         )
 
 
-def _prepare_once(dataset: str, budget: Budget, prepared: dict[str, UserError | None]) -> None:
+def _prepare_once(
+    dataset: str, budget: Budget, prepared: dict[str, UserError | None], log: Callable[[str], None]
+) -> None:
     """`prepare_dataset` once per dataset of a command; its error again for each later cell on it."""
     if dataset not in prepared:
         try:
-            prepare_dataset(dataset, budget)
+            prepare_dataset(dataset, budget, log)
             prepared[dataset] = None
         except UserError as exc:
             prepared[dataset] = exc
@@ -283,7 +292,7 @@ def run_cells(
         )
         start = time.time()
         try:
-            _prepare_once(first.dataset, budget, prepared)
+            _prepare_once(first.dataset, budget, prepared, log)
             finals = execute_seeds(group_cfgs, results_root, resume="auto", progress=progress)
             for cell, final in zip(group, finals, strict=True):
                 cell.final, cell.status = final, "ran"
@@ -347,7 +356,7 @@ def run_grid(
 
     def run(j: int) -> dict:
         cell, cfg = cells[live[j]], cfgs[j]
-        _prepare_once(cell.dataset, budget, prepared)
+        _prepare_once(cell.dataset, budget, prepared, log)
         out = run_dir_for(cfg, results_root)
         out.parent.mkdir(parents=True, exist_ok=True)
         with key_lock(out.parent / f".{out.name}.lock"):  # a shared results folder: one process per run
