@@ -109,9 +109,8 @@ def test_reproduce_runs_only_missing_cells_marks_published_values_and_reports_fa
     )
     first = reproduce(str(table), "smoke", log=lines.append, **kwargs)
     assert [c.status for c in first.cells] == ["ran", "failed", "ran", "failed"]  # seed-major, 2 tasks
-    assert lines[1] == "4 cells: 0 done, 4 to run" and lines[2].startswith(
-        "[1/4] bc on test/pendulum/refs-v0 seed 0"
-    )
+    assert lines[1] == "4 cells: 0 done, 4 to run" and lines[2].startswith("estimate: no measured rate")
+    assert lines[3].startswith("[1/4] bc on test/pendulum/refs-v0 seed 0")
     failure = first.cells[1].error
     assert "dataset 'test/pendulum/absent-v0' is not present" in failure
     (row, absent) = first.rows
