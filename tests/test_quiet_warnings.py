@@ -23,3 +23,13 @@ def test_gymnasiums_own_mujoco_deprecation_does_not_reach_the_user_and_other_war
     mujoco_warning("compiler attribute 'settotalmass' is deprecated and will be removed")
     mujoco_warning("Nan, Inf or huge value in QACC at DOF 0")
     assert capfd.readouterr().err == "WARNING: Nan, Inf or huge value in QACC at DOF 0\n"
+
+
+def test_commands_do_not_import_mujoco_to_quiet_it_and_the_handler_is_set_once_it_is_imported():
+    probe = (
+        "import sys; from offline_mbrl.core.console import quiet_known_mujoco_warnings, mujoco_warning; "
+        "quiet_known_mujoco_warnings(); before = 'mujoco' in sys.modules; import mujoco; "
+        "print(before, mujoco.get_mju_user_warning() is mujoco_warning)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr

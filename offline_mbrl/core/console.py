@@ -5,8 +5,11 @@ hold square brackets, which rich would otherwise swallow as style tags. Piped ou
 so tables do not fold into unreadable columns.
 """
 
+import importlib.abc
+import importlib.util
 import sys
 from collections.abc import Callable
+from types import ModuleType
 
 from rich.console import Console
 
@@ -50,13 +53,36 @@ def mujoco_warning(message: str) -> None:
         print(f"WARNING: {message}", file=sys.stderr)
 
 
+class _OnMujocoImport(importlib.abc.MetaPathFinder):
+    """Sets `mujoco_warning` as MuJoCo's handler the moment something imports mujoco, without importing
+    it here: a command that never simulates does not pay for MuJoCo's import (which loads its renderers
+    and runs GLFW's version probe in a subprocess)."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "mujoco":
+            return None
+        sys.meta_path.remove(self)  # done once: the real finders give the spec
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        load = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            load(module)
+            module.set_mju_user_warning(mujoco_warning)
+
+        loader.exec_module = exec_module
+        return spec
+
+
 def quiet_known_mujoco_warnings() -> None:
-    """Route MuJoCo's warnings through `mujoco_warning` (every command, and each sweep worker, calls it)."""
-    try:
-        import mujoco
-    except ImportError:  # pragma: no cover - a dependency of the suite
-        return
-    mujoco.set_mju_user_warning(mujoco_warning)
+    """Route MuJoCo's warnings through `mujoco_warning`, now if mujoco is imported, else when it is (every
+    command, and each sweep worker, calls this first)."""
+    if "mujoco" in sys.modules:
+        sys.modules["mujoco"].set_mju_user_warning(mujoco_warning)
+    elif not any(isinstance(f, _OnMujocoImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OnMujocoImport())
 
 
 def terminate_as_interrupt(signum: int, frame: object) -> None:
