@@ -17,6 +17,10 @@ import pytest
 from .test_sweep import DS, root  # noqa: F401 - fixture: a tiny dataset, cwd in tmp
 
 CLI = [sys.executable, "-m", "offline_mbrl.cli"]
+# Exit status 130, as a shell reports an interrupted command. Python may instead end the process by
+# re-raising SIGINT on itself (status -2 here) when the interrupt surfaces again at shutdown (seen once,
+# in a fresh-clone CI run); a shell reports that as 130 too.
+INTERRUPTED = (130, -signal.SIGINT)
 
 
 def _interrupt(args: list[str], sig: int, started: str | None, after: float = 0.5) -> tuple[int, list[str]]:
@@ -46,7 +50,7 @@ def test_train_interrupted_through_the_cli_says_how_to_continue_once(root, sig):
     args += ["--set", "checkpoint_every=1000", "--set", "eval_every=100000", "--set", "log_every=1000"]
     rc, lines = _interrupt(args, sig, "elapsed")
     said = [ln for ln in lines if ln.startswith("interrupted:")]
-    assert rc == 130 and len(said) == 1, lines
+    assert rc in INTERRUPTED and len(said) == 1, lines
     assert "continue with: offline-mbrl train --algo bc" in said[0] and said[0].endswith("--resume")
 
 
@@ -54,7 +58,7 @@ def test_train_interrupted_through_the_cli_says_how_to_continue_once(root, sig):
 def test_datasets_make_interrupted_through_the_cli_says_what_was_kept(tmp_path, sig):
     os.chdir(tmp_path)
     rc, lines = _interrupt(["datasets", "make", "pendulum-medium", "--size", "500000"], sig, None, after=5.0)
-    assert rc == 130 and lines[-1].startswith("interrupted:"), lines
+    assert rc in INTERRUPTED and lines[-1].startswith("interrupted:"), lines
     assert sum(ln.startswith("interrupted:") for ln in lines) == 1
     assert not list(Path(os.environ["MINARI_DATASETS_PATH"]).rglob("metadata.json"))  # nothing published
 
@@ -71,7 +75,7 @@ def test_a_sweep_trial_stopped_through_the_cli_is_queued_again_with_the_same_par
     args += ["--sampler", "random", "--pruner", "none", "--heartbeat", "1", "--threads", "1"]
     args += [x for o in TINY for x in ("--set", o)]
     rc, lines = _interrupt(args, sig, "trial 0 run", after=1.0)
-    assert rc == 130 and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
+    assert rc in INTERRUPTED and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
     trials = {t.number: t for t in load_study("s").get_trials()}
     assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["retried"]
     assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
@@ -94,7 +98,7 @@ def test_a_sweep_with_worker_processes_passes_sigterm_on_and_their_trials_are_qu
     args += ["--sampler", "random", "--pruner", "none", "--heartbeat", "1", "--workers", "2"]
     args += [x for o in TINY for x in ("--set", o)]
     rc, lines = _interrupt(args, signal.SIGTERM, "trial 1 ", after=1.0)  # both workers are in a trial
-    assert rc == 130 and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
+    assert rc in INTERRUPTED and sum(ln.startswith("interrupted:") for ln in lines) == 1, lines
     trials = load_study("w").get_trials()
     stopped = [t for t in trials if t.state == TrialState.FAIL]
     assert stopped and all(t.user_attrs["retried"] for t in stopped), [t.state for t in trials]
