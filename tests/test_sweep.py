@@ -660,4 +660,5 @@ def test_sweep_report_shows_trials_best_importances_and_what_tuning_bought(root,
     assert sorted(curves["trial"].unique()) == [0, 1, 2]
     assert curves.groupby("trial")["step"].apply(sorted).tolist() == [[10, 20]] * 3
     assert "## Learning curves of the trials" in md and "2 evaluations per run" in md
+    assert "sampler random" in md
     assert (out / "figures" / "trials.png").is_file()

@@ -190,7 +190,7 @@ class Sweep:
                 "pick another --study"
             )
         if "algorithm" not in have:
-            info = {"space_file": str(self.space.path), "set": list(spec.overrides)}
+            info = {"space_file": str(self.space.path), "set": list(spec.overrides), "sampler": spec.sampler}
             for key, value in {**identity, **info}.items():
                 self.study.set_user_attr(key, value)
             return
