@@ -8,9 +8,10 @@ and `run_mode` is the one rule for what happens to an existing run folder (reuse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import torch
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
+from offline_mbrl.core.cache import key_lock
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.progress import duration
 from offline_mbrl.data.dataset import OfflineDataset, load_dataset
@@ -206,6 +208,19 @@ def execute_seeds(
         )
         finals.update(zip(members, batch_finals, strict=True))
     return [finals[i] for i in range(len(cfgs))]
+
+
+@contextlib.contextmanager
+def run_dir_locks(cfgs: list[TrainConfig], results_root: Path) -> Iterator[None]:
+    """Hold these runs' folders for this process (sweep trials that propose the same config, grid workers
+    on a shared results folder): a file lock per run folder, taken in one order, so that two processes
+    never train one run at once nor wait on each other."""
+    outs = sorted(run_dir_for(cfg, results_root) for cfg in cfgs)
+    with contextlib.ExitStack() as locks:
+        for out in outs:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(key_lock(out.parent / f".{out.name}.lock"))
+        yield
 
 
 def _resume_step(out: Path) -> int:

@@ -4,7 +4,6 @@ or worker. The multi-machine test against a real PostgreSQL server is tests/test
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -140,21 +139,19 @@ def test_a_grid_worker_stopped_by_sigterm_requeues_its_cell_and_the_same_command
     cmd = [sys.executable, "-m", "offline_mbrl.cli", "compare", *cli_args(1, steps=400), "--study", "t"]
     worker = subprocess.Popen([*cmd, "--heartbeat", "1"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    journal = Path("sweeps/t/journal.log")
-    deadline = time.time() + 120
-    while True:
-        assert worker.poll() is None and time.time() < deadline, "the worker never ran a cell"
-        if journal.exists():
-            storage = open_storage("t", None)[0]
-            with contextlib.suppress(KeyError):
-                study = optuna.load_study(study_name="t", storage=storage)
-                if any(t.state == TrialState.RUNNING for t in study.get_trials()):
-                    break
-        time.sleep(0.05)
+    assert worker.stdout is not None
+    seen = []
+    for line in worker.stdout:  # the worker says when its first cell starts
+        seen.append(line)
+        if "cell 1/4" in line:
+            break
+    assert worker.poll() is None, "".join(seen)
+    time.sleep(0.3)
     worker.send_signal(signal.SIGTERM)
-    out, _ = worker.communicate(timeout=60)
+    out = "".join(seen) + worker.communicate(timeout=60)[0]
     assert worker.returncode in INTERRUPTED, out
     assert "interrupted" in out.splitlines()[-1]
+    study = optuna.load_study(study_name="t", storage=open_storage("t", None)[0])
     trials = study.get_trials()
     stopped = [t for t in trials if t.state == TrialState.FAIL]
     assert len(stopped) == 1 and stopped[0].user_attrs["retried"]

@@ -95,15 +95,14 @@ def report_cmd(
     """rliable report of finished runs: report.md, self-contained report.html, figures, CSV and parquet."""
     from offline_mbrl.report.build import make_report
 
-    if study is not None or storage is not None:
+    grid = _grid(storage, study, heartbeat=60)
+    if grid is not None:
         from offline_mbrl.core.errors import UserError
         from offline_mbrl.experiments.cells import study_report_runs
 
-        if study is None:
-            raise UserError("--storage needs --study: the name of the grid's study")
         if result_dirs:
             raise UserError("give run folders or --study, not both")
-        result_dirs, grid_title = study_report_runs(study, storage, results, log=console.print)
+        result_dirs, grid_title = study_report_runs(grid.study, grid.storage, results, log=console.print)
         title = title or grid_title
     report = make_report(
         result_dirs or [Path("results")],

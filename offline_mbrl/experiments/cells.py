@@ -22,7 +22,14 @@ from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
-from offline_mbrl.launch import build_config, execute_seeds, plan_estimate, run_mode, same_but_seed
+from offline_mbrl.launch import (
+    build_config,
+    execute_seeds,
+    plan_estimate,
+    run_dir_locks,
+    run_mode,
+    same_but_seed,
+)
 from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.report.render import Text
 
@@ -327,12 +334,11 @@ def run_grid(
     `results/.study-NAME/` (the same files on every machine, whoever ran the cell). Seeds run one cell
     at a time: on a grid, each seed is a cell another worker may take. `after(run_dir)` runs inside the
     cell, before its record is taken (a family evaluation)."""
-    from offline_mbrl.core.cache import key_lock
     from offline_mbrl.sweep.grid import Grid, GridCell, materialise, record, study_folder
 
     live = [i for i, c in enumerate(cells) if not isinstance(configs[i], UserError)]
     for i, cell in enumerate(cells):
-        if i not in live:
+        if isinstance(configs[i], UserError):
             cell.status, cell.error = "failed", str(configs[i])
     cfgs = [cast(TrainConfig, configs[i]) for i in live]
     keys = [
@@ -345,7 +351,7 @@ def run_grid(
         )
         for i, cfg in zip(live, cfgs, strict=True)
     ]
-    study = Grid(grid.study, grid.storage, keys, kind="grid", title=title, heartbeat=grid.heartbeat)
+    study = Grid(grid.study, grid.storage, keys, title=title, heartbeat=grid.heartbeat)
     log(
         f"grid {grid.study} in {study.where}: {len(keys)} cells; each worker running this command takes "
         "the next free one"
@@ -358,8 +364,7 @@ def run_grid(
         cell, cfg = cells[live[j]], cfgs[j]
         _prepare_once(cell.dataset, budget, prepared, log)
         out = run_dir_for(cfg, results_root)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with key_lock(out.parent / f".{out.name}.lock"):  # a shared results folder: one process per run
+        with run_dir_locks([cfg], results_root):  # a shared results folder: one process per run
             if run_mode(out, resume="auto") == "resume":  # a killed worker's cell, in a shared folder
                 log(f"  resuming {out} from its checkpoint")
             start = time.time()

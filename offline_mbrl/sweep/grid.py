@@ -121,7 +121,6 @@ class Grid:
         study: str,
         storage: str | None,
         cells: Sequence[GridCell],
-        kind: str,
         title: str,
         heartbeat: int = 60,
     ):
@@ -142,15 +141,15 @@ class Grid:
                     direction="maximize",
                     load_if_exists=True,
                 )
-            self._check_identity(kind, title)
+            self._check_identity(title)
             self._enqueue()
         self.ran_here: set[int] = set()
 
-    def _check_identity(self, kind: str, title: str) -> None:
+    def _check_identity(self, title: str) -> None:
         have = self.study.user_attrs
         keys = [c.key() for c in self.cells]
         if not have:
-            for key, value in {"grid": kind, "title": title, "cells": keys, "versions": versions()}.items():
+            for key, value in {"grid": 1, "title": title, "cells": keys, "versions": versions()}.items():
                 self.study.set_user_attr(key, value)
             return
         where = f"study '{self.name}' in {self.where}"
@@ -167,7 +166,7 @@ class Grid:
             if not what:
                 what.append("the same cells in another order")
             raise UserError(
-                f"{where} holds another grid ({have['grid']}: {have['title']}): {'; '.join(what)}; rerun "
+                f"{where} holds another grid (`{have['title']}`): {'; '.join(what)}; rerun "
                 "its command or pick another --study"
             )
         differ = [f"{k} {v} (study: {have['versions'].get(k)})" for k, v in versions().items()
@@ -251,9 +250,9 @@ class Grid:
     def _run(self, trial: optuna.Trial, run: Callable[[int], dict[str, Any]], log: Callable[[str], None]):
         index = int(trial.params[CELL])
         cell = self.cells[index]
-        log(f"grid {self.name}: cell {index + 1}/{len(self.cells)}: {cell.key()} (trial {trial.number})")
 
         def call() -> float:
+            log(f"grid {self.name}: cell {index + 1}/{len(self.cells)}: {cell.key()} (trial {trial.number})")
             try:
                 rec = run(index)
             except Exception as exc:

@@ -240,9 +240,9 @@ def run_trial(
     fault then stops this worker (a UserError worded by `stopped`)."""
     state, value, interrupted = TrialState.COMPLETE, None, False
     fault: EnvironmentFault | None = None
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     with Heartbeat(storage, trial._trial_id, heartbeat):
-        try:
+        try:  # from its first statement: an interrupt anywhere in the trial is caught and retried
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             value = call()
         except optuna.TrialPruned as exc:
             state = TrialState.PRUNED

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,12 +42,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.config import TrainConfig
-from offline_mbrl.core.cache import key_lock
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.progress import duration, listen, plain_every
 from offline_mbrl.core.threads import default_threads, usable_cores
 from offline_mbrl.data.names import missing_dataset_message, resolve
-from offline_mbrl.launch import build_config, execute_seeds, plan_estimate
+from offline_mbrl.launch import build_config, execute_seeds, plan_estimate, run_dir_locks
+from offline_mbrl.learning.evaluation import EvalResult
 from offline_mbrl.learning.run import MAIN as MAIN_STAGE
 from offline_mbrl.learning.run import run_dir_for
 from offline_mbrl.sweep.results import reason
@@ -290,8 +291,11 @@ class Sweep:
                 where = f"{self.jobs[i][1]} seed {self.jobs[i][0]}"
                 _report(trial, result.score, i * steps + step, f"{where} step {step}")
 
-            hooks = [lambda step, result, i=i: on_eval(step, result, i) for i in members]
-            finals = _execute_once([cfgs[i] for i in members], results, hooks)
+            hooks: list[Callable[[int, EvalResult], None] | None] = [partial(on_eval, i=i) for i in members]
+            group = [cfgs[i] for i in members]
+            with run_dir_locks(group, results):  # two trials may propose the same config
+                # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
+                finals = execute_seeds(group, results, resume="auto", progress=False, on_eval=hooks)
             for i, final in zip(members, finals, strict=True):
                 score = final["normalized_score"]
                 scores[i] = final["return_mean"] if score is None else score
@@ -308,18 +312,6 @@ def _report(trial: optuna.Trial, score: float, position: int, where: str) -> Non
     trial.report(score, position)
     if trial.should_prune():
         raise optuna.TrialPruned(f"pruned at {where} (score {score:.2f})")
-
-
-def _execute_once(cfgs: list[TrainConfig], results: Path, on_eval: list) -> list[dict]:
-    """`execute_seeds`, with one process per run directory (two trials may propose the same config): the
-    locks of all the runs, taken in one order so that two workers cannot wait on each other."""
-    outs = sorted(run_dir_for(cfg, results) for cfg in cfgs)
-    with contextlib.ExitStack() as locks:
-        for out in outs:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            locks.enter_context(key_lock(out.parent / f".{out.name}.lock"))
-        # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
-        return execute_seeds(cfgs, results, resume="auto", progress=False, on_eval=on_eval)
 
 
 def trial_line(t: FrozenTrial) -> str:
