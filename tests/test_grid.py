@@ -118,6 +118,8 @@ def test_grid_command_line_errors_are_one_line(two_datasets):
         ("--storage", "postgresql://u:secret@127.0.0.1:1/db", "--study", "x"): "cannot reach storage "
         "postgresql://u:***@127.0.0.1:1/db",
         ("--study", "x", "--heartbeat", "0"): "--heartbeat must be at least 1 second, got 0",
+        ("--study", "../up"): "study name '../up': use letters, digits and . _ + -",
+        ("--study", ""): "study name '': use letters, digits",
     }
     for extra, message in cases.items():
         out = subprocess.run(

@@ -107,7 +107,13 @@ def default_journal(study: str) -> Path:
 def open_storage(
     study: str, url: str | None, heartbeat: int = 60, create: bool = True
 ) -> tuple[JournalHeartbeat | RDBStorage, Callable[[], contextlib.AbstractContextManager], str]:
-    """(storage, claim lock factory, printable location); unreachable or unsupported URLs are UserErrors."""
+    """(storage, claim lock factory, printable location); unreachable or unsupported URLs and study names
+    that are not a plain name (they become folder names: sweeps/STUDY/, results/.study-STUDY/) are
+    UserErrors."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", study):
+        raise UserError(
+            f"study name {study!r}: use letters, digits and . _ + - (starting with a letter or digit)"
+        )
     if url is None or "://" not in url:
         path = Path(url) if url else default_journal(study)
         if url is None and create:
