@@ -55,8 +55,8 @@ def test_train_interrupted_through_the_cli_says_how_to_continue_once(root, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_datasets_make_interrupted_through_the_cli_says_what_was_kept(tmp_path, sig):
-    os.chdir(tmp_path)
+def test_datasets_make_interrupted_through_the_cli_says_what_was_kept(tmp_path, monkeypatch, sig):
+    monkeypatch.chdir(tmp_path)  # restored after the test
     rc, lines = _interrupt(["datasets", "make", "pendulum-medium", "--size", "500000"], sig, None, after=5.0)
     assert rc in INTERRUPTED and lines[-1].startswith("interrupted:"), lines
     assert sum(ln.startswith("interrupted:") for ln in lines) == 1

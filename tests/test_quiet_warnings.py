@@ -11,10 +11,12 @@ import sys
 CLI = [sys.executable, "-m", "offline_mbrl.cli"]
 
 
-def test_gymnasiums_own_mujoco_deprecation_does_not_reach_the_user_and_other_warnings_do(tmp_path, capfd):
+def test_gymnasiums_own_mujoco_deprecation_does_not_reach_the_user_and_other_warnings_do(
+    tmp_path, capfd, monkeypatch
+):
     from offline_mbrl.core.console import mujoco_warning
 
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # restored after the test
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     made = subprocess.run([*CLI, "datasets", "make", "halfcheetah-medium", "--size", "300"], env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
