@@ -662,3 +662,16 @@ def test_sweep_report_shows_trials_best_importances_and_what_tuning_bought(root,
     assert "## Learning curves of the trials" in md and "2 evaluations per run" in md
     assert "sampler random" in md
     assert (out / "figures" / "trials.png").is_file()
+    # a generic report of the same results names each trial's runs by its trial number, settings in the legend
+    from offline_mbrl.report.build import make_report
+    from offline_mbrl.report.curves import short_labels
+    from offline_mbrl.report.table import load_results
+
+    table = load_results([Path("results")])
+    methods = sorted(set(table["method"]))
+    assert [m.split(":")[0] for m in methods] == ["mbpo[trial 0", "mbpo[trial 1", "mbpo[trial 2"]
+    assert sorted(short_labels(methods).values()) == ["mbpo trial 0", "mbpo trial 1", "mbpo trial 2"]
+    generic = tmp_path / "reports" / "generic"
+    make_report([Path("results")], generic, reps=200, progress=False)
+    md = (generic / "report.md").read_text()
+    assert "| mbpo trial 1 | mbpo[trial 1: " in md and "mbpo (A)" not in md

@@ -19,6 +19,10 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
+# in a run folder: a sweep's record of the trials that ran it ({study: trial number}); reports label the run
+# by its trial
+TRIALS_FILE = "trials.json"
+
 # the asset folders, by their name under offline_mbrl/resources/ and under $OFFLINE_MBRL_ROOT
 _UNDER_ROOT = {"datasets": "datasets", "sweeps": "sweeps", "tables": "reports/tables"}
 

@@ -178,7 +178,7 @@ def write_document(doc: Document, folder: Path) -> None:
 
 
 def _write_tables(df: pd.DataFrame, folder: Path) -> None:
-    tidy = df.drop(columns=["_mtime"])
+    tidy = df.drop(columns=["_mtime"]).rename(columns={"_trial": "sweep_trial"})
     tidy.to_csv(folder / "results.csv", index=False)
     for col in [c for c in tidy.columns if tidy[c].dtype == "object"]:
         kinds = {type(v) for v in tidy[col] if v is not None and not (isinstance(v, float) and np.isnan(v))}

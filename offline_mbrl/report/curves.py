@@ -6,7 +6,8 @@ is the mean over its seeds at each step and the band the range (min to max) over
 caption; with one seed there is no band and the caption says that too. The dataset's own behaviour (its
 mean episode return, and its best where the dataset records it, normalised like the scores) is drawn as
 reference lines, and so is BC's final mean when BC is in the report. Methods are ordered by their final
-mean score; labels longer than `SHORT` characters are replaced by a letter and listed in a legend table.
+mean score; labels longer than `SHORT` characters are replaced by a letter (a sweep trial's by its trial
+number) and listed in a legend table.
 """
 
 from __future__ import annotations
@@ -71,7 +72,16 @@ def behaviour_lines(dataset_id: str | None) -> dict[str, float]:
 def short_labels(methods: list[str]) -> dict[str, str]:
     """Each method's label in figures: itself, or a letter when it is long."""
     letters = iter(string.ascii_uppercase)
-    return {m: (m if len(m) <= SHORT else f"{m.split('[')[0]} ({next(letters)})") for m in methods}
+
+    def short(m: str) -> str:
+        if len(m) <= SHORT:
+            return m
+        algo, _, rest = m.partition("[")
+        if rest.startswith("trial ") and ": " in rest:  # a sweep trial: its number (settings in the legend)
+            return f"{algo} {rest.split(': ')[0]}"
+        return f"{algo} ({next(letters)})"
+
+    return {m: short(m) for m in methods}
 
 
 def order_by_final(curves: pd.DataFrame) -> list[str]:

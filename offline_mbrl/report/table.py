@@ -8,7 +8,9 @@ raw_return, episodes, steps, wall_time, ...` then every config key by its dotted
 
 `method` is the algorithm name, extended by the config keys that tell its variants apart when one dataset
 holds runs of the same algorithm with different settings (`mopo[algo.penalty=llv]`); keys that differ only
-between datasets (per-task paper presets) do not split a method.
+between datasets (per-task paper presets) do not split a method. Runs a sweep trial made (its `trials.json`
+in the run folder) are named by the trial too (`ravl[trial 3: algo.eta=0.5, ...]`, shown as `ravl trial 3`),
+and results.csv carries the tag as `sweep_trial`.
 
 Before any statistic is computed the table is checked: one dataset name must mean one dataset content
 (fingerprint), and every method must have the same runs on every task (else the missing cells are named,
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import TRIALS_FILE
 
 NOMINAL = "nominal"
 SCORE_SCALE = 100.0  # D4RL normalised scores are in [0, 100]; rliable gets score / 100 (1.0 = expert)
@@ -91,7 +94,7 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
     df["member"] = df["member"].astype("Int64")
     df = label_methods(df)
     config_cols = sorted(c for c in df.columns if c not in _CORE and not c.startswith("_"))
-    return df[[*_CORE, *config_cols, "_mtime"]].reset_index(drop=True)
+    return df[[*_CORE, *config_cols, "_mtime", "_trial"]].reset_index(drop=True)
 
 
 def _read_json(path: Path) -> dict:
@@ -114,6 +117,22 @@ def _flatten(config: dict, prefix: str = "") -> dict:
     return out
 
 
+def _trial_tag(run_dir: Path) -> str | None:
+    """`trial N` for a run a sweep trial made (`STUDY trial N` when several studies ran it), else None."""
+    path = run_dir / TRIALS_FILE
+    if not path.is_file():
+        return None
+    try:
+        tags = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged tag only costs the label; the run's own files are read strictly
+    if not isinstance(tags, dict) or not tags:
+        return None
+    if len(tags) == 1:
+        return f"trial {next(iter(tags.values()))}"
+    return ", ".join(f"{study} trial {number}" for study, number in tags.items())
+
+
 def _run_rows(run_dir: Path) -> list[dict]:
     final = _read_json(run_dir / "final.json")
     config_file = run_dir / "config.json"
@@ -132,6 +151,7 @@ def _run_rows(run_dir: Path) -> list[dict]:
         "score_note": final.get("score_note"),
         "run_dir": str(run_dir),
         "_mtime": (run_dir / "final.json").stat().st_mtime,
+        "_trial": _trial_tag(run_dir),
         **flat,
     }
     rows = [
@@ -184,9 +204,19 @@ def label_methods(df: pd.DataFrame) -> pd.DataFrame:
         ]
         if not splitting:
             continue
-        for run_dir, row in runs.set_index("run_dir").iterrows():
-            label = ", ".join(f"{c}={_short(row[c])}" for c in splitting)
-            df.loc[df["run_dir"] == run_dir, "method"] = f"{algo}[{label}]"
+        labels = {
+            run_dir: ", ".join(f"{c}={_short(row[c])}" for c in splitting)
+            for run_dir, row in runs.set_index("run_dir").iterrows()
+        }
+        # a sweep's trials are named by their number: every run of one setting made by the same trial
+        by_label: dict[str, set] = {}
+        for run_dir, label in labels.items():
+            tag = runs.loc[runs["run_dir"] == run_dir, "_trial"].iloc[0] if "_trial" in runs else None
+            by_label.setdefault(label, set()).add(tag)
+        for run_dir, label in labels.items():
+            trial = by_label[label]
+            named = f"{next(iter(trial))}: {label}" if len(trial) == 1 and None not in trial else label
+            df.loc[df["run_dir"] == run_dir, "method"] = f"{algo}[{named}]"
     return df
 
 

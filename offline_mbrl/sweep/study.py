@@ -42,7 +42,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.config import TrainConfig
+from offline_mbrl.core.cache import write_json_atomic
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.paths import TRIALS_FILE
 from offline_mbrl.core.progress import duration, listen, plain_every
 from offline_mbrl.core.threads import default_threads, usable_cores
 from offline_mbrl.data.names import missing_dataset_message, resolve
@@ -299,6 +301,7 @@ class Sweep:
             for i, final in zip(members, finals, strict=True):
                 score = final["normalized_score"]
                 scores[i] = final["return_mean"] if score is None else score
+                tag_trial(run_dir_for(cfgs[i], results), self.study.study_name, trial.number)
             finished = sorted(finished + members)
             trial.set_user_attr("scores", [scores[i] for i in finished])
             for i in members:  # evaluations stop before a run's last step: no position is reused
@@ -306,6 +309,21 @@ class Sweep:
                     where = f"{self.jobs[i][1]} seed {self.jobs[i][0]} final"
                     _report(trial, scores[i], (i + 1) * steps, where)
         return aggregate(scores, self.spec.objective)
+
+
+def tag_trial(run_dir: Path, study: str, number: int) -> None:
+    """Record in the run folder (`trials.json`, study -> trial number) that this trial ran it, so a report
+    of results labels the run by its trial. Two trials may share one run (the same proposal): the latest
+    one's number is kept."""
+    path = run_dir / TRIALS_FILE
+    try:
+        tags = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        tags = {}  # a damaged tag file is the suite's own: it is rewritten whole
+    if not isinstance(tags, dict):
+        tags = {}
+    tags[study] = number
+    write_json_atomic(path, tags)
 
 
 def _report(trial: optuna.Trial, score: float, position: int, where: str) -> None:
