@@ -308,9 +308,10 @@ def load_run(run_dir: Path, device: str = "cpu"):
 DAY = 86_400.0
 
 
-def measured_rates(device: str) -> tuple[dict[str, float], str]:
+def measured_rates(device: str, budget: str | None = None) -> tuple[dict[str, float], str]:
     """{algorithm: gradient steps/s end to end at its paper settings} measured on this kind of device
-    (`resources/rates.toml`), and where the numbers come from; empty where none was measured."""
+    (`resources/rates.toml`), and where the numbers come from; empty where none was measured. With a
+    reduced `budget` (smoke): {algorithm: seconds per cell} of that budget, measured end to end."""
     import tomllib
     from importlib import resources
 
@@ -318,7 +319,11 @@ def measured_rates(device: str) -> tuple[dict[str, float], str]:
     table = tomllib.loads(resources.files("offline_mbrl").joinpath("resources/rates.toml").read_text())
     own = dict(table.get(kind, {}))
     source = str(own.pop("source", kind))
-    return {k: float(v) for k, v in own.items()}, source
+    if budget is not None:
+        cells = dict(own.get(budget, {}))
+        source = str(cells.pop("source", source))
+        return {k: float(v) for k, v in cells.items()}, source
+    return {k: float(v) for k, v in own.items() if not isinstance(v, dict)}, source
 
 
 def paper_sized(cfg: TrainConfig) -> bool:
@@ -332,13 +337,24 @@ def paper_sized(cfg: TrainConfig) -> bool:
     return all(getattr(sac, k) == getattr(paper, k) for k in keys)
 
 
-def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1) -> list[str]:
-    """Lines for a plan of these runs (each `runs_each` times): the training time from the measured rates,
-    or why there is none, and a warning naming smaller budgets and a GPU when it passes a day. Empty when
-    there is nothing to run."""
+def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | None = None) -> list[str]:
+    """Lines for a plan of these runs (each `runs_each` times): the time from the measured rates (a
+    reduced budget's measured seconds per cell; else gradient steps/s at paper settings), or why there is
+    none, and a warning naming smaller budgets and a GPU when it passes a day. Empty when there is nothing
+    to run."""
     if not cfgs:
         return []
     device = cfgs[0].device
+    per_cell, source = measured_rates(device, budget) if budget is not None else ({}, "")
+    if per_cell and all(c.algorithm in per_cell for c in cfgs):
+        seconds = runs_each * sum(per_cell[c.algorithm] for c in cfgs)
+        each = {c.algorithm: duration(per_cell[c.algorithm]) for c in cfgs}
+        return [
+            f"estimate: about {duration(seconds)} in all ("
+            + ", ".join(f"{a} {t} per cell" for a, t in each.items())
+            + f", {budget} cells measured end to end with their dynamics fit on a {source}; "
+            "seeds batched in one process take less)"
+        ]
     rates, source = measured_rates(device)
     unknown = sorted({c.algorithm for c in cfgs if c.algorithm not in rates or not paper_sized(c)})
     if unknown:

@@ -151,6 +151,7 @@ def test_penalty_hook_matches_mopos_penalty_on_the_same_step():
 
 def test_diagnose_writes_tidy_transitions_correlations_and_figures(real_pendulum, tmp_path):
     out = tmp_path / "diag"
+    said: list[str] = []
     result = diagnose(
         real_pendulum,
         seed=0,
@@ -160,7 +161,12 @@ def test_diagnose_writes_tidy_transitions_correlations_and_figures(real_pendulum
         out=out,
         bc_steps=50,
         progress=False,
+        log=said.append,
     )
+    # the plan comes first: what runs, then the dynamics stage with its time per epoch measured here
+    assert said[0].startswith(f"plan: diagnose {real_pendulum} (dynamics seed 0): the ensemble, a BC policy")
+    assert f"{STARTS:,} rollouts x {HORIZON} steps" in said[0] and said[1].startswith("dynamics: fit ")
+    assert said[2].startswith("estimate: dynamics about ")
     df, meta = _check_outputs(out)
     assert meta["policy"]["kind"] == "bc" and "behaviour cloning" in meta["policy"]["description"]
     assert (df["policy"] == "bc").all() and meta["starts"] == STARTS and meta["horizon"] == HORIZON

@@ -436,3 +436,24 @@ def test_list_and_clear_cache():
     assert clear_artefacts("behaviour_policy") == 0  # another kind: nothing of it here
     assert clear_artefacts(dataset="b") == 1  # by short name too
     assert list_artefacts() == [] and clear_artefacts() == 0
+
+
+def test_the_fit_plan_measures_an_epoch_here_says_the_rule_and_then_the_cache_and_draws_nothing_global():
+    from offline_mbrl.models.fit_plan import fit_plan
+
+    ds = make_dataset()
+    n = len(ds.data.obs)
+    state = torch.get_rng_state()
+    fit_line, estimate = fit_plan(ds, tiny())
+    assert torch.equal(torch.get_rng_state(), state)  # a seeded fit after the plan is the fit without it
+    hold = min(int(0.2 * n), 1000)
+    steps = -(-(n - hold) // 32)
+    assert f"fit 3 members (16x16) on {n - hold:,} rows, {steps:,} steps an epoch, 3 epochs at most" in (
+        fit_line
+    )
+    assert estimate.startswith("estimate: dynamics about ") and "at the cap" in estimate
+    uncapped = fit_plan(ds, tiny(max_epochs=None, patience=4))
+    assert "until 4 epochs in a row without a 1% gain (no cap)" in uncapped[0]
+    assert "at the fewest epochs the rule allows" in uncapped[1]
+    _, _, key = D.load_or_fit(ds, tiny(), progress=False)
+    assert fit_plan(ds, tiny()) == [f"dynamics: cached ensemble {key} (no fit)"]

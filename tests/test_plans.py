@@ -31,3 +31,21 @@ def test_a_short_plan_has_no_warning_and_unmeasured_settings_say_so():
     bc = build_config("bc", "hopper-medium", 0, 2000, "cpu", [], None)
     assert "no measured rate for bc" in plan_estimate([bc])[0]
     assert plan_estimate([]) == []
+
+
+def test_a_reduced_budget_plans_with_its_cells_measured_seconds_unless_its_steps_are_changed():
+    from offline_mbrl.experiments.cells import BUDGETS, as_measured, cell_config
+
+    per_cell, _ = measured_rates("cpu", "smoke")
+    assert per_cell["morec-mobile"] == 55.6 and max(per_cell.values()) <= 60.0  # the budget's promise
+    smoke = BUDGETS["smoke"]
+    cells = [cell_config(a, "hopper-medium", 0, smoke, [], "cpu", None) for a in ("mopo", "ravl")]
+    assert as_measured(smoke, cells) == "smoke"
+    (line,) = plan_estimate(cells, runs_each=2, budget="smoke")
+    assert line.startswith(
+        "estimate: about 1.6 min in all (mopo 22 s per cell, ravl 27 s per cell, smoke cells measured "
+        "end to end with their dynamics fit on a 2-core AMD EPYC (benchmarks/results/smoke_cells.md"
+    )
+    longer = [cell_config("mopo", "hopper-medium", 0, smoke, [], "cpu", 5000)]
+    assert as_measured(smoke, longer) is None and as_measured(BUDGETS["paper"], cells) is None
+    assert plan_estimate(cells, budget="small")[0].startswith("estimate: no measured rate")

@@ -401,6 +401,10 @@ def dynamics_fit(
     check_device(device)
     cfg = dynamics_config_from_overrides(seed, dyn_items)
     ds = load_dataset(dataset, device=device)
+    from offline_mbrl.models.fit_plan import fit_plan
+
+    for line in fit_plan(ds, cfg):
+        console.print(line, highlight=False)
     model, report, key = load_or_fit(ds, cfg, device=device)
     table = Table(title=f"dynamics {key} on {ds.dataset_id}")
     table.add_column("member")

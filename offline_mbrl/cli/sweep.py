@@ -105,6 +105,8 @@ def sweep_run(
         heartbeat=heartbeat,
         seed=sampler_seed,
         startup_trials=startup_trials,
+        # the budget's measured seconds per run hold while its steps do
+        budget=budget if steps is None and not any(i.startswith("steps=") for i in set_ or ()) else None,
     )
     sweep = run_sweep(spec, workers=workers, console=console, threads=threads)
     done, _ = sweep.tally()

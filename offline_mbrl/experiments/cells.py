@@ -43,6 +43,8 @@ class Budget:
     dataset_size: int | None = None  # make an absent suite dataset at this size (smoke only)
     full_data: bool = False  # refuse suite datasets made at a reduced size
     scaled: bool = True  # a reduced budget: every algorithm must bring its own settings for it
+    # the section of resources/rates.toml holding this budget's measured seconds per cell (None: none)
+    measured: str | None = None
 
 
 BUDGETS = {
@@ -63,6 +65,7 @@ BUDGETS = {
         ),
         seeds=2,
         dataset_size=20_000,
+        measured="smoke",
     ),
     "small": Budget(
         "small",
@@ -129,6 +132,13 @@ def _budget_overrides(budget: Budget, algo: str) -> list[str]:
             f"algorithm '{algo}' has no settings for the {budget.name} budget (AlgorithmSpec.budgets)"
         )
     return common + list(spec.budgets.get(budget.name, ()))
+
+
+def as_measured(budget: Budget, cfgs: Sequence[TrainConfig]) -> str | None:
+    """The rates.toml section of the budget's measured seconds per cell where they apply (its steps
+    unchanged by --steps or --set), else None (the plan falls back to steps/s at paper settings)."""
+    steps = {int(v) for k, _, v in (o.partition("=") for o in budget.overrides) if k == "steps"}
+    return budget.measured if all(c.steps in steps for c in cfgs) else None
 
 
 def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict[str, list[str]]:
@@ -282,7 +292,8 @@ def run_cells(
         f"{len(cells)} cells: {reused} done, {len(todo)} to run"
         + (f", {failed} failed to configure" if failed else "")
     )
-    for line in plan_estimate([cast(TrainConfig, configs[cells.index(c)]) for c in todo]):
+    todo_cfgs = [cast(TrainConfig, configs[cells.index(c)]) for c in todo]
+    for line in plan_estimate(todo_cfgs, budget=as_measured(budget, todo_cfgs)):
         log(line)
     done = 0
     for group in _seed_groups(todo, [cast(TrainConfig, configs[cells.index(c)]) for c in todo]):
@@ -356,7 +367,7 @@ def run_grid(
         f"grid {grid.study} in {study.where}: {len(keys)} cells; each worker running this command takes "
         "the next free one"
     )
-    for line in plan_estimate(cfgs):
+    for line in plan_estimate(cfgs, budget=as_measured(budget, cfgs)):
         log(line + (" (all cells, for one worker)" if line.startswith("estimate: about") else ""))
     prepared: dict[str, UserError | None] = {}
 

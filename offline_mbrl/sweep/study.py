@@ -82,6 +82,8 @@ class SweepSpec:
     heartbeat: int = 60  # seconds; a trial is stale after two intervals without one
     startup_trials: int | None = None  # random trials before a model-based sampler (None: Optuna's default)
     seed: int | None = None  # the sampler's seed; None lets parallel workers propose different trials
+    # the reduced budget (smoke) whose measured seconds per run the plan uses; None: steps/s at paper sizes
+    budget: str | None = None
 
     def study_name(self) -> str:
         if self.study:
@@ -214,7 +216,7 @@ class Sweep:
         spec, done = self.spec, self.tally()[0]
         runs = len(self.jobs)
         left = max(spec.trials - done, 0)
-        estimate = plan_estimate([self.base], runs_each=left * runs) if left else []
+        estimate = plan_estimate([self.base], runs_each=left * runs, budget=spec.budget) if left else []
         return "\n".join([self._plan_line(left, done, runs), *estimate])
 
     def _plan_line(self, left: int, done: int, runs: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from offline_mbrl.experiments.diagnose.stats import correlations, correlations_b
 from offline_mbrl.launch import check_device
 from offline_mbrl.learning.penalties import PENALTIES
 from offline_mbrl.models.dynamics import load_or_fit
+from offline_mbrl.models.fit_plan import fit_plan
 from offline_mbrl.models.oracle import simulator
 from offline_mbrl.models.termination import termination_fn
 
@@ -55,6 +56,7 @@ def diagnose(
     progress: bool = True,
     reward: DynamicsRewardConfig | None = None,
     reward_stride: int = 10,
+    log: Callable[[str], None] = print,
 ) -> DiagnoseResult:
     """The whole diagnosis; every bad input is a UserError raised before anything is written."""
     started = time.perf_counter()
@@ -86,6 +88,15 @@ def diagnose(
     termination_fn(spec.env, spec.gym_id)
     record = run_record(run_dir, ds) if run_dir is not None else None
     times: dict[str, float] = {}
+    policy_plan = f"the policy of {run_dir}" if run_dir is not None else f"a BC policy ({bc_steps:,} steps)"
+    log(
+        f"plan: diagnose {ds.name} (dynamics seed {seed}): the ensemble, {policy_plan}, {starts:,} rollouts "
+        f"x {horizon} steps = {starts * horizon:,} model transitions each checked in the simulator"
+        + (", MOREC's dynamics reward" if reward is not None else "")
+        + f", {oracle_transitions:,} dataset transitions to check the simulator; into {out}"
+    )
+    for line in fit_plan(ds, cfg):
+        log(line)
 
     tick = time.perf_counter()
     model, report, key = load_or_fit(ds, cfg, device=device, progress=progress)
