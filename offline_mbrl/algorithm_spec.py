@@ -83,3 +83,9 @@ class AlgorithmSpec:
     # every key must exist in the config (checked when the algorithm is registered)
     budgets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     learning_check: LearningCheck | None = None  # the slow test's learning threshold (None: not checked)
+
+
+def small_steps(steps: int) -> tuple[str, ...]:
+    """The `small` budget's length for one algorithm: its gradient steps (what 20 minutes per run on a
+    2-core CPU hold at its measured rate, benchmarks/small_cells.py) with 10 evaluations and checkpoints."""
+    return (f"steps={steps}", f"eval_every={steps // 10}", f"checkpoint_every={steps // 10}")

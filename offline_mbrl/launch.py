@@ -319,7 +319,7 @@ def measured_rates(device: str, budget: str | None = None) -> tuple[dict[str, fl
     table = tomllib.loads(resources.files("offline_mbrl").joinpath("resources/rates.toml").read_text())
     own = dict(table.get(kind, {}))
     source = str(own.pop("source", kind))
-    if budget is not None:
+    if budget is not None:  # a section may name the steps its cells ran (`steps`): it holds at those only
         cells = dict(own.get(budget, {}))
         source = str(cells.pop("source", source))
         return {k: float(v) for k, v in cells.items()}, source
@@ -346,13 +346,14 @@ def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | Non
         return []
     device = cfgs[0].device
     per_cell, source = measured_rates(device, budget) if budget is not None else ({}, "")
-    if per_cell and all(c.algorithm in per_cell for c in cfgs):
+    ran = per_cell.pop("steps", None)
+    if per_cell and all(c.algorithm in per_cell and ran in (None, c.steps) for c in cfgs):
         seconds = runs_each * sum(per_cell[c.algorithm] for c in cfgs)
         each = {c.algorithm: duration(per_cell[c.algorithm]) for c in cfgs}
         return [
             f"estimate: about {duration(seconds)} in all ("
-            + ", ".join(f"{a} {t} per cell" for a, t in each.items())
-            + f", {budget} cells measured end to end with their dynamics fit on a {source}; "
+            + ", ".join(f"{a} {t} per run" for a, t in each.items())
+            + f", {budget} runs measured end to end with their dynamics fit on a {source}; "
             "seeds batched in one process take less)"
         ]
     rates, source = measured_rates(device)
@@ -371,7 +372,8 @@ def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | Non
     ]
     if seconds > DAY:
         lines.append(
-            f"warning: that is more than a day on this {device}: a smaller budget (--budget small: hours per "
-            "run on a CPU; --budget smoke: a minute) or a GPU (--device cuda) fits it better"
+            f"warning: that is more than a day on this {device}: a smaller budget (--budget small: at most "
+            "20 minutes per run on a 2-core CPU; --budget smoke: a minute) or a GPU (--device cuda) fits it "
+            "better"
         )
     return lines

@@ -168,6 +168,7 @@ def test_bad_input(assets, capsys):
         make_dataset("pendulum-medium", size=100, family="hopper-physics", overwrite=True)
     import sys
 
+    capsys.readouterr()  # the makes above print their progress lines (off a terminal)
     sys.argv = ["offline-mbrl", "datasets", "make", "walker2d-expert", "--size", "10"]
     with pytest.raises(SystemExit) as exc:
         main()

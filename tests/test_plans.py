@@ -43,9 +43,42 @@ def test_a_reduced_budget_plans_with_its_cells_measured_seconds_unless_its_steps
     assert as_measured(smoke, cells) == "smoke"
     (line,) = plan_estimate(cells, runs_each=2, budget="smoke")
     assert line.startswith(
-        "estimate: about 1.6 min in all (mopo 22 s per cell, ravl 27 s per cell, smoke cells measured "
+        "estimate: about 1.6 min in all (mopo 22 s per run, ravl 27 s per run, smoke runs measured "
         "end to end with their dynamics fit on a 2-core AMD EPYC (benchmarks/results/smoke_cells.md"
     )
     longer = [cell_config("mopo", "hopper-medium", 0, smoke, [], "cpu", 5000)]
     assert as_measured(smoke, longer) is None and as_measured(BUDGETS["paper"], cells) is None
     assert plan_estimate(cells, budget="small")[0].startswith("estimate: no measured rate")
+
+
+def test_a_sweep_space_with_measured_runs_plans_with_them_at_the_steps_they_ran():
+    from offline_mbrl.sweep.space import find_space, load_space
+
+    space = load_space(find_space("ravl-quick", "ravl"))
+    fixed = [f"{k}={v}" for k, v in space.fixed.items()]
+    quick = build_config("ravl", "hopper-medium", 0, 2000, "cpu", fixed, None)
+    (line,) = plan_estimate([quick], runs_each=6, budget="space-ravl-quick")
+    assert line.startswith("estimate: about 4.0 min in all (ravl 40 s per run, space-ravl-quick runs")
+    longer = build_config("ravl", "hopper-medium", 0, 4000, "cpu", fixed, None)
+    assert plan_estimate([longer], budget="space-ravl-quick")[0].startswith("estimate: no measured rate")
+
+
+def test_the_small_budget_gives_every_algorithm_its_own_length_with_ten_evaluations_and_a_capped_fit():
+    from offline_mbrl.algorithms import algorithms, get_spec
+    from offline_mbrl.experiments.cells import BUDGETS, cell_config
+
+    lengths = {}
+    for algo in algorithms():
+        if algo == "mbrcsl":  # its output policy trains to patience on its own task: no SAC steps to set
+            continue
+        cfg = cell_config(algo, "hopper-medium", 0, BUDGETS["small"], [], "cpu", None)
+        lengths[algo] = cfg.steps
+        assert cfg.eval_every * 10 == cfg.steps == cfg.checkpoint_every * 10, algo
+        assert (cfg.eval_episodes, cfg.final_eval_episodes) == (5, 10)
+        if get_spec(algo).uses_dynamics:
+            assert (cfg.dynamics.max_epochs, cfg.dynamics.steps_per_epoch) == (10, 400), algo
+    # the costlier the update, the fewer the steps that fit 20 minutes
+    assert (
+        lengths["ravl"] < lengths["mopo"]
+        and lengths["morec-mobile"] < lengths["morec-mopo"] <= lengths["mopo"]
+    )

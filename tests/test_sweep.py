@@ -604,6 +604,12 @@ def test_without_a_terminal_the_current_trial_shows_plain_progress_lines_and_a_m
     assert f"{where}: dynamics 1/2, holdout MSE" in out.getvalue()
     assert f"{where}: train 10/60" in out.getvalue() and f"{where}: train 40/60, score" in out.getvalue()
     estimate = next(line for line in lines if line.startswith("estimate after a"))
+    # at the default 30 s cadence, each new stage still gets its first line at once (within seconds)
+    monkeypatch.setenv("OFFLINE_MBRL_PROGRESS_SECONDS", "3600")
+    hourly = io.StringIO()
+    run_sweep(spec(trials=2, steps=60), console=Console(file=hourly, width=200))
+    stages = [line for line in hourly.getvalue().splitlines() if line.startswith("trial 1 run 1/1")]
+    assert [line.split(": ")[1].split(" ")[0] for line in stages] == ["train"]  # dynamics cached by trial 0
     assert (
         "gradient steps/s" in estimate
         and "per trial of 1 run(s)" in estimate

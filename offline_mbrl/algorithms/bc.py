@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, small_steps
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import mlp
@@ -161,6 +161,9 @@ SOURCES = {
     "steps": CORL.at(_CORL, 28, reference=1_000_000, note="3M here, as every algorithm's default"),
 }
 
+# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
+SMALL_STEPS = 40_000
+
 SPEC = AlgorithmSpec(
     name="bc",
     config_type=BCConfig,
@@ -170,7 +173,7 @@ SPEC = AlgorithmSpec(
     uses_dynamics=False,
     sources=SOURCES,
     test_settings=("algo.hidden=32,32",),
-    budgets={"smoke": (), "small": ()},
+    budgets={"smoke": (), "small": small_steps(SMALL_STEPS)},
     # BC imitates the data, so it must only do no worse than the data's mean (25.4 at 20k steps vs 12.7)
     learning_check=LearningCheck(steps=6000, margin=0.0),
 )

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from offline_mbrl.algorithm_spec import LearningCheck
+from offline_mbrl.algorithm_spec import LearningCheck, small_steps
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import Batch, OfflineDataset
@@ -314,6 +314,9 @@ SOURCES = {
     "algo.sac.actor_critics": OFFLINERL_KIT.at(_POLICY, 120),
 }
 
+# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
+SMALL_STEPS = 8_000
+
 SPEC = model_based_spec(
     "combo",
     COMBOConfig,
@@ -323,7 +326,7 @@ SPEC = model_based_spec(
     sources=SOURCES,
     # 2x128 networks and 3 actions per proposal (9 per state, not 30): at the paper's sizes a smoke cell
     # took 258 s on 2 cores
-    budgets=budgets_with(smoke=(*CPU_NETS, "algo.repeats=3")),
+    budgets=budgets_with(smoke=(*CPU_NETS, "algo.repeats=3"), small=small_steps(SMALL_STEPS)),
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *CPU_NETS)
     ),

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from offline_mbrl.algorithm_spec import LearningCheck
+from offline_mbrl.algorithm_spec import LearningCheck, small_steps
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import Batch, OfflineDataset
@@ -286,6 +286,9 @@ SOURCES = {
 # 50); at the paper's sizes a smoke cell took 103 s on 2 cores. morec-mobile uses the same.
 SMOKE = (*CPU_NETS, "algo.penalty_samples=4")
 
+# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
+SMALL_STEPS = 8_000
+
 SPEC = model_based_spec(
     "mobile",
     MOBILEConfig,
@@ -293,7 +296,7 @@ SPEC = model_based_spec(
     "Sun et al., ICML 2023 (MOBILE)",
     presets=PAPER_PRESETS,
     sources=SOURCES,
-    budgets=budgets_with(smoke=SMOKE),
+    budgets=budgets_with(smoke=SMOKE, small=small_steps(SMALL_STEPS)),
     # the learning check's Pendulum has only negative rewards: the target clamp at 0 is off there
     learning_check=LearningCheck(
         LEARNING_CHECK.steps,

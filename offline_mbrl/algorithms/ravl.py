@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from offline_mbrl.algorithm_spec import LearningCheck
+from offline_mbrl.algorithm_spec import LearningCheck, small_steps
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.model_based import (
@@ -137,6 +137,9 @@ SOURCES = {
 # thousand steps on a CPU.
 _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
+# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
+SMALL_STEPS = 8_000
+
 SPEC = model_based_spec(
     "ravl",
     RAVLConfig,
@@ -144,7 +147,9 @@ SPEC = model_based_spec(
     paper="Sims et al., NeurIPS 2024 (RAVL)",
     sources=SOURCES,
     test_settings=(*TEST_SETTINGS, "algo.sac.critics=3"),
-    budgets=budgets_with(smoke=_CPU_CRITICS),  # 10 critics of 3x256: 118 s per smoke cell on 2 cores
+    budgets=budgets_with(
+        smoke=_CPU_CRITICS, small=small_steps(SMALL_STEPS)
+    ),  # 10 critics of 3x256: 118 s per smoke cell on 2 cores
     learning_check=LearningCheck(
         LEARNING_CHECK.steps, LEARNING_CHECK.margin, (*LEARNING_CHECK.overrides, *_CPU_CRITICS)
     ),

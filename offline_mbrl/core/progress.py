@@ -10,8 +10,8 @@ A stage with no known end (a fit that stops by patience) takes `total=0`: how fa
 
 The pieces underneath:
 - `Ticker`: when the output is not a terminal (a log file, `nohup`, CI), rich draws no live bars, so long
-  stages print a plain line every `OFFLINE_MBRL_PROGRESS_SECONDS` (default 30) seconds instead: what,
-  how far, the time spent and a measured estimate of the time left.
+  stages print a plain line at their first step and then every `OFFLINE_MBRL_PROGRESS_SECONDS` (default
+  30) seconds instead: what, how far, the time spent and a measured estimate of the time left.
 - `report(stage, done, total, info)` / `listen(callback)`: the stages of a run (dynamics fit epochs,
   behaviour fit and training steps with the last evaluation, rollout batches) report where they are; a
   driver that runs them (a sweep) listens and shows the current trial's progress and its time estimates.
@@ -96,11 +96,13 @@ class Ticker:
         self.every = plain_every() if every is None else every
         self.out = out or (lambda line: print(line, file=sys.stderr, flush=True))
         self.started = self.last = time.monotonic()
+        self.said = False
 
     def update(self, done: int, info: str = "") -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.last < self.every:
-            return
+        if not self.enabled or (now - self.last < self.every and self.said):
+            return  # the first update is always said: a stage is seen within seconds of its start
+        self.said = True
         self.last = now
         elapsed, moved = now - self.started, done - self.start
         extra = f", {info}" if info else ""
@@ -146,6 +148,8 @@ class Stage:
         bar.__enter__()
         self._task = bar.add_task(self.name, total=self.total or None, completed=self._start, info="")
         self._bar = bar
+        # a listener (a sweep's trial line) sees the stage the moment it starts
+        report(self.name, self._start, self.total, "started")
         return self
 
     def advance(self, done: int, info: str = "") -> None:

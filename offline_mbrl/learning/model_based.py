@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 
 import torch
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck
+from offline_mbrl.algorithm_spec import AlgorithmSpec, LearningCheck, small_steps
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import Batch, EnvSpec, OfflineDataset
@@ -50,7 +50,7 @@ TEST_SETTINGS = (
 )
 BUDGETS = {
     "smoke": ("algo.rollout_batch=1000", "algo.rollout_every=250"),
-    "small": ("algo.rollout_batch=10000",),
+    "small": ("algo.rollout_batch=10000", *small_steps(40_000)),  # MBPO's and MOPO's length
 }
 # The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
 LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))
@@ -59,10 +59,11 @@ LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout
 CPU_NETS = ("algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
 
-def budgets_with(smoke: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
-    """`BUDGETS` plus an algorithm's own smoke settings: what keeps its smoke cell within 60 s on a 2-core
-    CPU where the shared ones do not (benchmarks/smoke_cells.py measures every algorithm)."""
-    return {"smoke": (*BUDGETS["smoke"], *smoke), "small": BUDGETS["small"]}
+def budgets_with(smoke: tuple[str, ...] = (), small: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """`BUDGETS` plus an algorithm's own settings: what keeps its smoke cell within 60 s and its small run
+    within 20 minutes on a 2-core CPU where the shared ones do not (benchmarks/smoke_cells.py and
+    benchmarks/small_cells.py measure every algorithm); later settings win (`small_steps`)."""
+    return {"smoke": (*BUDGETS["smoke"], *smoke), "small": (*BUDGETS["small"], *small)}
 
 
 def _mopo_sac() -> SACConfig:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2  # 2: the references' layer init (truncated normal weights, zero biases)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _EVAL_CHUNK = 8192  # holdout rows per forward pass, to bound memory for a large max_holdout
+_WITHIN_EPOCH = 250  # gradient steps between progress reports inside an epoch
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,8 @@ def fit_dynamics(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if step % _WITHIN_EPOCH == _WITHIN_EPOCH - 1:  # long epochs show where they are (no sync)
+                    fit.advance(epoch - 1, f"epoch {epoch} step {step + 1:,}/{steps:,}")
             mse, _ = holdout_scores(model, x_hold, y_hold)
             improved = mse < best * (1.0 - cfg.improvement)  # relative gain over the best > `improvement`
             best = torch.where(improved, mse, best)

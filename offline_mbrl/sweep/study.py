@@ -216,7 +216,9 @@ class Sweep:
         spec, done = self.spec, self.tally()[0]
         runs = len(self.jobs)
         left = max(spec.trials - done, 0)
-        estimate = plan_estimate([self.base], runs_each=left * runs, budget=spec.budget) if left else []
+        # a budget's or the space's own measured seconds per run (rates.toml `space-NAME`), else steps/s
+        measured = spec.budget or f"space-{self.space.path.stem}"
+        estimate = plan_estimate([self.base], runs_each=left * runs, budget=measured) if left else []
         return "\n".join([self._plan_line(left, done, runs), *estimate])
 
     def _plan_line(self, left: int, done: int, runs: int) -> str:
@@ -402,8 +404,9 @@ def run_sweep(
 
 class _TrialWatch:
     """The current trial's progress under the sweep's bar (dynamics fit epochs, gradient steps, the last
-    evaluation), a plain line every 30 s where there is no terminal, and, once the first run has trained
-    for a short warm-up, the measured estimate of the time per run, per trial and for the trials left."""
+    evaluation); where there is no terminal, a plain line at each new stage and every 30 s; and, once the
+    first run has trained for a short warm-up, the measured estimate of the time per run, per trial and
+    for the trials left."""
 
     WARM_UP = 10.0  # seconds of the first run's training before its rate is trusted
 
@@ -413,6 +416,7 @@ class _TrialWatch:
         self.plain = enabled and not bar.console.is_terminal
         self.last_line = self.run_started = time.monotonic()
         self.run: str | None = None
+        self.last_stage: tuple[str | None, str] | None = None
         self.train_from: tuple[float, int] | None = None
         self.estimated = False
 
@@ -432,8 +436,9 @@ class _TrialWatch:
         )
         if stage == MAIN_STAGE:
             self._estimate(now, done, total)
-        if self.plain and now - self.last_line >= plain_every():
-            self.last_line = now
+        # a plain line at each new stage of a run (the first within seconds of its start), then every 30 s
+        if self.plain and (now - self.last_line >= plain_every() or (self.run, stage) != self.last_stage):
+            self.last_line, self.last_stage = now, (self.run, stage)
             self.bar.console.print(line)
 
     def _estimate(self, now: float, done: int, total: int) -> None:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from offline_mbrl.algorithm_spec import LearningCheck
+from offline_mbrl.algorithm_spec import LearningCheck, small_steps
 from offline_mbrl.algorithms import mobile, mopo
 from offline_mbrl.algorithms.morec.filter import (
     FilterConfig,
@@ -320,6 +320,8 @@ TEST_REWARD = (
     "algo.reward.replay_steps=2",
     "algo.filter.snapshot_stride=4",
 )
+# the small budget's lengths: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
+SMALL_STEPS_MOPO, SMALL_STEPS_MOBILE = 20_000, 6_000
 # CPU budgets: fewer start states, shorter rollouts and a shorter reward fit (every 4th kept snapshot).
 _BUDGETS = {
     "smoke": (
@@ -358,7 +360,7 @@ SPEC_MOPO = model_based_spec(
     presets=MOPO_PRESETS,
     sources=MOPO_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
-    budgets=_BUDGETS,
+    budgets={**_BUDGETS, "small": (*_BUDGETS["small"], *small_steps(SMALL_STEPS_MOPO))},
     learning_check=_CHECK,
 )
 SPEC_MOBILE = model_based_spec(
@@ -369,7 +371,10 @@ SPEC_MOBILE = model_based_spec(
     presets=MOBILE_PRESETS,
     sources=MOBILE_SOURCES,
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
-    budgets={**_BUDGETS, "smoke": (*_BUDGETS["smoke"], *mobile.SMOKE)},  # MOBILE's smoke networks too
+    budgets={  # MOBILE's smoke networks too
+        "smoke": (*_BUDGETS["smoke"], *mobile.SMOKE),
+        "small": (*_BUDGETS["small"], *small_steps(SMALL_STEPS_MOBILE)),
+    },
     learning_check=LearningCheck(
         _CHECK.steps, _CHECK.margin, (*_CHECK.overrides, "algo.sac.target_min=none")
     ),

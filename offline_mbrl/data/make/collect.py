@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -31,10 +33,10 @@ import minari
 import numpy as np
 import torch
 from minari.storage import get_dataset_path
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import assets_dir, code_version, stack_versions
+from offline_mbrl.core.progress import Stage, stage
 from offline_mbrl.data.envs import ENVIRONMENTS, POINTMAZE, TIERS, d4rl_reference_scores
 from offline_mbrl.data.make import pointmaze
 from offline_mbrl.data.make.families import MDPFamily, apply_params, load_family
@@ -83,9 +85,10 @@ def collect(
     n_transitions: int,
     seed: int,
     family: MDPFamily | None = None,
-    progress=None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[Episode]:
-    """Run `act_fn` in NUM_ENVS environments until exactly `n_transitions` steps of whole episodes."""
+    """Run `act_fn` in NUM_ENVS environments until exactly `n_transitions` steps of whole episodes;
+    `on_progress(transitions so far)` after each finished episode."""
     members = family.member_params() if family else None
 
     def make(i: int):
@@ -105,7 +108,6 @@ def collect(
     first_obs = [o for o in obs]
     episodes: list[Episode] = []
     total = 0
-    task = progress.add_task("collect", total=n_transitions) if progress else None
     while total < n_transitions:
         act = act_fn(obs)
         next_obs, rew, term, trunc, info = envs.step(act)
@@ -125,12 +127,17 @@ def collect(
                     )
                 )
                 total += len(ep)
-                if progress:
-                    progress.update(task, completed=min(total, n_transitions))
+                if on_progress is not None:
+                    on_progress(min(total, n_transitions))
                 steps[i], first_obs[i] = [], next_obs[i]
         obs = next_obs
     envs.close()
     return _trim(episodes, n_transitions)
+
+
+def _advance(collecting: Stage, before: int, done: int) -> None:
+    """A part's progress as the whole make's: `done` of this part after `before` of the earlier ones."""
+    collecting.advance(before + done)
 
 
 def _trim(episodes: list[Episode], n_transitions: int) -> list[Episode]:
@@ -301,18 +308,18 @@ def make_dataset(
     replay = None
     episodes: list[Episode] = []
     torch.set_num_threads(1)
-    columns = (TextColumn(f"make {dataset_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns) as progress:
+    with stage("collect", size, f"make {dataset_id}") as collecting:
+        made = 0  # transitions of the parts before this one
         for source, n, part_seed, _label in sources:
             # a medium-expert tier's sources are the tier names "medium" and "expert"
             reused = (
                 _made_part(env, cast(str, source), n, part_seed, fam) if tier == "medium-expert" else None
             )
             if reused is not None:
-                progress.console.print(
-                    f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})"
-                )
+                print(f"reusing the made {source} tier ({n:,} transitions, seed {part_seed})")
                 episodes += reused
+                made += n
+                collecting.advance(made)
                 continue
             act_fn: _Uniform | _Stochastic
             if source == "random":
@@ -323,7 +330,8 @@ def make_dataset(
             else:
                 ckpt = load_policy_file(_behaviour_dir(env) / f"{source}.pt")
                 act_fn = _Stochastic(GaussianPolicy.from_checkpoint(ckpt), part_seed)
-            episodes += collect(gym_id, act_fn, n, part_seed, fam, progress)
+            episodes += collect(gym_id, act_fn, n, part_seed, fam, partial(_advance, collecting, made))
+            made += n
     returns = np.array([float(np.sum(e.rew, dtype=np.float64)) for e in episodes])
     ref_min, ref_max, ref_source = _reference_scores(env)
     behaviour = {
