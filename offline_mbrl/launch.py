@@ -353,7 +353,7 @@ def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | Non
         return [
             f"estimate: about {duration(seconds)} in all ("
             + ", ".join(f"{a} {t} per run" for a, t in each.items())
-            + f", {budget} runs measured end to end with their dynamics fit on a {source}; "
+            + f"; {budget}: seconds per run, dynamics fit included, measured on a {source}; "
             "seeds batched in one process take less)"
         ]
     rates, source = measured_rates(device)

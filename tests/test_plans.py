@@ -43,12 +43,16 @@ def test_a_reduced_budget_plans_with_its_cells_measured_seconds_unless_its_steps
     assert as_measured(smoke, cells) == "smoke"
     (line,) = plan_estimate(cells, runs_each=2, budget="smoke")
     assert line.startswith(
-        "estimate: about 1.6 min in all (mopo 22 s per run, ravl 27 s per run, smoke runs measured "
-        "end to end with their dynamics fit on a 2-core AMD EPYC (benchmarks/results/smoke_cells.md"
+        "estimate: about 1.6 min in all (mopo 22 s per run, ravl 27 s per run; smoke: seconds per run, "
+        "dynamics fit included, measured on a 2-core AMD EPYC (benchmarks/results/smoke_cells.md"
     )
     longer = [cell_config("mopo", "hopper-medium", 0, smoke, [], "cpu", 5000)]
     assert as_measured(smoke, longer) is None and as_measured(BUDGETS["paper"], cells) is None
-    assert plan_estimate(cells, budget="small")[0].startswith("estimate: no measured rate")
+    small = [cell_config(a, "hopper-medium", 0, BUDGETS["small"], [], "cpu", None) for a in ("mopo", "ravl")]
+    assert as_measured(BUDGETS["small"], small) == "small"
+    assert plan_estimate(small, budget="small")[0].startswith(
+        "estimate: about 28.3 min in all (mopo 13.1 min"
+    )
 
 
 def test_a_sweep_space_with_measured_runs_plans_with_them_at_the_steps_they_ran():
@@ -58,7 +62,7 @@ def test_a_sweep_space_with_measured_runs_plans_with_them_at_the_steps_they_ran(
     fixed = [f"{k}={v}" for k, v in space.fixed.items()]
     quick = build_config("ravl", "hopper-medium", 0, 2000, "cpu", fixed, None)
     (line,) = plan_estimate([quick], runs_each=6, budget="space-ravl-quick")
-    assert line.startswith("estimate: about 4.0 min in all (ravl 40 s per run, space-ravl-quick runs")
+    assert line.startswith("estimate: about 4.0 min in all (ravl 40 s per run; space-ravl-quick: seconds")
     longer = build_config("ravl", "hopper-medium", 0, 4000, "cpu", fixed, None)
     assert plan_estimate([longer], budget="space-ravl-quick")[0].startswith("estimate: no measured rate")
 

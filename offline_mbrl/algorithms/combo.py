@@ -315,7 +315,7 @@ SOURCES = {
 }
 
 # the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 8_000
+SMALL_STEPS = 7_000
 
 SPEC = model_based_spec(
     "combo",

@@ -287,7 +287,7 @@ SOURCES = {
 SMOKE = (*CPU_NETS, "algo.penalty_samples=4")
 
 # the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 8_000
+SMALL_STEPS = 15_000
 
 SPEC = model_based_spec(
     "mobile",

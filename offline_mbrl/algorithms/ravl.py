@@ -138,7 +138,7 @@ SOURCES = {
 _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
 # the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 8_000
+SMALL_STEPS = 15_000
 
 SPEC = model_based_spec(
     "ravl",

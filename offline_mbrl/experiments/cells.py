@@ -70,8 +70,8 @@ BUDGETS = {
     "small": Budget(
         "small",
         "at most 20 minutes per run on a 2-core CPU: each algorithm's steps from its measured rate (MOPO "
-        "40,000, RAVL 8,000, ...), 10 evaluations of 5 episodes, dynamics capped at 10 epochs of 400 steps, "
-        "10,000 rollouts per round; a trend, not the paper's numbers",
+        "90,000, RAVL 15,000, COMBO 7,000, ...), 10 evaluations of 5 episodes, dynamics capped at 10 "
+        "epochs of 400 steps, 10,000 rollouts per round; a trend, not the paper's numbers",
         (
             "log_every=100",
             "eval_episodes=5",
@@ -80,6 +80,7 @@ BUDGETS = {
             "dynamics.steps_per_epoch=400",
         ),
         seeds=3,
+        measured="small",
     ),
     "paper": Budget(
         "paper",
@@ -139,8 +140,12 @@ def _budget_overrides(budget: Budget, algo: str) -> list[str]:
 def as_measured(budget: Budget, cfgs: Sequence[TrainConfig]) -> str | None:
     """The rates.toml section of the budget's measured seconds per cell where they apply (its steps
     unchanged by --steps or --set), else None (the plan falls back to steps/s at paper settings)."""
-    steps = {int(v) for k, _, v in (o.partition("=") for o in budget.overrides) if k == "steps"}
-    return budget.measured if all(c.steps in steps for c in cfgs) else None
+
+    def budget_steps(algo: str) -> set[int]:  # the budget's steps for this algorithm (its own win)
+        items = _budget_overrides(budget, algo) if budget.scaled else list(budget.overrides)
+        return {int(v) for k, _, v in (o.partition("=") for o in items) if k == "steps"}
+
+    return budget.measured if all(c.steps in budget_steps(c.algorithm) for c in cfgs) else None
 
 
 def split_overrides(overrides: Sequence[str], algorithms: Sequence[str]) -> dict[str, list[str]]:

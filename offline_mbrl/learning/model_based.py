@@ -50,7 +50,7 @@ TEST_SETTINGS = (
 )
 BUDGETS = {
     "smoke": ("algo.rollout_batch=1000", "algo.rollout_every=250"),
-    "small": ("algo.rollout_batch=10000", *small_steps(40_000)),  # MBPO's and MOPO's length
+    "small": ("algo.rollout_batch=10000", *small_steps(90_000)),  # MBPO's and MOPO's length
 }
 # The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
 LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))

@@ -321,7 +321,7 @@ TEST_REWARD = (
     "algo.filter.snapshot_stride=4",
 )
 # the small budget's lengths: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS_MOPO, SMALL_STEPS_MOBILE = 20_000, 6_000
+SMALL_STEPS_MOPO, SMALL_STEPS_MOBILE = 75_000, 16_000
 # CPU budgets: fewer start states, shorter rollouts and a shorter reward fit (every 4th kept snapshot).
 _BUDGETS = {
     "smoke": (
