@@ -28,7 +28,15 @@ def _interrupt(args: list[str], sig: int, started: str | None, after: float = 0.
     only), send `sig`; its exit status and output lines."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OFFLINE_MBRL_PROGRESS_SECONDS": "1"}
     proc = subprocess.Popen(
-        [*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*CLI, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # a test run started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
+        # ignored, and Python then installs no Ctrl-C handler: give the command the disposition a
+        # terminal's process has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen: list[str] = []
     deadline = time.time() + 120
