@@ -282,13 +282,17 @@ def holdout_scores(
     return sq_sum / count, nll_sum / count
 
 
+def holdout_size(n: int, cfg: DynamicsConfig) -> int:
+    """Held-out transitions of n: min(holdout_ratio * n, max_holdout) (no cap with max_holdout None)."""
+    n_hold = int(cfg.holdout_ratio * n)
+    return n_hold if cfg.max_holdout is None else min(n_hold, cfg.max_holdout)
+
+
 def holdout_split(
     n: int, cfg: DynamicsConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random `(train_idx, holdout_idx)` with holdout = min(holdout_ratio * n, max_holdout) transitions
-    (no cap with max_holdout None)."""
-    n_hold = int(cfg.holdout_ratio * n)
-    n_hold = n_hold if cfg.max_holdout is None else min(n_hold, cfg.max_holdout)
+    """Random `(train_idx, holdout_idx)` with `holdout_size(n, cfg)` held out."""
+    n_hold = holdout_size(n, cfg)
     if n_hold < 1 or n - n_hold < 1:
         raise UserError(f"{n} transitions are too few to fit dynamics with a holdout split")
     perm = torch.randperm(n, generator=generator, device=generator.device)

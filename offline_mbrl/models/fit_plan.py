@@ -1,8 +1,9 @@
 """The plan of a dynamics fit before it starts: cached or not, its size, and a measured time per epoch.
 
 A fit's length is its epochs x its steps per epoch; the time of one step is measured here, on this machine
-and its thread setting, by a short warm-up (one untimed and `WARMUP_STEPS` timed gradient steps of a
-throw-away ensemble of the same shape on random rows of the data), so the estimate holds for the device in
+and its thread setting, by a short warm-up (one untimed and `WARMUP_STEPS` timed gradient steps, batch
+gathers included, of a throw-away ensemble of the same shape on random rows of the data; the epoch's
+holdout pass is not timed, so a fit runs somewhat longer than said), so the estimate holds for the device in
 use rather than for the machine a table was measured on. The global random state is left as it was (the
 warm-up draws under `torch.random.fork_rng`), so a seeded fit after the plan is the fit without it.
 """
@@ -17,7 +18,13 @@ import torch
 from offline_mbrl.core.cache import artefact_path
 from offline_mbrl.core.progress import duration
 from offline_mbrl.data.dataset import OfflineDataset
-from offline_mbrl.models.dynamics import DynamicsConfig, _build, dynamics_key, training_loss
+from offline_mbrl.models.dynamics import (
+    DynamicsConfig,
+    _build,
+    dynamics_key,
+    holdout_size,
+    training_loss,
+)
 
 WARMUP_STEPS = 5
 
@@ -33,12 +40,12 @@ def seconds_per_step(dataset: OfflineDataset, cfg: DynamicsConfig) -> float:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         elapsed = 0.0
         for step in range(WARMUP_STEPS + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            tick = time.perf_counter()  # the batch's gathers count, as in the fit's own loop
             rows = torch.randint(n, (cfg.members, min(cfg.batch_size, n)), device=device)
             inputs = torch.cat([data.obs[rows], data.act[rows]], dim=-1).float()
             targets = torch.cat([data.next_obs[rows] - data.obs[rows], data.rew[rows].unsqueeze(-1)], -1)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            tick = time.perf_counter()
             loss = training_loss(model, inputs, targets.float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -58,8 +65,7 @@ def fit_plan(dataset: OfflineDataset, cfg: DynamicsConfig) -> list[str]:
     if artefact_path("dynamics", key).is_dir():
         return [f"dynamics: cached ensemble {key} (no fit)"]
     n = len(dataset.data.obs)
-    n_hold = int(cfg.holdout_ratio * n)
-    n_hold = n_hold if cfg.max_holdout is None else min(n_hold, cfg.max_holdout)
+    n_hold = holdout_size(n, cfg)
     steps = cfg.steps_per_epoch or math.ceil((n - n_hold) / cfg.batch_size)
     if cfg.max_epochs is not None:
         rule = f"{cfg.max_epochs} epochs at most, or {cfg.patience} without a {cfg.improvement:.0%} gain"

@@ -204,14 +204,15 @@ def label_methods(df: pd.DataFrame) -> pd.DataFrame:
         ]
         if not splitting:
             continue
+        by_run = runs.set_index("run_dir")
         labels = {
             run_dir: ", ".join(f"{c}={_short(row[c])}" for c in splitting)
-            for run_dir, row in runs.set_index("run_dir").iterrows()
+            for run_dir, row in by_run.iterrows()
         }
         # a sweep's trials are named by their number: every run of one setting made by the same trial
         by_label: dict[str, set] = {}
         for run_dir, label in labels.items():
-            tag = runs.loc[runs["run_dir"] == run_dir, "_trial"].iloc[0] if "_trial" in runs else None
+            tag = by_run.at[run_dir, "_trial"] if "_trial" in by_run else None
             by_label.setdefault(label, set()).add(tag)
         for run_dir, label in labels.items():
             trial = by_label[label]
