@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from offline_mbrl.core.cache import stable_hash
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.ranges import check_value
 from offline_mbrl.models.dynamics import DynamicsConfig
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ def train_config_from_dict(raw: dict, algo_type: type[A]) -> TrainConfig[A]:
     top = {k: v for k, v in raw.items() if k not in ("algo", "dynamics")}
     return dataclasses.replace(
         from_dict(TrainConfig, {**top, "algo": None}),
-        algo=from_dict(algo_type, raw.get("algo", {})),
-        dynamics=from_dict(DynamicsConfig, raw.get("dynamics", {})),
+        algo=from_dict(algo_type, raw.get("algo", {}), "algo."),
+        dynamics=from_dict(DynamicsConfig, raw.get("dynamics", {}), "dynamics."),
     )
 
 
@@ -144,8 +145,12 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def from_dict(cls: type[T], data: dict) -> T:
-    """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are an error."""
+def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are an error, and every
+    value is checked as a `--set` value is (its type, its range)."""
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or cls.__name__
+        raise UserError(f"{where}: expected a JSON object of config keys, got {type(data).__name__}")
     hints = _field_types(cls)
     unknown = set(data) - set(hints)
     if unknown:
@@ -153,10 +158,12 @@ def from_dict(cls: type[T], data: dict) -> T:
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
+        if _is_dataclass_type(tp) and not isinstance(value, dict):
+            raise UserError(f"{prefix}{name}: expected a JSON object of config keys, got {value!r}")
         kwargs[name] = (
-            from_dict(tp, value)
-            if _is_dataclass_type(tp) and isinstance(value, dict)
-            else coerce(tp, value, name)
+            from_dict(tp, value, f"{prefix}{name}.")
+            if _is_dataclass_type(tp)
+            else coerce(tp, value, prefix + name)
         )
     return cls(**kwargs)
 
@@ -186,7 +193,12 @@ def _type_name(tp: Any) -> str:
 
 
 def coerce(tp: Any, value: Any, key: str) -> Any:
-    """Convert `value` (a string from the CLI, or a JSON value) to the field type `tp`."""
+    """Convert `value` (a string from the CLI, or a JSON value) to the field type `tp`, within the key's
+    allowed range (`core/ranges.py`)."""
+    return check_value(key, _convert(tp, value, key))
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -201,12 +213,16 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
                 return coerce(arg, value, key)
             except UserError as exc:
                 errors.append(str(exc))
+        if len(errors) == 1:  # one type besides None (int | None): its own message says more
+            raise UserError(errors[0])
         raise UserError(f"{key}: cannot read {value!r} as {_type_name(tp)}")
     if origin is typing.Literal:
         if value in args:
             return value
         raise UserError(f"{key}: {value!r} is not one of {', '.join(map(str, args))}")
     if origin is tuple:
+        if not isinstance(value, str | list | tuple):
+            raise UserError(f"{key}: {value!r} is not a list of values (write them comma-separated)")
         items = value.split(",") if isinstance(value, str) else list(value)
         inner = args[0] if args else str
         return tuple(coerce(inner, v.strip() if isinstance(v, str) else v, key) for v in items if v != "")
@@ -220,16 +236,22 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
                 return False
             raise ValueError
         if tp is int:
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, str) and "e" in value.lower():  # 1e6: an int written as a float
+                value = float(value)
+            if isinstance(value, float) and not value.is_integer():  # 2.5, inf, nan: never rounded
                 raise ValueError
-            if isinstance(value, str):
-                return int(float(value)) if "e" in value.lower() else int(value)
+            if isinstance(value, bool | dict | list):
+                raise TypeError
             return int(value)
         if tp is float:
+            if isinstance(value, bool | dict | list):
+                raise TypeError
             return float(value)
         if tp is str:
+            if not isinstance(value, str | int | float):
+                raise TypeError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{key}: {value!r} is not a valid {_type_name(tp)}") from None
     return value
 
@@ -305,9 +327,17 @@ def get_path(cfg: Any, key: str) -> Any:
 
 
 def load_json(path: Path) -> dict:
+    """A `--config` file: a JSON object (a run's config.json, a sweep's exported best config)."""
     try:
-        return json.loads(Path(path).read_text())
+        raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"config file {path} is not valid JSON ({exc})") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder, not a JSON file") from None
+    except PermissionError:
+        raise UserError(f"config file {path} cannot be read (permission denied)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path} is not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} holds a JSON {type(raw).__name__}, not an object of config keys")
+    return raw

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +18,10 @@ import torch
 
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
-from offline_mbrl.core.cache import key_lock
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.progress import duration
+from offline_mbrl.core.ranges import SEED_MAX, check_value
+from offline_mbrl.core.run_files import load_weights, read_config, read_final, repair_command
 from offline_mbrl.data.dataset import OfflineDataset, load_dataset
 from offline_mbrl.data.names import preset_task
 from offline_mbrl.learning.evaluation import EvalResult
@@ -42,10 +42,16 @@ def build_config(
     config_file: Path | None = None,
 ) -> TrainConfig:
     spec = get_spec(algo)
+    check_value("seed", seed)
+    if steps is not None:
+        check_value("steps", steps)
+    no_flag_overrides(overrides or [])
     cfg = TrainConfig(algorithm=algo, dataset=dataset, algo=spec.config_type(), seed=seed, device=device)
     if config_file is not None:
         raw = load_json(config_file)
         raw = raw.get("config", raw)  # accepts a run's config.json or a sweep's exported best config
+        if not isinstance(raw, dict):
+            raise UserError(f"{config_file}: its 'config' entry is not an object of config keys")
         if raw.get("algorithm", algo) != algo:
             raise UserError(f"{config_file} is a config for '{raw['algorithm']}', not '{algo}'")
         mine = {"algorithm": algo, "dataset": dataset, "seed": seed, "device": device}
@@ -80,6 +86,21 @@ def build_config(
     return cfg.resolved()
 
 
+# the keys a command's own flags set: `--set` may not say otherwise
+FLAG_KEYS = {"algorithm": "--algo", "dataset": "--dataset", "seed": "--seed", "device": "--device"}
+
+
+def no_flag_overrides(overrides: list[str], steps_flag: bool = False) -> None:
+    """`--set dataset=...` beside `--dataset` (or seed, algorithm, device; steps beside `train --steps`)
+    would run something other than the command says: one line naming the flag instead. (A budget's steps
+    beside `compare --steps` are not this: the flag wins over the budget by design.)"""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        flag = FLAG_KEYS.get(key) or ("--steps" if key == "steps" and steps_flag else None)
+        if flag is not None:
+            raise UserError(f"--set {item}: {key} is set by {flag}; pass {flag} instead of --set {key}")
+
+
 def check_device(device: str) -> None:
     """A device torch cannot use is one line, before anything is loaded or written."""
     try:
@@ -94,6 +115,61 @@ def check_device(device: str) -> None:
         )
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"--device {device}: the suite runs on cpu or cuda")
+
+
+MAX_SEEDS = 100  # seeds of one command: more are a grid's (`compare --seeds`) or several commands'
+
+
+def plan_seeds(seed: int, seeds: int) -> None:
+    """`--seed S --seeds K`: every seed in range, and K within what one process trains."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(
+            f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}: each seed holds its own networks, "
+            "dynamics and buffer in this one process (run more seeds as several commands)"
+        )
+    check_value("seed", seed)
+    if seed + seeds - 1 > SEED_MAX:
+        raise UserError(f"--seed {seed} --seeds {seeds} passes the largest seed {SEED_MAX}")
+
+
+def check_memory(cfgs: list[TrainConfig]) -> None:
+    """Refuse, in one line and before anything is loaded, runs whose settings cannot fit this machine's
+    free memory (`core/memory.py`: a lower bound; the runs of one process add up)."""
+    from offline_mbrl.config import to_dict
+    from offline_mbrl.core.memory import available_bytes, gib, lower_bound
+
+    if not cfgs:
+        return
+    parts: dict[str, int] = {}
+    for cfg in cfgs:
+        for part, n in lower_bound(_flat(to_dict(cfg))).items():
+            parts[part] = parts.get(part, 0) + n
+    need = sum(parts.values())
+    device = cfgs[0].device
+    free: int | None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        free, where = torch.cuda.mem_get_info(torch.device(device))[0], f"{device}'s free memory"
+    else:
+        free, where = available_bytes(), "this machine's available memory"
+    if free is None or need <= free:
+        return
+    shown = ", ".join(f"{part} {gib(n)}" for part, n in parts.items() if n)
+    runs = f" for {len(cfgs)} runs" if len(cfgs) > 1 else ""
+    raise EnvironmentFault(
+        f"these settings need at least {gib(need)} of memory{runs} ({shown}), more than {where} "
+        f"({gib(free)}): lower the sizes (hidden layers, critics, members, batch_size, rollout_batch x "
+        "horizon x retain_rollouts) or the seeds"
+    )
+
+
+def _flat(raw: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = tuple(v) if isinstance(v, list) else v
+    return out
 
 
 Mode = Literal["new", "reuse", "resume", "restart"]
@@ -138,10 +214,23 @@ def execute(
     pruner and may raise `optuna.TrialPruned` to stop the run there).
     """
 
+    with run_dir_locks([cfg], results_root, wait=False):
+        return _execute(cfg, results_root, resume, force, progress, on_eval)
+
+
+def _execute(
+    cfg: TrainConfig,
+    results_root: Path,
+    resume: bool | Literal["auto"],
+    force: bool,
+    progress: bool,
+    on_eval: Callable[[int, EvalResult], None] | None,
+) -> dict:
     out = run_dir_for(cfg, results_root)
     mode = run_mode(out, resume, force)
     if mode == "reuse":
-        return json.loads((out / "final.json").read_text())
+        return read_final(out)
+    check_memory([cfg])
     spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
@@ -185,6 +274,20 @@ def execute_seeds(
     """
     if not same_but_seed(cfgs):
         raise ValueError("execute_seeds takes configs that differ only by seed")
+    check_memory(cfgs if batch else cfgs[:1])
+    with run_dir_locks(cfgs, results_root, wait=False):
+        return _execute_seeds(cfgs, results_root, resume, force, progress, batch, on_eval)
+
+
+def _execute_seeds(
+    cfgs: list[TrainConfig],
+    results_root: Path,
+    resume: bool | Literal["auto"],
+    force: bool,
+    progress: bool,
+    batch: bool,
+    on_eval: list[Callable[[int, EvalResult], None] | None] | None,
+) -> list[dict]:
     hooks = on_eval or [None] * len(cfgs)
     finals: dict[int, dict] = {}
     groups: dict[int, list[int]] = {}
@@ -193,7 +296,7 @@ def execute_seeds(
         out = run_dir_for(cfg, results_root)
         mode = run_mode(out, resume, force)
         if mode == "reuse":
-            finals[i] = json.loads((out / "final.json").read_text())
+            finals[i] = read_final(out)
         elif not batch or spec.train_seeds is None:
             groups.setdefault(-1 - i, []).append(i)  # a group of its own
         else:
@@ -210,17 +313,63 @@ def execute_seeds(
     return [finals[i] for i in range(len(cfgs))]
 
 
+_HELD: dict[Path, int] = {}  # run folders this process holds, with how many holders inside it
+
+
 @contextlib.contextmanager
-def run_dir_locks(cfgs: list[TrainConfig], results_root: Path) -> Iterator[None]:
-    """Hold these runs' folders for this process (sweep trials that propose the same config, grid workers
-    on a shared results folder): a file lock per run folder, taken in one order, so that two processes
-    never train one run at once nor wait on each other."""
-    outs = sorted(run_dir_for(cfg, results_root) for cfg in cfgs)
+def run_dir_locks(cfgs: list[TrainConfig], results_root: Path, wait: bool = True) -> Iterator[None]:
+    """Hold these runs' folders for this process: a file lock per run folder (`.RUN.lock` beside it),
+    taken in one order before the first write, so that two processes never train one run at once. A
+    folder this process holds already is held again without waiting (a sweep's trial, then its run), and
+    one named twice is held once. `wait`: wait for another process's hold (sweep trials, grid workers);
+    else one line naming the holder (two identical `train` commands)."""
+    outs = sorted({run_dir_for(cfg, results_root) for cfg in cfgs})
     with contextlib.ExitStack() as locks:
         for out in outs:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            locks.enter_context(key_lock(out.parent / f".{out.name}.lock"))
+            locks.enter_context(_hold(out, wait))
         yield
+
+
+@contextlib.contextmanager
+def _hold(out: Path, wait: bool) -> Iterator[None]:
+    import fcntl
+    import os
+    import sys
+
+    if out in _HELD:
+        _HELD[out] += 1
+        try:
+            yield
+        finally:
+            _HELD[out] -= 1
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = " ".join(handle.read().split()) or "another process"
+            if not wait:
+                raise UserError(
+                    f"run folder {out} is in use by {holder}: wait for it to finish (or stop it), then run "
+                    "this command again"
+                ) from None
+            print(f"waiting for run folder {out}, in use by {holder}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({' '.join(['offline-mbrl', *sys.argv[1:]])[:200]})\n")
+        handle.flush()
+        _HELD[out] = 1
+        try:
+            yield
+        finally:
+            del _HELD[out]
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _resume_step(out: Path) -> int:
@@ -296,12 +445,22 @@ def load_run(run_dir: Path, device: str = "cpu"):
     run_dir = Path(run_dir)
     if not (run_dir / "final.json").exists() or not (run_dir / "policy.pt").exists():
         raise UserError(f"{run_dir} is not a finished run (needs final.json and policy.pt)")
-    raw = json.loads((run_dir / "config.json").read_text())["config"]
+    read_final(run_dir)
+    raw = read_config(run_dir)
     spec = get_spec(raw["algorithm"])
-    cfg: TrainConfig[Any] = train_config_from_dict(raw, spec.config_type)
+    try:
+        cfg: TrainConfig[Any] = train_config_from_dict(raw, spec.config_type)
+    except UserError as exc:
+        raise UserError(f"run folder {run_dir}: config.json does not hold a valid config ({exc})") from None
     dataset = load_dataset(cfg.dataset, device=device)
-    state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
-    return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset
+    state = load_weights(run_dir / "policy.pt", device)
+    try:
+        return spec.load_policy(cfg, dataset.spec, state, torch.device(device)), cfg, dataset
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # weights of another shape or network
+        raise UserError(
+            f"run folder {run_dir}: policy.pt does not fit the policy its config.json describes "
+            f"({type(exc).__name__}); {repair_command(run_dir)}"
+        ) from None
 
 
 # ---- plans: the time a list of runs will take, before any of them has measured its own rate ------------

@@ -257,9 +257,11 @@ def train_cmd(
     another."""
     configure_threads(threads)
     _set_compile(compile_)
-    from offline_mbrl.launch import build_config, execute_seeds
+    from offline_mbrl.launch import build_config, execute_seeds, no_flag_overrides, plan_seeds
     from offline_mbrl.learning.run import run_dir_for
 
+    no_flag_overrides(set_ or [], steps_flag=steps is not None)
+    plan_seeds(seed, seeds)
     cfgs = [
         build_config(algo, dataset, s, steps, device, set_ or [], preset, config)
         for s in range(seed, seed + seeds)
@@ -267,7 +269,10 @@ def train_cmd(
     try:
         finals = execute_seeds(cfgs, results, resume=resume, force=force, batch=batch_seeds)
     except KeyboardInterrupt:
-        folders = ", ".join(str(run_dir_for(cfg, results)) for cfg in cfgs)
+        dirs = [run_dir_for(cfg, results) for cfg in cfgs]
+        folders = (
+            ", ".join(map(str, dirs)) if len(dirs) <= 3 else f"{len(dirs)} run folders in {dirs[0].parent}"
+        )
         again = ["offline-mbrl", "train", "--algo", algo, "--dataset", dataset, "--seed", str(seed)]
         again += ["--seeds", str(seeds)] if seeds > 1 else []
         again += [] if batch_seeds else ["--no-batch-seeds"]

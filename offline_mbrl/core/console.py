@@ -106,6 +106,19 @@ def _command_line_exit(exc: Exception) -> None:
         sys.exit(exc.exit_code if exc.exit_code else 2)
 
 
+def interrupted_line(args: list[str]) -> str:
+    """What an interrupted command kept and the exact command that continues from it."""
+    import shlex
+
+    again = ["offline-mbrl", *args]
+    if args[:1] == ["train"] and "--resume" not in args and "--force" not in args:
+        again.append("--resume")  # an unfinished run continues only when asked to
+    return (
+        "finished runs, checkpoints, cache entries, made datasets and a dynamics fit's last epoch are kept "
+        f"(nothing half-written); continue with: {shlex.join(again)}"
+    )
+
+
 def run_app(app: Callable[..., object], **kwargs: object) -> None:
     """Run a command; a UserError, and a command-line usage error (an unknown option, a value of the wrong
     type), becomes `error: <one line>` on stderr and exit status 2. SIGTERM is handled like Ctrl-C, so a
@@ -131,11 +144,7 @@ def run_app(app: Callable[..., object], **kwargs: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished runs, checkpoints, cache entries and a dynamics fit's last epoch are kept "
-            "(nothing half-written); rerun the same command to continue from them (a run: add --resume)",
-            file=sys.stderr,
-        )
+        print(f"interrupted: {interrupted_line(sys.argv[1:])}", file=sys.stderr)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

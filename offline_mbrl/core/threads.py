@@ -89,6 +89,12 @@ def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads to `threads` (None: `default_threads()`); returns the number set."""
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
+    cores = os.cpu_count() or 1
+    if threads is not None and threads > cores:
+        raise UserError(
+            f"--threads {threads} is more than this machine's {cores} CPU core(s): more threads than cores "
+            f"only slow torch down; pass at most --threads {cores} (or leave it out)"
+        )
     import torch
 
     n = threads or default_threads()

@@ -21,6 +21,7 @@ from typing import cast
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.run_files import read_final
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.launch import (
     build_config,
@@ -291,7 +292,7 @@ def run_cells(
             continue
         cell.run_dir = run_dir_for(cfg, results_root)
         if run_mode(cell.run_dir, resume="auto") == "reuse":
-            cell.status, cell.final = "reused", json.loads((cell.run_dir / "final.json").read_text())
+            cell.status, cell.final = "reused", read_final(cell.run_dir)
     todo = [c for c in cells if c.status == "pending"]
     reused = sum(c.status == "reused" for c in cells)
     failed = sum(c.status == "failed" for c in cells)

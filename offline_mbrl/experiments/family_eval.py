@@ -18,7 +18,6 @@ changed since (an edited .toml) is evaluated again.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import cast
@@ -28,6 +27,7 @@ import numpy as np
 from offline_mbrl.core.cache import write_json_atomic
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.progress import stage
+from offline_mbrl.core.run_files import read_final, read_object
 from offline_mbrl.data.make.families import load_family
 from offline_mbrl.launch import load_run
 from offline_mbrl.learning.evaluation import evaluate
@@ -54,9 +54,9 @@ def evaluate_family(
     final_path = run_dir / "final.json"
     if not final_path.is_file():
         raise UserError(f"{run_dir} is not a finished run (no final.json)")
-    final = json.loads(final_path.read_text())
+    final = read_final(run_dir)
     if out.exists() and not force:
-        previous = json.loads(out.read_text())
+        previous = read_object(out, ("member_params", "episodes"))
         if previous.get("member_params") == members and (
             episodes is None or previous["episodes"] == episodes
         ):

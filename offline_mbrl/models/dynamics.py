@@ -91,8 +91,8 @@ class DynamicsConfig:
             problems.append(f"elites ({self.elites}) must be between 1 and members ({self.members})")
         if len(self.weight_decay) != len(self.hidden) + 1:
             problems.append(
-                f"weight_decay needs one value per layer ({len(self.hidden) + 1}), "
-                f"got {len(self.weight_decay)}"
+                f"weight_decay needs one value per layer of hidden {self.hidden} and the output "
+                f"({len(self.hidden) + 1}), got {len(self.weight_decay)}"
             )
         if self.activation not in ACTIVATIONS:
             problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")

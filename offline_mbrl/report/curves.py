@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from offline_mbrl.core.run_files import read_final, read_metrics
 from offline_mbrl.report.figures import plt  # headless backend chosen there
 from offline_mbrl.report.table import NOMINAL
 
@@ -30,15 +31,10 @@ def load_curves(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in df[df["family"] == NOMINAL].itertuples():
         run_dir = Path(str(run.run_dir))
-        metrics = run_dir / "metrics.jsonl"
-        if metrics.exists():
-            for line in metrics.read_text().splitlines():
-                row = json.loads(line)
-                if "phase" not in row and "eval/score" in row:
-                    rows.append(
-                        (run.method, run.dataset, run.seed, int(row["step"]), float(row["eval/score"]))
-                    )
-        final = json.loads((run_dir / "final.json").read_text())
+        for row in read_metrics(run_dir):
+            if "phase" not in row and "eval/score" in row:
+                rows.append((run.method, run.dataset, run.seed, int(row["step"]), float(row["eval/score"])))
+        final = read_final(run_dir)
         score = (
             final["normalized_score"] if final.get("normalized_score") is not None else final["return_mean"]
         )

@@ -29,6 +29,7 @@ import pandas as pd
 
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import TRIALS_FILE
+from offline_mbrl.core.run_files import read_config, read_final, read_object
 
 NOMINAL = "nominal"
 SCORE_SCALE = 100.0  # D4RL normalised scores are in [0, 100]; rliable gets score / 100 (1.0 = expert)
@@ -98,10 +99,7 @@ def load_results(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path} ({exc}); remove the damaged run or rerun it") from None
+    return read_final(path.parent) if path.name == "final.json" else read_object(path)
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -136,7 +134,7 @@ def _trial_tag(run_dir: Path) -> str | None:
 def _run_rows(run_dir: Path) -> list[dict]:
     final = _read_json(run_dir / "final.json")
     config_file = run_dir / "config.json"
-    config = _read_json(config_file).get("config", {}) if config_file.exists() else {}
+    config = read_config(run_dir) if config_file.exists() else {}
     flat = {k: v for k, v in _flatten(config).items() if k not in _RUN_IDENTITY and k != "steps"}
     base = {
         "algorithm": final["algorithm"],

@@ -3,7 +3,6 @@ on the spot (`algorithms.bc.fit`, the deterministic MLP `algorithms.bc.BCPolicy`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import torch
 
 from offline_mbrl.algorithms import bc
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.run_files import read_config, read_object
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.evaluation import Policy
 from offline_mbrl.learning.rollout import Step
@@ -50,12 +50,12 @@ def check_finished(run_dir: Path) -> None:
 def run_record(run_dir: Path, dataset: OfflineDataset) -> dict[str, Any]:
     """The finished run's config.json; refuses a run that is absent, unfinished or on another dataset."""
     check_finished(run_dir)
-    try:
-        record = json.loads((run_dir / "config.json").read_text())
-        trained_on = record["dataset_fingerprint"]
-        name = record["config"]["dataset"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"--run {run_dir}: cannot read its config.json ({type(exc).__name__})") from None
+    read_config(run_dir)  # a damaged file: one line naming it and the repair
+    record = read_object(run_dir / "config.json", ("dataset_fingerprint",))
+    trained_on = record["dataset_fingerprint"]
+    name = record["config"]["dataset"]
+    if not isinstance(trained_on, dict):
+        raise UserError(f"--run {run_dir}: config.json's dataset_fingerprint is not an object")
     mine = dataset.fingerprint
     if (trained_on.get("dataset_id"), trained_on.get("content_hash")) != (mine.dataset_id, mine.content_hash):
         raise UserError(
