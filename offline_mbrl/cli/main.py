@@ -43,17 +43,20 @@ def datasets_list() -> None:
     table = Table(title="datasets (Minari root: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
     for col in ("name", "resolves to", "present", "transitions", "episodes", "size MB", "provenance"):
         table.add_column(col)
-    for e in catalog():
+    entries = catalog()
+    for e in entries:
         table.add_row(
             e.name,
             e.dataset_id,
-            "yes" if e.present else "no",
+            "DAMAGED" if e.damaged else "yes" if e.present else "no",
             "" if e.transitions is None else f"{e.transitions:,}",
             "" if e.episodes is None else f"{e.episodes:,}",
             "" if e.size_mb is None else f"{e.size_mb:.1f}",
             e.provenance,
         )
     console.print(table)
+    for e in {e.dataset_id: e for e in entries if e.damaged}.values():
+        console.print(f"damaged: {e.dataset_id}: {e.damage}; write it again with `{e.repair}`", style="red")
 
 
 @datasets_app.command("info")
@@ -118,6 +121,7 @@ def datasets_import_d4rl(
 ) -> None:
     """Convert a D4RL hdf5 file into the local Minari dataset d4rl-import/<env>/<tier>-vN."""
     from offline_mbrl.data.d4rl_import import import_d4rl
+    from offline_mbrl.data.names import shadowing_note
 
     s = import_d4rl(file, name, overwrite=overwrite)
     console.print(
@@ -129,6 +133,8 @@ def datasets_import_d4rl(
             f"note: the file has no next_observations; {s.dropped:,} final transitions "
             "(one per episode) had no recorded next observation and were dropped"
         )
+    if note := shadowing_note(s.dataset_id):
+        console.print(note)
 
 
 @datasets_app.command("train-behaviour")
@@ -181,16 +187,20 @@ def datasets_make(
     """Collect offline-mbrl/ENV/TIER-v0 from the committed behaviour policies."""
     configure_threads(threads)
     from offline_mbrl.data.make.collect import made_dataset_id, make_dataset
-    from offline_mbrl.data.minari_io import dataset_exists
+    from offline_mbrl.data.minari_io import check_dataset, dataset_exists
+    from offline_mbrl.data.names import shadowing_note
 
-    if if_missing and dataset_exists(made_dataset_id(name, family)):
-        console.print(f"{made_dataset_id(name, family)} is present; nothing to make")
+    if if_missing and dataset_exists(made_id := made_dataset_id(name, family)):
+        check_dataset(made_id)  # present but damaged: one line naming the repair
+        console.print(f"{made_id} is present; nothing to make")
         return
     s = make_dataset(name, size=size, seed=seed, overwrite=overwrite, family=family)
     console.print(
         f"made {s.dataset_id}: {s.transitions:,} transitions, {s.episodes:,} episodes, "
         f"mean return {s.mean_return:.1f}, in {s.seconds:.0f} s at {s.path}"
     )
+    if note := shadowing_note(s.dataset_id):
+        console.print(note)
 
 
 @datasets_app.command("families")

@@ -1,4 +1,8 @@
-"""What datasets exist: every known short name, what it resolves to, and any other local Minari dataset."""
+"""What datasets exist: every known short name, what it resolves to, and any other local Minari dataset.
+
+A damaged dataset folder is listed with what is damaged and the command that writes it again; it never
+stops the listing of the others.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from minari.storage import get_dataset_path
 
+from offline_mbrl.data.minari_io import dataset_damage, repair_command
 from offline_mbrl.data.names import Resolution, all_short_names, provenance_of, resolve
 
 
@@ -20,18 +25,33 @@ class CatalogEntry:
     episodes: int | None
     size_mb: float | None
     provenance: str
+    damage: str | None = None  # what is damaged, for a present dataset that does not read
+    repair: str | None = None  # the command that writes it again
+
+    @property
+    def damaged(self) -> bool:
+        return self.damage is not None
 
 
 def _describe(res: Resolution) -> CatalogEntry:
-    steps = episodes = size = None
+    steps = episodes = size = damage = repair = None
     if res.present:
+        damage = dataset_damage(res.path)
+        if damage is None:
+            try:
+                meta = json.loads((res.path / "data" / "metadata.json").read_bytes())
+                steps, episodes = meta["total_steps"], meta["total_episodes"]
+            except (OSError, ValueError, KeyError, TypeError):
+                damage = "metadata.json changed while it was listed"
+        if damage is not None:
+            repair = repair_command(res.dataset_id, res.path)
         try:
-            meta = json.loads((res.path / "data" / "metadata.json").read_text())
-            steps, episodes = meta.get("total_steps"), meta.get("total_episodes")
-        except (OSError, json.JSONDecodeError):
-            pass
-        size = sum(p.stat().st_size for p in (res.path / "data").iterdir() if p.is_file()) / 2**20
-    return CatalogEntry(res.name, res.dataset_id, res.present, steps, episodes, size, res.provenance)
+            size = sum(p.stat().st_size for p in (res.path / "data").iterdir() if p.is_file()) / 2**20
+        except OSError:
+            size = None
+    return CatalogEntry(
+        res.name, res.dataset_id, res.present, steps, episodes, size, res.provenance, damage, repair
+    )
 
 
 def local_dataset_ids() -> list[str]:

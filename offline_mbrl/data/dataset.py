@@ -5,11 +5,20 @@ One loading path for every dataset (official Minari ids, imported D4RL files, th
 never the first observation of the following episode (D4RL's `qlearning_dataset` bug). `term` holds
 true terminals only; time-limit truncations are kept apart in `timeout` and never end a bootstrap.
 Flat arrays are cached on disk under the dataset's content hash, so the second load skips Minari.
+
+Every load checks the dataset folder first (`minari_io.dataset_damage`): a damaged dataset is one line
+naming the file and the command that writes it again. The read cache (`cache_root()/datasets/<hash>.npz`)
+and the content-hash memos (`cache_root()/hashes/<key>.txt`) are the suite's own: one that does not read
+back whole (truncated, garbage, missing arrays, rows that disagree) is rebuilt from the Minari data and
+replaced atomically; data holding NaN or inf is never cached. `clear_read_cache` removes them all
+(`offline-mbrl cache clear`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -23,7 +32,8 @@ import torch
 from offline_mbrl.core.cache import atomic_path, cache_root, hash_files, stable_hash
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.data.envs import Environment, d4rl_reference_scores, environment_of_gym_id
-from offline_mbrl.data.names import Resolution, missing_dataset_message, resolve
+from offline_mbrl.data.minari_io import damaged_message, dataset_damage, dataset_exists
+from offline_mbrl.data.names import Resolution, ShortName, made_id, missing_dataset_message, resolve
 
 FLAT_FORMAT = 1
 
@@ -146,22 +156,29 @@ class OfflineDataset:
 
 
 def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDataset:
-    """Load a dataset by short name or Minari id; see `names.resolve` for the order."""
+    """Load a dataset by short name or Minari id; see `names.resolve` for the order.
+
+    A damaged dataset is a one-line UserError naming the file and the repair command; where a short name
+    resolved to a damaged import while the suite's own made dataset is present, the line names that one
+    too (the import still comes first: a name never silently changes the data it means).
+    """
     res = resolve(name)
     if not res.present:
         raise EnvironmentFault(missing_dataset_message(res))
+    if (damage := dataset_damage(res.path)) is not None:
+        raise UserError(damaged_message(res.dataset_id, res.path, damage) + _made_instead(res))
     files = _data_files(res)
     content_hash = _content_hash(files)
     metadata = _read_metadata(res)
-    cache_file = cache_root() / "datasets" / f"{stable_hash([res.dataset_id, content_hash, FLAT_FORMAT])}.npz"
-    if cache_file.exists():
-        arrays = dict(np.load(cache_file))
-    else:
+    cache_file = cache_root() / READ_CACHE / f"{stable_hash([res.dataset_id, content_hash, FLAT_FORMAT])}.npz"
+    arrays = _read_flat(cache_file)
+    if arrays is None:  # absent, or damaged: rebuilt from the Minari data and replaced atomically
         arrays = _flatten_minari(res)
-        with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as f:
-                # cast: numpy's stubs match **arrays against savez's allow_pickle keyword (numpy >= 2.1 only)
-                cast(Any, np.savez)(f, **arrays)
+        if all(np.isfinite(arrays[k]).all() for k in ("obs", "act", "rew", "next_obs")):
+            with atomic_path(cache_file) as tmp:
+                with open(tmp, "wb") as f:
+                    # cast: numpy's stubs match **arrays against savez's allow_pickle keyword (numpy >= 2.1)
+                    cast(Any, np.savez)(f, **arrays)
     spec = env_spec_from_metadata(res, metadata, arrays)
     version = res.dataset_id.rsplit("-v", 1)[-1]
     fingerprint = Fingerprint(res.dataset_id, int(version) if version.isdigit() else None, content_hash)
@@ -188,23 +205,119 @@ def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDatase
     return ds.to(device)
 
 
+def _made_instead(res: Resolution) -> str:
+    """For a short name resolved to an import: where the suite's own made dataset of that name is."""
+    if res.short is None or res.provenance != "imported D4RL":
+        return ""
+    made = made_id(ShortName(res.short.env, res.short.tier, None))
+    return f" (or use the made dataset: --dataset {made})" if dataset_exists(made) else ""
+
+
 def _data_files(res: Resolution) -> list[Path]:
     data = res.path / "data"
-    files = sorted(p for p in data.iterdir() if p.is_file()) if data.is_dir() else []
-    if not any(p.name == "metadata.json" for p in files) or len(files) < 2:
-        raise UserError(
-            f"dataset '{res.dataset_id}' at {res.path} is incomplete (no metadata or no episode data); "
-            "remove that folder and make, import or download it again"
-        )
-    return files
+    return sorted(p for p in data.iterdir() if p.is_file())
+
+
+READ_CACHE = "datasets"  # cache_root()/datasets/<16 hex>.npz: flattened transitions
+HASH_MEMOS = "hashes"  # cache_root()/hashes/<32 hex>.txt: a dataset's content hash by (path, size, mtime)
+_OWN_FILE = {
+    READ_CACHE: re.compile(r"^[0-9a-f]{16}\.npz$"),
+    HASH_MEMOS: re.compile(r"^[0-9a-f]{32}\.txt$"),
+}
+_TEMPORARY = re.compile(r"^\.(?P<final>[^/]+)\.tmp-[0-9a-f]{8}$")  # core.cache.atomic_path's temporaries
+_TEMPORARY_STALE_S = 600  # a younger temporary may be another process's write in flight
+_FLAT_KEYS = {
+    "obs": np.float32,
+    "act": np.float32,
+    "rew": np.float32,
+    "next_obs": np.float32,
+    "term": np.bool_,
+    "timeout": np.bool_,
+    "episode_starts": np.int64,
+    "episode_lengths": np.int64,
+    "episode_returns": np.float64,
+}
+
+
+def clear_read_cache() -> int:
+    """Remove the suite's read caches (flattened datasets and content-hash memos); returns how many files.
+
+    Only files named as the suite names them in `cache_root()/datasets` and `cache_root()/hashes` (and
+    their temporaries older than ten minutes); anything else there is left alone.
+    """
+    removed = 0
+    for folder, own in _OWN_FILE.items():
+        path = cache_root() / folder
+        if not path.is_dir():
+            continue
+        for file in path.iterdir():
+            temporary = _TEMPORARY.match(file.name)
+            if temporary is not None:
+                ours = own.match(temporary["final"]) is not None and _older_than(file, _TEMPORARY_STALE_S)
+            else:
+                ours = own.match(file.name) is not None
+            if ours and file.is_file() and not file.is_symlink():
+                try:
+                    file.unlink()
+                except FileNotFoundError:
+                    continue  # another process removed or replaced it meanwhile
+                removed += 1
+    return removed
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
+
+
+def _read_flat(cache_file: Path) -> dict[str, np.ndarray] | None:
+    """The cached flat arrays if the file reads back whole and consistent, else None (absent or damaged)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}  # reads every member: zip checks each one's CRC
+    except Exception:  # zipfile, numpy and OS errors of a truncated or garbage file
+        return None
+    return arrays if _flat_consistent(arrays) else None
+
+
+def _flat_consistent(arrays: dict[str, np.ndarray]) -> bool:
+    if set(arrays) != set(_FLAT_KEYS) or any(arrays[k].dtype != t for k, t in _FLAT_KEYS.items()):
+        return False
+    n = len(arrays["rew"]) if arrays["rew"].ndim == 1 else -1
+    lengths, starts = arrays["episode_lengths"], arrays["episode_starts"]
+    return (
+        n > 0
+        and arrays["obs"].ndim == 2
+        and arrays["obs"].shape[0] == n
+        and arrays["next_obs"].shape == arrays["obs"].shape
+        and arrays["act"].ndim == 2
+        and arrays["act"].shape[0] == n
+        and all(arrays[k].shape == (n,) for k in ("term", "timeout"))
+        and lengths.ndim == 1
+        and len(lengths) > 0
+        and starts.shape == lengths.shape == arrays["episode_returns"].shape
+        and bool((lengths > 0).all())
+        and int(lengths.sum()) == n
+        and bool((starts == np.concatenate([[0], np.cumsum(lengths)[:-1]])).all())
+    )
 
 
 def _content_hash(files: list[Path]) -> str:
-    """Hash of the dataset's files, memoised by (path, size, mtime) so a warm load does not re-read them."""
+    """Hash of the dataset's files, memoised by (path, size, mtime) so a warm load does not re-read them.
+
+    A memo that is not a 32-digit hex digest (truncated, garbage) is recomputed and replaced."""
     stat_key = stable_hash([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files], 32)
-    memo = cache_root() / "hashes" / f"{stat_key}.txt"
-    if memo.exists():
-        return memo.read_text().strip()
+    memo = cache_root() / HASH_MEMOS / f"{stat_key}.txt"
+    try:
+        memoised = memo.read_text().strip() if memo.is_file() else ""
+    except (OSError, ValueError):
+        memoised = ""
+    if re.fullmatch(r"[0-9a-f]{32}", memoised):
+        return memoised
     digest = hash_files(files)
     with atomic_path(memo) as tmp:
         tmp.write_text(digest)
@@ -213,11 +326,13 @@ def _content_hash(files: list[Path]) -> str:
 
 def _read_metadata(res: Resolution) -> dict:
     try:
-        return json.loads((res.path / "data" / "metadata.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(
-            f"dataset '{res.dataset_id}' has unreadable metadata.json ({exc}); remove it and recreate it"
-        ) from None
+        meta = json.loads((res.path / "data" / "metadata.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        meta = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if not isinstance(meta, dict):  # damaged between the check and this read
+        damage = f"metadata.json is unreadable ({str(meta)[:80]})"
+        raise UserError(damaged_message(res.dataset_id, res.path, damage))
+    return meta
 
 
 def _flatten_minari(res: Resolution) -> dict[str, np.ndarray]:
@@ -228,13 +343,12 @@ def _flatten_minari(res: Resolution) -> dict[str, np.ndarray]:
             dataset = minari.load_dataset(res.dataset_id)
             episodes = list(dataset.iterate_episodes())
     except Exception as exc:  # h5py, json and Minari all raise their own types for damaged files
-        raise UserError(
-            f"dataset '{res.dataset_id}' at {res.path} is corrupted or partial ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
-            "remove it and make, import or download it again"
-        ) from None
-    if not episodes:
-        raise UserError(f"dataset '{res.dataset_id}' has no episodes")
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+        data = res.path / "data"
+        damage = f"{data} (metadata.json, main_data.hdf5) cannot be read by Minari ({detail[:160]})"
+        raise UserError(damaged_message(res.dataset_id, res.path, damage)) from None
+    if not episodes or not any(len(ep.rewards) for ep in episodes):
+        raise UserError(damaged_message(res.dataset_id, res.path, "it holds no transitions"))
     if not isinstance(episodes[0].observations, np.ndarray) or not isinstance(
         episodes[0].actions, np.ndarray
     ):
@@ -298,7 +412,8 @@ def env_spec_from_metadata(res: Resolution, metadata: dict, arrays: dict[str, np
         gym_id = environment.gym_id  # D4RL's mujoco-py ids (Hopper-v2) are evaluated on the Gymnasium v5 task
     if gym_id is None:
         raise UserError(
-            f"dataset '{res.dataset_id}' names no environment in its metadata; cannot evaluate on it"
+            f"dataset '{res.dataset_id}' names no environment in {res.path / 'data' / 'metadata.json'} "
+            "(eval_env_spec or env_spec with an id); cannot evaluate on it"
         )
     try:
         env = gym.make(gym_id)

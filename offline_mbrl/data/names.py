@@ -6,6 +6,13 @@ Resolution order for a name:
    `d4rl-import/{env}/{tier}-vN` (the newest version when none is given),
 3. else to the suite's own `offline-mbrl/{env}/{tier}-v0` (made by `offline-mbrl datasets make`).
 
+An import shadows the made dataset of the same short name on purpose (D4RL's data is what the papers
+measured). A damaged import is not skipped in favour of the made one: a name that silently changed the data
+it means would change a run's fingerprint and results. Loading it fails in one line naming the damaged
+file, the command that imports it again, and the made dataset's id where one is present
+(`dataset.load_dataset`); `datasets import-d4rl` and `datasets make` say when a short name now resolves to
+another dataset than the one just written (`shadowing_note`).
+
 A task dataset (`pointmaze-stitch`, optionally `-v0`) is not ENV-TIER of a D4RL environment; it resolves
 to the suite's own `offline-mbrl/pointmaze/stitch-v0` and carries a ShortName with its own "tier".
 """
@@ -152,3 +159,27 @@ def missing_dataset_message(res: Resolution) -> str:
         "or import D4RL's file with "
         f"`offline-mbrl datasets import-d4rl FILE.hdf5 --name {base}-v{d4rl_version}`"
     )
+
+
+def shadowing_note(dataset_id: str) -> str | None:
+    """A note when the short name of the just-written `dataset_id` means another dataset, else None."""
+    parts = dataset_id.split("/")
+    if len(parts) != 3 or parts[0] not in (IMPORT_NAMESPACE, MADE_NAMESPACE):
+        return None
+    short = parse_short_name(f"{parts[1]}-{parts[2]}")
+    if short is None:
+        return None  # a family's dataset has no short name
+    base = f"{short.env}-{short.tier}"
+    now = resolve(base)
+    if parts[0] == MADE_NAMESPACE and now.dataset_id != dataset_id:
+        return (
+            f"note: `{base}` resolves to the imported {now.dataset_id} (imports come first); "
+            f"use --dataset {dataset_id} for the one just made"
+        )
+    made = resolve(made_id(ShortName(short.env, short.tier, None)))
+    if parts[0] == IMPORT_NAMESPACE and now.dataset_id == dataset_id and made.present:
+        return (
+            f"note: `{base}` now means this import (imports come before made datasets); "
+            f"the made {made.dataset_id} stays, by its id"
+        )
+    return None

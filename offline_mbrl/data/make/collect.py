@@ -16,11 +16,17 @@ cycle through the family's members, so the dataset mixes the dynamics of all K m
 A task dataset (`pointmaze-stitch`) has its own recipe (offline_mbrl/datasets/pointmaze.py, a scripted
 controller rather than behaviour policies); `make_dataset` hands it over, with `size` in transitions
 rounded down to whole 200-step episodes in four equal groups.
+
+Before any work, `check_size_fits` refuses a `--size` this machine cannot hold, in one line stating the
+memory and disk it needs against what is available (MemAvailable, the Minari root's free space), and the
+staging folders that killed makes left under the Minari root are removed (`minari_io.remove_stale_staging`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +41,20 @@ import torch
 from minari.storage import get_dataset_path
 
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.memory import available_bytes, gib
 from offline_mbrl.core.paths import assets_dir, code_version, stack_versions
 from offline_mbrl.core.progress import Stage, stage
 from offline_mbrl.data.envs import ENVIRONMENTS, POINTMAZE, TIERS, d4rl_reference_scores
 from offline_mbrl.data.make import pointmaze
 from offline_mbrl.data.make.families import MDPFamily, apply_params, load_family
 from offline_mbrl.data.make.policy import GaussianPolicy, load_policy_file
-from offline_mbrl.data.minari_io import Episode, dataset_exists, publish_dataset
+from offline_mbrl.data.minari_io import (
+    Episode,
+    dataset_damage,
+    dataset_exists,
+    publish_dataset,
+    remove_stale_staging,
+)
 from offline_mbrl.data.names import MADE_NAMESPACE, made_id, parse_short_name, task_dataset
 
 NUM_ENVS = 16
@@ -219,18 +232,18 @@ def _made_part(env: str, tier: str, n: int, seed: int, fam: MDPFamily | None) ->
     """
     suffix = f"-{fam.name}" if fam else ""
     dataset_id = f"{MADE_NAMESPACE}/{env}/{tier}{suffix}-v0"
-    if not dataset_exists(dataset_id):
-        return None
+    path = Path(get_dataset_path(dataset_id))
+    if not dataset_exists(dataset_id) or dataset_damage(path) is not None:
+        return None  # a damaged dataset is simply not reused; collecting gives the same data
     try:
-        meta = json.loads((Path(get_dataset_path(dataset_id)) / "data" / "metadata.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        info = json.loads((path / "data" / "metadata.json").read_bytes()).get("offline_mbrl") or {}
+        same = (
+            info.get("sources") == [{"label": f"{tier} checkpoint", "transitions": n, "seed": seed}]
+            and (info.get("behaviour_policies") or {}).get(tier) == _behaviour_summary(env, tier)
+            and (info.get("family") or {}).get("name") == (fam.name if fam else None)
+        )
+    except (OSError, ValueError, AttributeError):
         return None
-    info = meta.get("offline_mbrl") or {}
-    same = (
-        info.get("sources") == [{"label": f"{tier} checkpoint", "transitions": n, "seed": seed}]
-        and (info.get("behaviour_policies") or {}).get(tier) == _behaviour_summary(env, tier)
-        and (info.get("family") or {}).get("name") == (fam.name if fam else None)
-    )
     if not same:
         return None
     try:
@@ -278,9 +291,55 @@ def made_dataset_id(name: str, family: str | None = None) -> str:
     return made_id(task) if task is not None else _target(name, family)[3]
 
 
+# Memory per transition while making, as a multiple of its stored bytes: the collected episodes, Minari's
+# write buffers and Python's per-step records (measured: 103 bytes a Pendulum transition of 22 stored).
+MEMORY_FACTOR = 5
+EPISODE_DISK_BYTES = 16 * 2**10  # an episode's hdf5 group and headers (measured: about 15 KiB)
+
+
+def _free_disk(path: Path) -> int | None:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def check_size_fits(gym_id: str, size: int) -> None:
+    """Refuse, before any work, a `--size` whose collection this machine cannot hold (memory or disk)."""
+    probe = gym.make(gym_id)
+    obs_dim = int(np.prod(probe.observation_space.shape or (1,)))
+    act_dim = int(np.prod(probe.action_space.shape or (1,)))
+    horizon = (probe.spec.max_episode_steps if probe.spec else None) or 1000
+    probe.close()
+    stored = 4 * (obs_dim + act_dim + 1) + 2  # float32 observation, action, reward; two bool flags
+    memory = MEMORY_FACTOR * stored * size
+    disk = stored * size + EPISODE_DISK_BYTES * math.ceil(size / horizon)  # at least: episodes <= horizon
+    root = Path(get_dataset_path())
+    free_memory, free_disk = available_bytes(), _free_disk(root)
+    short = []
+    if free_memory is not None and memory > free_memory:
+        short.append(f"about {gib(memory)} of memory ({gib(free_memory)} available)")
+    if free_disk is not None and disk > free_disk:
+        short.append(f"at least {gib(disk)} of disk under {root} ({gib(free_disk)} free)")
+    if short:
+        fits = min(
+            free_memory // (MEMORY_FACTOR * stored) if free_memory is not None else size,
+            int(free_disk / (stored + EPISODE_DISK_BYTES / horizon)) if free_disk is not None else size,
+        )
+        raise UserError(
+            f"--size {size:,} needs {' and '.join(short)}: this machine cannot hold it; "
+            f"choose --size {max(fits, 1):,} or less"
+        )
+
+
 def _make_task(name: str, size: int | None, seed: int, overwrite: bool, family: str | None) -> MakeSummary:
     if family is not None:
         raise UserError(f"'{name}' has no MDP family: --family applies to ENV-TIER datasets only")
+    if size is not None and size > 0:
+        check_size_fits(POINTMAZE.gym_id, size)
+    remove_stale_staging()
     s = pointmaze.make_pointmaze_stitch(pointmaze.episodes_for_size(size), seed=seed, overwrite=overwrite)
     return MakeSummary(s.dataset_id, s.path, s.transitions, s.episodes, s.mean_return, s.seconds)
 
@@ -298,6 +357,8 @@ def make_dataset(
         raise UserError(f"--size must be positive, got {size}")
     size = size or default_size(env, tier)
     gym_id = ENVIRONMENTS[env].gym_id
+    check_size_fits(gym_id, size)
+    remove_stale_staging()
     sources = _tier_sources(env, tier, size, seed)
     start = time.time()
     probe = gym.make(gym_id)
