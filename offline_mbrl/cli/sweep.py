@@ -1,4 +1,5 @@
-"""`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`); `sweep show` and `sweep export` one.
+"""`offline-mbrl sweep`: run a study (`sweep --algo A --dataset D ...`); `sweep show`, `sweep report`,
+`sweep export` and `sweep repair` one.
 
 A thin layer over `offline_mbrl.sweep.study`. The group's own options run a sweep when no subcommand
 follows; `cli/main.py` mounts it with `app.add_typer(sweep_app, name="sweep")`, and
@@ -19,7 +20,8 @@ from offline_mbrl.core.errors import UserError
 
 sweep_app = typer.Typer(
     help="Optuna sweeps. `sweep --algo A --dataset D [options]` runs or continues a study; "
-    "`sweep show STUDY` prints it; `sweep export STUDY` writes its trials and best config.",
+    "`sweep show STUDY` prints it; `sweep export STUDY` writes its trials and best config; "
+    "`sweep repair STUDY` mends a damaged journal.",
     invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -31,7 +33,8 @@ def sweep_run(
     ctx: typer.Context,
     algo: Annotated[str | None, typer.Option(help=algo_help())] = None,
     dataset: Annotated[
-        list[str] | None, typer.Option(help="dataset; repeat for several (the objective averages them)")
+        list[str] | None,
+        typer.Option(help="dataset; repeat for several (the objective averages them; a repeat counts once)"),
     ] = None,
     trials: Annotated[
         int, typer.Option(help="the study's total number of trials (all workers together)")
@@ -52,7 +55,9 @@ def sweep_run(
     threads: Annotated[
         int | None, typer.Option(help="torch threads per worker (default: cores / workers)")
     ] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="fix a config key on every trial")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="fix a config key on every trial (each key once)")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     results: Annotated[Path, typer.Option(help="results root for the trials' runs")] = Path("results"),
     heartbeat: Annotated[int, typer.Option(help="seconds between heartbeats; stale after two")] = 60,
@@ -81,10 +86,13 @@ def sweep_run(
         raise UserError("a sweep needs --algo and --dataset (or a subcommand: show STUDY, export STUDY)")
     import optuna
 
-    from offline_mbrl.sweep.study import SweepSpec, run_sweep
+    from offline_mbrl.sweep.study import SweepSpec, once, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    items = tuple(set_ or ())
+    dataset, set_, notes = once(dataset, set_ or [])
+    for note in notes:
+        console.print(f"note: {note}")
+    items = tuple(set_)
     if budget is not None:
         items = (*budget_overrides(budget, algo, space), *items)
     spec = SweepSpec(
@@ -138,7 +146,7 @@ def sweep_show(
     info = describe(load_study(study, storage))
     attrs = info["attrs"]
     console.print(
-        f"{info['name']}: {attrs.get('algorithm')} on {', '.join(attrs.get('datasets', []))}, "
+        f"{info['name']}: {attrs.get('algorithm')} on {', '.join(map(str, attrs.get('datasets') or []))}, "
         f"objective {attrs.get('objective')} over {attrs.get('seeds')} seed(s), {attrs.get('steps')} steps, "
         f"space {attrs.get('space_file')}"
     )
@@ -148,10 +156,11 @@ def sweep_show(
     else:
         console.print(f"best: trial {best.number}, value {best.value:.2f}")
         flags = " ".join(f"--set {o}" for o in best.user_attrs.get("overrides", []))
-        console.print(
-            f"  offline-mbrl train --algo {attrs['algorithm']} --dataset {attrs['datasets'][0]} "
-            f"--steps {attrs['steps']} {flags}"
-        )
+        if attrs.get("algorithm") and attrs.get("datasets") and attrs.get("steps"):  # set when it was created
+            console.print(
+                f"  offline-mbrl train --algo {attrs['algorithm']} --dataset {attrs['datasets'][0]} "
+                f"--steps {attrs['steps']} {flags}"
+            )
     rows = info["rows"]
     params = list(dict.fromkeys(k for r in rows for k in r if k not in _FIXED_COLUMNS))
     table = Table(title=f"{len(rows)} trials")
@@ -218,6 +227,32 @@ def sweep_export(
         f"train it: offline-mbrl train --algo {attrs['algorithm']} --dataset {attrs['datasets'][0]} "
         f"--config {paths['best_config']}"
     )
+
+
+@sweep_app.command("repair")
+def sweep_repair(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: Annotated[
+        str | None, typer.Option(help="its journal file (default: sweeps/STUDY/journal.log)")
+    ] = None,
+) -> None:
+    """Mend a damaged journal (a worker killed mid-line, a truncated or edited file): keep every complete
+    operation before the first bad line, move the rest into a side file next to it (nothing is deleted)."""
+    from offline_mbrl.sweep.storage import repair_journal
+
+    found, side, where = repair_journal(study, storage)
+    if side is None:
+        console.print(f"{where} is whole: {found.good} operations, nothing to repair")
+        return
+    console.print(
+        f"{where}: kept the {found.good} complete operations before line {found.bad_line} "
+        f"({found.good_bytes:,} bytes); line {found.bad_line} {found.why}"
+    )
+    console.print(
+        f"moved lines {found.bad_line}-{found.lines} ({found.size - found.good_bytes:,} bytes) to {side}"
+    )
+    flag = f" --storage {storage}" if storage else ""
+    console.print(f"see it with `offline-mbrl sweep show {study}{flag}`")
 
 
 def main() -> None:

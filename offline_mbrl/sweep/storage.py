@@ -15,6 +15,14 @@ file). Either way a RUNNING trial whose last heartbeat is older than two interva
 
 The claim lock serialises "count the trials, then create one" across workers: a file lock next to the
 journal or SQLite file, a PostgreSQL advisory lock (released by the server if its holder dies).
+
+Damaged journals: Optuna's reader skips a half-written last line (a writer killed mid-line) and raises only
+when a line follows a bad one, so a damaged journal looked whole until the next write appended to the
+partial line and poisoned every later read. `check_journal` replays every line as Optuna would and
+`open_storage` refuses a damaged journal in one line (file, line number, `offline-mbrl sweep repair
+STUDY`); `repair_journal` keeps every complete operation before the first bad line and moves the rest into
+a side file next to it (`journal.log.damaged-<time>`); `CheckedJournalBackend` never appends after a
+partial line (a live worker finding one left by a killed worker moves it aside first).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -31,6 +40,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -41,6 +51,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import JournalFileSymlinkLock, get_lock_file
+from optuna.storages.journal._storage import JournalStorageReplayResult
 from optuna.trial import FrozenTrial, TrialState
 
 from offline_mbrl.core.cache import key_lock
@@ -68,7 +80,7 @@ class JournalHeartbeat(JournalStorage, BaseHeartbeat):
     """Optuna's journal file storage plus heartbeats, so a killed worker's trial is failed as RDB's is."""
 
     def __init__(self, path: str, interval: int):
-        super().__init__(JournalFileBackend(path))
+        super().__init__(CheckedJournalBackend(path))
         self._interval = interval
 
     def record_heartbeat(self, trial_id: int) -> None:
@@ -94,9 +106,223 @@ class JournalHeartbeat(JournalStorage, BaseHeartbeat):
     get_failed_trial_callback = get_heartbeat_stale_trial_callback  # the name Optuna < 4.9 calls
 
 
+class CheckedJournalBackend(JournalFileBackend):
+    """Optuna's journal file, whose writes never continue a half-written line: under the journal's lock
+    (no live writer is mid-line) a last line without its line end was left by a killed writer; it is moved
+    into a side file before the new operations are appended."""
+
+    def append_logs(self, logs: list[dict]) -> None:
+        with get_lock_file(self._lock):
+            _move_partial_tail(Path(self._file_path))
+            data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+            with open(self._file_path, "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def _move_partial_tail(path: Path) -> None:
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        start = size
+        while start > 0:  # back to the last line end
+            step = min(start, 1 << 16)
+            f.seek(start - step)
+            chunk = f.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                start = start - step + cut + 1
+                break
+            start -= step
+        f.seek(start)
+        tail = f.read()
+    side = _side_file(path, tail)
+    with open(path, "rb+") as f:
+        f.truncate(start)
+        f.flush()
+        os.fsync(f.fileno())
+    print(
+        f"warning: {path} ended in a half-written line (a worker killed while writing); moved it to {side}",
+        file=sys.stderr,
+    )
+
+
+def _side_file(path: Path, data: bytes) -> Path:
+    """`data` in a new side file next to the journal, written whole (temporary name, then renamed)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    side = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while side.exists():
+        n += 1
+        side = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    tmp = side.with_name(side.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, side)
+    return side
+
+
+@dataclass(frozen=True)
+class JournalCheck:
+    """What `check_journal` found: the complete operations before the first bad line (`good`, ending at
+    byte `good_bytes`), and the first bad line (1-based) with why, or `bad_line` 0 for a whole journal."""
+
+    good: int
+    good_bytes: int
+    size: int
+    bad_line: int = 0
+    why: str = ""
+    lines: int = 0
+
+
+def check_journal(path: Path) -> JournalCheck:
+    """Replay the journal line by line as Optuna does; stop at the first line it cannot use."""
+    replay = JournalStorageReplayResult("check-")
+    good = offset = number = 0
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for number, line in enumerate(f, start=1):
+            why = ""
+            if not line.endswith(b"\n"):
+                why = "is half-written (no line end: a writer killed mid-line?)"
+            else:
+                try:
+                    log = json.loads(line)
+                except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                    why = "is not JSON" if line.strip() else "is empty"
+                else:
+                    if not isinstance(log, dict) or not isinstance(log.get("op_code"), int):
+                        why = f"is not an Optuna operation (a JSON {_json_type(log)} without an op_code)"
+                    else:
+                        try:
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore")
+                                replay.apply_logs([log])
+                        except Exception as exc:  # noqa: BLE001 - any failure to apply: the line is bad
+                            what = f"{type(exc).__name__} {exc}".strip()[:80]
+                            why = f"is an operation Optuna cannot apply ({' '.join(what.split())})"
+            if why:
+                rest = sum(1 for _ in f)
+                return JournalCheck(good, offset, size, number, why, number + rest)
+            good += 1
+            offset += len(line)
+    return JournalCheck(good, offset, size, 0, "", number)
+
+
+def _json_type(value: object) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null" if value is None else "object"
+    )
+
+
+def repair_command(study: str, url: str | None) -> str:
+    return f"offline-mbrl sweep repair {study}" + (f" --storage {url}" if url else "")
+
+
+def _looks_like_journal(path: Path, study: str, url: str | None) -> bool:
+    """The suite's own journal, or a file that starts as one: safe to repair (never a user's other file)."""
+    if url is None or path.resolve() == default_journal(study).resolve():
+        return True
+    op = b'{"op_code":'
+    with open(path, "rb") as f:  # a damaged journal still holds operations (or its first one's start)
+        head = f.read(len(op))
+        if head and op.startswith(head):
+            return True
+        f.seek(0)
+        while chunk := f.read(1 << 20):
+            if op in chunk:
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def _journal_lock(path: Path) -> Iterator[None]:
+    """The journal's own lock (Optuna's symlink `journal.log.lock`), for the repair. A writer killed while
+    writing leaves it behind: released after 3 s without a change to the journal (Optuna's grace period,
+    30 s by default), quietly (Optuna logs every wait)."""
+    logger = optuna.logging.get_logger("optuna")
+    level = logger.level
+    logger.setLevel(optuna.logging.ERROR)
+    try:
+        with get_lock_file(JournalFileSymlinkLock(str(path), grace_period=3)):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def verify_journal(path: Path, study: str, url: str | None) -> JournalCheck:
+    """Refuse a damaged journal in one line with the command that repairs it. A live writer's line in
+    progress is not damage: the damage must read the same twice with no writer holding the journal's lock
+    in between, or last 2 s (a live writer holds the lock for milliseconds; a killed one leaves it)."""
+    found = check_journal(path)
+    deadline = time.monotonic() + 2.0
+    lock = Path(str(path) + ".lock")
+    while found.bad_line and time.monotonic() < deadline:
+        time.sleep(0.05)
+        again = check_journal(path)
+        if again == found and not os.path.lexists(lock):
+            break
+        found = again
+    if not found.bad_line:
+        return found
+    where = f"{path} line {found.bad_line} of {found.lines} {found.why}"
+    if not _looks_like_journal(path, study, url):
+        raise UserError(f"{where}: it is not an Optuna journal; pass the study's journal file with --storage")
+    raise UserError(
+        f"{where}; repair it with `{repair_command(study, url)}` (keeps the {found.good} complete "
+        "operations before it, moves the rest into a side file)"
+    )
+
+
+def repair_journal(study: str, url: str | None) -> tuple[JournalCheck, Path | None, str]:
+    """Keep the complete operations before the journal's first bad line; move the rest (kept whole) into
+    a side file next to it. Returns what was found, the side file (None: nothing to move) and the
+    journal's path."""
+    check_study_name(study)
+    if url is not None and "://" in url:
+        raise UserError(
+            f"`sweep repair` mends journal files; {shown(url)} is a database (its own server keeps it whole)"
+        )
+    path = Path(url) if url else default_journal(study)
+    if not path.is_file():
+        raise UserError(f"no journal at {path}: nothing to repair (pass the study's journal with --storage)")
+    with _journal_lock(path):
+        found = check_journal(path)
+        if not found.bad_line:
+            return found, None, str(path)
+        if not _looks_like_journal(path, study, url):
+            raise UserError(
+                f"{path} is not an Optuna journal (line {found.bad_line} {found.why}); nothing changed"
+            )
+        with open(path, "rb") as f:
+            f.seek(found.good_bytes)
+            tail = f.read()
+        side = _side_file(path, tail)  # first the side file, whole: a kill in between loses nothing
+        with open(path, "rb+") as f:
+            f.truncate(found.good_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    return found, side, str(path)
+
+
 def shown(url: str) -> str:
     """The URL without its password, for messages."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def check_study_name(study: str) -> None:
+    """Study names become folder names (sweeps/STUDY/, results/.study-STUDY/): plain names only."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", study):
+        raise UserError(
+            f"study name {study!r}: use letters, digits and . _ + - (starting with a letter or digit)"
+        )
 
 
 def default_journal(study: str) -> Path:
@@ -110,10 +336,7 @@ def open_storage(
     """(storage, claim lock factory, printable location); unreachable or unsupported URLs and study names
     that are not a plain name (they become folder names: sweeps/STUDY/, results/.study-STUDY/) are
     UserErrors."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", study):
-        raise UserError(
-            f"study name {study!r}: use letters, digits and . _ + - (starting with a letter or digit)"
-        )
+    check_study_name(study)
     if url is None or "://" not in url:
         path = Path(url) if url else default_journal(study)
         if url is None and create:
@@ -125,6 +348,10 @@ def open_storage(
             )
         if not path.parent.is_dir():
             raise UserError(f"cannot use storage {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise UserError(f"cannot use storage {path}: it is a folder, not a journal file")
+        if path.exists():
+            verify_journal(path, study, url)
         lock = partial(key_lock, path.with_name(path.name + ".claim"))
         return JournalHeartbeat(str(path), heartbeat), lock, str(path)
     scheme = url.split("://", 1)[0]

@@ -127,6 +127,40 @@ def aggregate(scores: list[float], objective: str) -> float:
     return float(np.mean(scores))
 
 
+def once(datasets: list[str], overrides: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """A sweep's repeatable options, each value once: `--dataset` repeated (or two names of one dataset)
+    and a `--set` given twice count once, with a note each (a dataset trained twice in one trial would
+    lock its run folder twice); one `--set` key with two values is refused. Returns (datasets, --set
+    items, notes)."""
+    notes: list[str] = []
+    kept: dict[str, str] = {}
+    for name in datasets:
+        try:
+            key = resolve(name).dataset_id
+        except UserError:
+            key = name.strip()  # an unknown name: `_check` says so
+        if key in kept:
+            same = "given twice" if kept[key] == name else f"is the same dataset as '{kept[key]}'"
+            notes.append(f"--dataset '{name}' {same}: it counts once")
+        else:
+            kept[key] = name
+    values: dict[str, str] = {}
+    items: list[str] = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if key in values:
+            if values[key] != value:
+                raise UserError(
+                    f"--set {key} is given twice ({values[key]!r} and {value!r}): give each key once"
+                )
+            notes.append(f"--set {key}={value} given twice: it counts once")
+            continue
+        values[key] = value
+        items.append(item)
+    return list(kept.values()), items, notes
+
+
 def _check(spec: SweepSpec) -> None:
     for value, allowed, what in (
         (spec.sampler, SAMPLERS, "sampler"),
@@ -137,8 +171,12 @@ def _check(spec: SweepSpec) -> None:
             raise UserError(f"unknown {what} '{value}'; choose from {', '.join(allowed)}")
     if not spec.datasets or min(spec.trials, spec.seeds, spec.heartbeat) < 1:
         raise UserError("a sweep needs at least one --dataset, and --trials, --seeds, heartbeat >= 1")
+    seen: dict[str, str] = {}
     for name in spec.datasets:
         res = resolve(name)
+        if res.dataset_id in seen:  # the CLI counts a repeat once (`once`); here it is a caller's mistake
+            raise UserError(f"--dataset '{name}' is given twice (as '{seen[res.dataset_id]}'): give it once")
+        seen[res.dataset_id] = name
         if not res.present:
             raise UserError(missing_dataset_message(res))
     from offline_mbrl.launch import check_device
