@@ -1,40 +1,45 @@
 """The bad-input and fault catalogue: every case a new user meets, run as that user would, on a scratch root.
 
-    python benchmarks/fault_catalogue.py [--out benchmarks/results/fault_catalogue.md] [--only SUBSTRING]
+    python benchmarks/fault_catalogue.py [--out benchmarks/results/fault_catalogue.md] [--only NAME|AREA]
+        [--code OTHER_CHECKOUT] [--json FILE] [--generated]
 
-Each case is one `offline-mbrl` command in a fresh scratch folder (its own Minari root, cache and results;
-a small made dataset, a dataset holding NaN, one finished run, a folder and a file of the user's). A case
-expecting an error passes when the command exits with status 2 (130 for an interrupt), prints exactly one
-line `error: ...` holding the expected words on stderr, no traceback, and leaves every file of the scratch
-root as it was (nothing written, nothing removed). A case expecting success passes on exit status 0 and,
-where given, the expected words in its output. The table of results is written as Markdown.
+Each case is one `offline-mbrl` command in a scratch folder (its own Minari root, cache and results; a
+small made dataset, a dataset holding NaN, one finished run, a folder and a file of the user's; each area
+module may prepare more). The cases are this file's own (area "catalogue") and those of
+benchmarks/fault_cases/{runs,data,sweep}.py; a case that damages a file, races or interrupts runs in a
+private copy of the root (benchmarks/fault_cases/__init__.py says how a case is written and judged).
+
+Every run ends in one outcome: "one-line error" (exit 2, exactly one `error: ...` line holding the expected
+words, no traceback, every file of the root as it was), "correct" (a case expected to succeed, or an
+interrupt that printed its one `interrupted:` line), or a failure: "traceback", "silent" (exit 0, or files
+written, where an error was due), "hang" (past its timeout), "poisoned" or "lost" (the case's after-check
+found later commands broken, or a user's data gone), "other" (an error of the wrong form). The table and the
+counts per outcome are written as Markdown. `--code DIR` runs another checkout's package (a baseline: the
+same cases, before a fix). `--generated` also runs the Hypothesis suites (tests/test_generated_*.py) and
+reports their counts of generated cases.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import importlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fault_cases import OUTCOMES, Case
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    args: tuple[str, ...]
-    expect: str  # words the one-line error (or, for "ok" cases, the output) must hold
-    ok: bool = False  # the command must succeed
-    env: tuple[tuple[str, str], ...] = ()
+AREAS = ("runs", "data", "sweep")  # benchmarks/fault_cases/<area>.py, each with cases(scratch)
 
 
 BC = ("train", "--algo", "bc", "--dataset", "pendulum-medium-replay", "--steps", "20")
@@ -85,8 +90,8 @@ def cases(scratch: Path) -> list[Case]:
             "unknown algorithm 'mopp'",
         ),
         Case("train: unknown dataset", ("train", "--algo", "bc", "--dataset", "nope-medium"), "nope-medium"),
-        Case("steps 0", (*BC[:5], "--steps", "0"), "steps must be positive"),
-        Case("steps negative", (*BC[:5], "--steps", "-1"), "steps must be positive"),
+        Case("steps 0", (*BC[:5], "--steps", "0"), "steps: 0 is outside its allowed range"),
+        Case("steps negative", (*BC[:5], "--steps", "-1"), "steps: -1 is outside"),
         Case("steps not a number", (*BC[:5], "--steps", "abc"), "Invalid value for '--steps'"),
         Case("unknown --set key", (*MOPO, "--set", "algo.penalty_cof=1"), "algo.penalty_coef"),
         Case("--set without =", (*MOPO, "--set", "algo.horizon"), "algo.horizon"),
@@ -327,53 +332,178 @@ def _prepare(scratch: Path, env: dict[str, str]) -> None:
     (scratch / "notes.txt").write_text("not a dataset, not JSON\n")
 
 
-def run_case(case: Case, scratch: Path, env: dict[str, str]) -> dict:
-    before = _tree(scratch)
-    case_env = {**env, **{k: str(scratch / v) for k, v in case.env}}
-    started = time.time()
+def _copy(scratch: Path) -> Path:
+    """A private copy of the scratch root for a case that changes it (links kept as links)."""
+    private = Path(tempfile.mkdtemp(prefix="case-", dir=scratch.parent))
+    shutil.copytree(scratch, private, symlinks=True, dirs_exist_ok=True)
+    return private
+
+
+def _start(case: Case, root: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "offline_mbrl.cli", *case.args],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal starts it
+    )  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen, case: Case, started: float) -> tuple[int | None, str, str]:
+    if case.interrupt:
+        time.sleep(max(0.0, started + case.interrupt - time.time()))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "offline_mbrl.cli", *case.args],
-            env=case_env, cwd=scratch, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        code, out, err = done.returncode, done.stdout, done.stderr.strip()
+        out, err = proc.communicate(timeout=max(1.0, started + case.timeout - time.time()))
+        return proc.returncode, out, err.strip()
     except subprocess.TimeoutExpired:
-        code, out, err = None, "", "(ran past 300 s)"
-    changed = sorted(set(before.items()) ^ set(_tree(scratch).items()))
+        proc.kill()
+        out, err = proc.communicate()
+        return None, out, (err.strip() + f"\n(ran past {case.timeout} s)").strip()
+
+
+def _judge(case: Case, code: int | None, out: str, err: str, changed: list[str]) -> tuple[str, str]:
+    """The outcome of one start of a case, and what went wrong (empty when nothing did)."""
     lines = err.splitlines()
+    if code is None:
+        return "hang", f"ran past {case.timeout} s"
+    if "Traceback" in err or "internal error" in err:
+        return "traceback", (lines[-1] if lines else "")[:200]
+    if case.interrupt:
+        said = [ln for ln in lines if ln.startswith("interrupted:")]
+        if code in (130, -signal.SIGINT) and len(said) == 1 and case.expect in said[0]:
+            return "correct", ""
+        return ("silent" if not said else "other"), f"exit {code}, {len(said)} interrupted: line(s)"
     if case.ok:
-        passed = code == 0 and case.expect in out + err
-        why = "" if passed else f"exit {code}"
-    else:
-        problems = []
-        if code != 2:
-            problems.append(f"exit {code}")
-        if len(lines) != 1 or not lines[0].startswith("error: "):
-            problems.append(f"{len(lines)} stderr lines")
-        if "Traceback" in err:
-            problems.append("traceback")
-        if case.expect not in err:
-            problems.append(f"no '{case.expect}'")
-        if changed:
-            problems.append(f"files changed: {', '.join(sorted({c[0] for c in changed}))[:200]}")
-        passed, why = not problems, "; ".join(problems)
+        if code == 0 and case.expect in out + err:
+            return "correct", ""
+        if code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and case.concurrent > 1:
+            return ("one-line error", "") if case.expect in err else ("other", f"no '{case.expect}'")
+        return "other", f"exit {code}"
+    if code == 0:
+        return "silent", "exit 0 where an error was due"
+    problems = []
+    if code != 2:
+        problems.append(f"exit {code}")
+    if len(lines) != 1 or not lines[0].startswith("error: "):
+        problems.append(f"{len(lines)} stderr lines")
+    if case.expect not in err:
+        problems.append(f"no '{case.expect}'")
+    if changed:
+        return "silent", f"files changed: {', '.join(changed)[:200]}"
+    return ("other", "; ".join(problems)) if problems else ("one-line error", "")
+
+
+def run_case(case: Case, scratch: Path, env: dict[str, str]) -> dict:
+    private = bool(case.before or case.after or case.concurrent > 1 or case.interrupt)
+    root = _copy(scratch) if private else scratch
+    case_env = {**env, **{k: str(root / v) for k, v in case.env}}
+    if private:  # the copy's own Minari root, cache and results
+        case_env["MINARI_DATASETS_PATH"] = str(root / "minari")
+        case_env["OFFLINE_MBRL_CACHE"] = str(root / "cache")
+    harmed = ""
+    try:
+        if case.before:
+            subprocess.run([sys.executable, "-c", case.before], env=case_env, cwd=root, check=True,
+                           capture_output=True, timeout=300)  # fmt: skip
+        before = _tree(root)
+        started = time.time()
+        procs = [_start(case, root, case_env) for _ in range(case.concurrent)]
+        ends = [_finish(p, case, started) for p in procs]
+        changed = sorted({c[0] for c in set(before.items()) ^ set(_tree(root).items())})
+        judged = [_judge(case, code, out, err, changed) for code, out, err in ends]
+        if case.concurrent > 1 and not any(code == 0 for code, _, _ in ends):
+            judged.append(("other", "no start succeeded"))
+        if case.after:
+            check = subprocess.run([sys.executable, "-c", case.after], env=case_env, cwd=root,
+                                   capture_output=True, text=True, timeout=300)  # fmt: skip
+            if check.returncode != 0:
+                harmed = (check.stderr.strip().splitlines() or ["after-check failed"])[-1][:200]
+    finally:
+        if private:
+            shutil.rmtree(root, ignore_errors=True)
+    order = {o: i for i, o in enumerate(OUTCOMES)}
+    outcome, why = max(judged, key=lambda j: order[j[0]])  # the worst start decides
+    if harmed:
+        outcome, why = case.harm, harmed
+    code, out, err = ends[0]
+    lines = err.splitlines()
+    shown = next((ln for ln in lines if ln.startswith(("error:", "interrupted:"))), lines[0] if lines else "")
     return {
         "case": case.name,
-        "command": "offline-mbrl " + " ".join(case.args).replace(str(scratch) + "/", ""),
+        "area": case.area,
+        "command": "offline-mbrl " + " ".join(case.args).replace(str(root) + "/", ""),
         "exit": code,
-        "message": (lines[0] if lines else "")[:240],
-        "passed": passed,
+        "message": (shown or out.strip().splitlines()[-1:] and out.strip().splitlines()[-1] or "")[:240],
+        "outcome": outcome,
+        "passed": outcome in ("one-line error", "correct"),
         "why": why,
         "seconds": round(time.time() - started, 1),
     }
 
 
+def all_cases(scratch: Path, env: dict[str, str]) -> list[Case]:
+    """The catalogue's own cases, then each area module's (benchmarks/fault_cases/*.py), prepared."""
+    found = list(cases(scratch))
+    for module in AREAS:
+        try:
+            mod = importlib.import_module(f"fault_cases.{module}")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(mod, "prepare"):
+            mod.prepare(scratch, env)
+        found += [dataclasses.replace(c, area=module) for c in mod.cases(scratch)]
+    return found
+
+
+def generated_counts(examples: int | None) -> tuple[list[str], bool]:
+    """Run the Hypothesis suites (tests/test_generated_*.py) with statistics: Markdown lines with each
+    test's generated cases (passing, failing, invalid) and whether all passed."""
+    import re
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if examples:
+        env["OFFLINE_MBRL_HYPOTHESIS_EXAMPLES"] = str(examples)
+    tests = sorted(str(p) for p in (ROOT / "tests").glob("test_generated_*.py"))
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hypothesis-show-statistics"]
+    done = subprocess.run([*pytest, *tests], cwd=ROOT, env=env, capture_output=True, text=True)
+    rows, test = [], None
+    counts: dict[str, list[int]] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("tests/") and line.rstrip().endswith(":"):
+            test = line.strip().rstrip(":").split("::")[-1]
+        found = re.search(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid examples?", line)
+        if found and test:
+            total = counts.setdefault(test, [0, 0, 0])
+            for i in range(3):
+                total[i] += int(found.group(i + 1))
+    for name, (ok, bad, invalid) in counts.items():
+        rows.append(f"| {name} | {ok} | {bad} | {invalid} |")
+    summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    lines = [
+        "## Generated cases (Hypothesis)",
+        "",
+        f"`pytest --hypothesis-show-statistics tests/test_generated_*.py`"
+        f" ({examples or 'the CI profile'} examples per test): {summary}",
+        "",
+        "| test | passing | failing | invalid |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+    return lines, done.returncode == 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fault_catalogue.md")
-    p.add_argument("--only", default=None, help="run the cases whose name holds this")
+    p.add_argument("--only", default=None, help="run the cases whose name (or area) holds this")
+    p.add_argument("--code", type=Path, default=None, help="run another checkout's offline_mbrl (a baseline)")
+    p.add_argument("--json", type=Path, default=None, help="also write every result as JSON")
+    p.add_argument("--generated", action="store_true", help="also run the Hypothesis suites, with counts")
+    p.add_argument("--examples", type=int, default=None, help="examples per generated test (default: CI's)")
     args = p.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="fault-catalogue-"))
+    scratch = Path(tempfile.mkdtemp(prefix="fault-catalogue-")) / "root"
+    scratch.mkdir()
     env = {
         **os.environ,
         "MINARI_DATASETS_PATH": str(scratch / "minari"),
@@ -381,39 +511,54 @@ def main() -> None:
         "OMP_NUM_THREADS": "1",
         "CUDA_VISIBLE_DEVICES": "",  # a machine without CUDA, also where there is a GPU
     }
+    if args.code is not None:
+        env["PYTHONPATH"] = str(args.code.resolve())
     _prepare(scratch, env)
     results = []
-    for case in cases(scratch):
-        if args.only and args.only not in case.name:
+    for case in all_cases(scratch, env):
+        if args.only and args.only not in case.name and args.only != case.area:
             continue
         r = run_case(case, scratch, env)
         results.append(r)
-        print(f"{'pass' if r['passed'] else 'FAIL'}  {r['case']}: {r['message'] or r['why']}", flush=True)
+        print(f"{r['outcome']:>14}  [{r['area']}] {r['case']}: {r['message'] or r['why']}", flush=True)
     passed = sum(r["passed"] for r in results)
+    counts = {o: sum(r["outcome"] == o for r in results) for o in OUTCOMES}
     lines = [
         "# Fault catalogue",
         "",
         f"`python benchmarks/fault_catalogue.py`: {passed} of {len(results)} cases pass "
-        f"({time.strftime('%Y-%m-%d %H:%M')}, code {json.dumps(_version())}).",
+        f"({time.strftime('%Y-%m-%d %H:%M')}, code {json.dumps(_version(args.code))}).",
         "",
-        "| case | command | exit | stderr (first line) | result |",
-        "| --- | --- | --- | --- | --- |",
+        "Outcomes: " + ", ".join(f"{o} {n}" for o, n in counts.items()) + ".",
+        "",
+        "| area | case | command | exit | stderr (first line) | outcome |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         message = r["message"].replace("|", "\\|")
-        verdict = "pass" if r["passed"] else f"FAIL: {r['why']}"
-        lines.append(f"| {r['case']} | `{r['command']}` | {r['exit']} | {message} | {verdict} |")
+        verdict = r["outcome"] + (f": {r['why']}" if r["why"] and not r["passed"] else "")
+        command = r["command"].replace("|", "\\|")
+        lines.append(f"| {r['area']} | {r['case']} | `{command}` | {r['exit']} | {message} | {verdict} |")
+    print("outcomes: " + ", ".join(f"{o} {n}" for o, n in counts.items()))
+    generated_ok = True
+    if args.generated:
+        extra, generated_ok = generated_counts(args.examples)
+        lines += ["", *extra]
+        print("\n".join(extra))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
     if not args.only:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines) + "\n")
         print(f"{passed} of {len(results)} pass; table: {args.out}")
-    sys.exit(0 if passed == len(results) else 1)
+    shutil.rmtree(scratch.parent, ignore_errors=True)
+    sys.exit(0 if passed == len(results) and generated_ok else 1)
 
 
-def _version() -> str:
-    from offline_mbrl.core.paths import code_version
-
-    return code_version()
+def _version(code: Path | None) -> str:
+    where = ["-C", str(code)] if code is not None else ["-C", str(ROOT)]
+    done = subprocess.run(["git", *where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

@@ -316,7 +316,10 @@ def dynamics_config_from_overrides(seed: int, overrides: list[str]) -> DynamicsC
                 f"--set {item}: dynamics fit takes the keys train takes, dynamics.KEY=VALUE "
                 f"(e.g. dynamics.{key.removeprefix('dynamics.') or 'members'}={value.strip() or 5})"
             )
+        if key == "dynamics.seed":
+            raise UserError(f"--set {item}: the dynamics seed is set by --seed; pass --seed instead")
         items[key.removeprefix("dynamics.")] = value.strip()
+    check_value("seed", seed)
     return set_paths(dataclasses.replace(DynamicsConfig(), seed=seed), items, "dynamics.")
 
 

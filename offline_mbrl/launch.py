@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 import torch
 
+from offline_mbrl.algorithm_spec import AlgorithmSpec
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.progress import duration
-from offline_mbrl.core.ranges import SEED_MAX, check_value
+from offline_mbrl.core.ranges import MAX_SEEDS, SEED_MAX, check_value
 from offline_mbrl.core.run_files import load_weights, read_config, read_final, repair_command
 from offline_mbrl.data.dataset import OfflineDataset, load_dataset
 from offline_mbrl.data.names import preset_task
@@ -117,9 +118,6 @@ def check_device(device: str) -> None:
         raise UserError(f"--device {device}: the suite runs on cpu or cuda")
 
 
-MAX_SEEDS = 100  # seeds of one command: more are a grid's (`compare --seeds`) or several commands'
-
-
 def plan_seeds(seed: int, seeds: int) -> None:
     """`--seed S --seeds K`: every seed in range, and K within what one process trains."""
     if not 1 <= seeds <= MAX_SEEDS:
@@ -214,27 +212,31 @@ def execute(
     pruner and may raise `optuna.TrialPruned` to stop the run there).
     """
 
-    with run_dir_locks([cfg], results_root, wait=False):
-        return _execute(cfg, results_root, resume, force, progress, on_eval)
-
-
-def _execute(
-    cfg: TrainConfig,
-    results_root: Path,
-    resume: bool | Literal["auto"],
-    force: bool,
-    progress: bool,
-    on_eval: Callable[[int, EvalResult], None] | None,
-) -> dict:
     out = run_dir_for(cfg, results_root)
-    mode = run_mode(out, resume, force)
-    if mode == "reuse":
+    if run_mode(out, resume, force) == "reuse":
         return read_final(out)
     check_memory([cfg])
     spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
+    # the first write: the run folder's lock (a second identical command is refused, naming the holder)
+    with run_dir_locks([cfg], results_root, wait=False):
+        mode = run_mode(out, resume, force)  # again: another process may have finished it meanwhile
+        if mode == "reuse":
+            return read_final(out)
+        return _train(cfg, spec, dataset, out, mode, progress, on_eval)
+
+
+def _train(
+    cfg: TrainConfig,
+    spec: AlgorithmSpec,
+    dataset: OfflineDataset,
+    out: Path,
+    mode: Mode,
+    progress: bool,
+    on_eval: Callable[[int, EvalResult], None] | None,
+) -> dict:
     dynamics: Dynamics | None = None
     artefacts: dict[str, str] = {}
     if spec.uses_dynamics:
@@ -275,19 +277,6 @@ def execute_seeds(
     if not same_but_seed(cfgs):
         raise ValueError("execute_seeds takes configs that differ only by seed")
     check_memory(cfgs if batch else cfgs[:1])
-    with run_dir_locks(cfgs, results_root, wait=False):
-        return _execute_seeds(cfgs, results_root, resume, force, progress, batch, on_eval)
-
-
-def _execute_seeds(
-    cfgs: list[TrainConfig],
-    results_root: Path,
-    resume: bool | Literal["auto"],
-    force: bool,
-    progress: bool,
-    batch: bool,
-    on_eval: list[Callable[[int, EvalResult], None] | None] | None,
-) -> list[dict]:
     hooks = on_eval or [None] * len(cfgs)
     finals: dict[int, dict] = {}
     groups: dict[int, list[int]] = {}
@@ -343,9 +332,15 @@ def _hold(out: Path, wait: bool) -> Iterator[None]:
         finally:
             _HELD[out] -= 1
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
-    with open(lock, "a+") as handle:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError as exc:
+        raise EnvironmentFault(
+            f"cannot create the run folder {out} ({exc.strerror}): choose a writable --results"
+        ) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -395,6 +390,24 @@ def _execute_batch(
     assert spec.train_seeds is not None
     dataset = load_dataset(cfgs[0].dataset, device=cfgs[0].device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
+    with run_dir_locks(cfgs, results_root, wait=False):  # the first write (see `execute`)
+        if any(run_mode(run_dir_for(c, results_root), resume, force) == "reuse" for c in cfgs):
+            # another process finished one meanwhile: each run alone (reused or trained)
+            pairs = zip(cfgs, on_eval, strict=True)
+            return [execute(c, results_root, resume, force, progress, e) for c, e in pairs]
+        return _train_batch(cfgs, spec, dataset, results_root, resume, force, progress, on_eval)
+
+
+def _train_batch(
+    cfgs: list[TrainConfig],
+    spec: AlgorithmSpec,
+    dataset: OfflineDataset,
+    results_root: Path,
+    resume: bool | Literal["auto"],
+    force: bool,
+    progress: bool,
+    on_eval: list[Callable[[int, EvalResult], None] | None],
+) -> list[dict]:
     dynamics, runs = [], []
     for k, cfg in enumerate(cfgs):
         out = run_dir_for(cfg, results_root)
@@ -406,6 +419,7 @@ def _execute_batch(
         runs.append(run)
     seeds = ", ".join(str(c.seed) for c in cfgs)
     runs[0].title = f"{cfgs[0].algorithm} {cfgs[0].dataset} seeds {seeds} (batched)"
+    assert spec.train_seeds is not None
     trained = spec.train_seeds(cfgs, dataset, dynamics, runs)
     return [run.finish(policy, state) for run, (policy, state) in zip(runs, trained, strict=True)]
 

@@ -117,6 +117,9 @@ def test_every_key_is_listed():
         ("bc", "algo.hidden=100000000", r"algo.hidden: 100000000 is outside its allowed range \[1, 65536\]"),
         ("mopo", "dataset=hopper-medium-replay", "dataset is set by --dataset"),
         ("mopo", "seed=4", "seed is set by --seed"),
+        # found by tests/test_generated_config.py, kept as cases
+        ("bc", "algorithm=\n", "algorithm is set by --algo"),  # a line break in a value: still one line
+        ("mobile", "dynamics.hidden=", "weight_decay needs one value per layer of hidden ()"),
     ],
 )
 def test_out_of_range_settings_are_refused_before_anything_is_written(algo, override, message, tmp_path):

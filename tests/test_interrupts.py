@@ -113,3 +113,59 @@ def test_a_sweep_with_worker_processes_passes_sigterm_on_and_their_trials_are_qu
     assert not any(t.state == TrialState.RUNNING for t in trials)  # none left for the heartbeat to find
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(map(str, (t.params for t in waiting))) == sorted(map(str, (t.params for t in stopped)))
+
+
+def _finished_bc_run(results: Path) -> Path:
+    from offline_mbrl.launch import build_config, execute
+
+    tiny = [
+        "log_every=10",
+        "eval_every=10",
+        "checkpoint_every=10",
+        "eval_episodes=1",
+        "final_eval_episodes=1",
+    ]
+    cfg = build_config("bc", DS, steps=20, overrides=[*tiny, "algo.hidden=16,16"])
+    execute(cfg, results, progress=False)
+    return next(p for p in results.glob("bc/*/*") if p.is_dir())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [
+            "dynamics",
+            "fit",
+            "--dataset",
+            DS,
+            "--set",
+            "dynamics.patience=100000",
+            "--set",
+            "dynamics.max_epochs=100000",
+        ],
+        [
+            "compare",
+            "--algo",
+            "mbpo",
+            "--dataset",
+            DS,
+            "--budget",
+            "smoke",
+            "--seeds",
+            "1",
+            "--out",
+            "reports/c",
+        ],
+        ["evaluate", "RUN", "--family", "FAMILY", "--episodes", "2000"],
+        ["diagnose", "--dataset", DS, "--run", "RUN", "--starts", "200000", "--horizon", "50", "--out", "d"],
+    ],
+    ids=["dynamics fit", "compare", "evaluate", "diagnose"],
+)
+def test_every_long_command_interrupted_through_the_cli_names_the_command_that_continues(root, command):  # noqa: F811
+    run = _finished_bc_run(Path("results"))
+    family = str(Path(__file__).resolve().parents[1] / "datasets" / "families" / "pendulum-physics.toml")
+    args = [{"RUN": str(run), "FAMILY": family}.get(a, a) for a in command]
+    rc, lines = _interrupt(args, signal.SIGINT, None, after=6.0)
+    said = [ln for ln in lines if ln.startswith("interrupted:")]
+    assert rc in INTERRUPTED and len(said) == 1, lines
+    assert f"continue with: offline-mbrl {' '.join(args[:2])}" in said[0], said[0]

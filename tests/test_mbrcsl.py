@@ -166,14 +166,17 @@ def test_percent_bc_clones_only_the_top_episodes(bimodal):
     ("override", "message"),
     [
         ("algo.behaviour.kind=unet", "unknown behaviour policy 'unet'; choose from diffusion, gaussian"),
-        ("algo.behaviour.diffusion_steps=0", "algo.behaviour.diffusion_steps must be at least 1"),
+        (
+            "algo.behaviour.diffusion_steps=0",
+            "algo.behaviour.diffusion_steps: 0 is outside its allowed range [1, 100000]",
+        ),
         ("algo.behaviour.ema=1.0", "algo.behaviour.ema must lie in [0, 1)"),
-        ("algo.return_quantile=1.5", "algo.return_quantile must lie in [0, 1]"),
-        ("algo.return_quantile=nan", "algo.return_quantile must lie in [0, 1]"),
-        ("algo.keep=0", "algo.keep must be at least 1"),
+        ("algo.return_quantile=1.5", "algo.return_quantile: 1.5 is outside its allowed range [0, 1]"),
+        ("algo.return_quantile=nan", "algo.return_quantile: nan is not a finite number"),
+        ("algo.keep=0", "algo.keep: 0 is outside its allowed range [1, 10^9]"),
         ("algo.holdout=1.0", "algo.holdout must lie in [0, 1)"),
-        ("algo.lr=-1", "algo.lr must be a positive number"),
-        ("algo.horizon=-3", "algo.horizon must be at least 1"),
+        ("algo.lr=-1", "algo.lr: -1 is outside its allowed range [0, 10]"),
+        ("algo.horizon=-3", "algo.horizon: -3 is outside its allowed range [1, 100000]"),
     ],
 )
 def test_bad_mbrcsl_settings_are_one_line_errors(override, message, tiny_pendulum):
@@ -183,8 +186,12 @@ def test_bad_mbrcsl_settings_are_one_line_errors(override, message, tiny_pendulu
 
 
 def test_bad_top_fraction_is_a_one_line_error(tiny_pendulum):
-    for value in ("0", "1.5", "nan"):
-        with pytest.raises(UserError, match=r"algo.top_fraction must lie in \(0, 1\]"):
+    for value, said in (
+        ("0", r"algo.top_fraction must lie in \(0, 1\]"),
+        ("1.5", r"algo.top_fraction: 1.5 is outside its allowed range \[0, 1\]"),
+        ("nan", "algo.top_fraction: nan is not a finite number"),
+    ):
+        with pytest.raises(UserError, match=said):
             build_config("bc", tiny_pendulum, seed=0, steps=60, overrides=[f"algo.top_fraction={value}"])
 
 

@@ -224,11 +224,11 @@ def test_softmax_rule_draws_by_reward(pendulum_data, rough_model):
     [
         ("algo.filter.rule=best", "not one of select, softmax"),
         ("algo.filter.threshold=0.2", "inside the dynamics reward's range"),
-        ("algo.filter.threshold=nan", "inside the dynamics reward's range"),
+        ("algo.filter.threshold=nan", "algo.filter.threshold: nan is not a finite number"),
         ("algo.filter.temperature=0", "temperature must be a positive number"),
         ("algo.filter.snapshot_stride=15", "must be a multiple of algo.reward.stored_every"),
-        ("algo.reward.updates=0", "updates must be at least 1"),
-        ("algo.reward.perturbed_share=1.5", "perturbed_share must be in"),
+        ("algo.reward.updates=0", "algo.reward.updates: 0 is outside its allowed range"),
+        ("algo.reward.perturbed_share=1.5", "algo.reward.perturbed_share: 1.5 is outside its allowed range"),
         ("algo.penalty_coef=-1", "penalty_coef"),
     ],
 )

@@ -18,7 +18,7 @@ COMPUTES = {
 }  # fmt: skip
 READS = {
     "datasets list", "datasets info", "datasets families", "datasets import-d4rl", "config", "cache ls",
-    "cache clear", "report", "sweep show", "sweep report", "sweep export",
+    "cache clear", "report", "sweep show", "sweep report", "sweep export", "sweep repair",
 }  # fmt: skip
 OWN_THREADS = {"sweep"}  # run_sweep gives each worker process its share of the cores
 

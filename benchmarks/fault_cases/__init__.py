@@ -33,5 +33,7 @@ class Case:
     after: str = ""  # Python run afterwards in that copy; a non-zero exit is `harm`
     harm: str = "poisoned"  # "lost" or "poisoned"
     concurrent: int = 1  # start the command this many times at once (a race)
+    interrupt: float = 0.0  # send SIGINT this many seconds after the start (0: none); expects exit 130 and
+    # one `interrupted:` line holding `expect`
     timeout: int = 300  # seconds before the case counts as a hang
     area: str = "catalogue"  # the module the case comes from (its table section)

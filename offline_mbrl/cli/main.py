@@ -527,11 +527,16 @@ def cache_clear(
     kind: Annotated[str | None, typer.Option(help="only this kind of artefact")] = None,
     dataset: Annotated[str | None, typer.Option(help="only the entries of this dataset (id or name)")] = None,
 ) -> None:
-    """Remove cached artefacts: all, one kind's, or one dataset's (damaged entries always)."""
+    """Remove cached artefacts: all, one kind's, or one dataset's (damaged entries always); with neither
+    filter, also the datasets' read caches (flattened arrays, content hashes: rebuilt on the next load)."""
     from offline_mbrl.core.cache import clear_artefacts
+    from offline_mbrl.data.dataset import clear_read_cache
 
     n = clear_artefacts(kind, dataset)
     console.print(f"removed {n} cached artefact{'' if n == 1 else 's'}")
+    if kind is None and dataset is None:
+        files = clear_read_cache()
+        console.print(f"removed {files} read-cache file{'' if files == 1 else 's'} of the datasets")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ SEED_MAX = 2**31 - 1  # a seed every library the suite seeds takes (Gymnasium, N
 WIDTH = 65_536  # units of one layer
 LAYERS = 64  # hidden layers of one network
 COEF = 1e6  # weights, coefficients and temperatures
+MAX_SEEDS = 100  # seeds of one command (train, compare, reproduce, an experiment): several commands for more
 
 RANGES: dict[str, tuple[float, float]] = {
     # the loop
@@ -161,3 +162,14 @@ def check_value(key: str, value: Any) -> Any:
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         raise UserError(f"{key}: {shown} is outside its allowed range {allowed(key)}")
     return value
+
+
+def check_option(flag: str, value: int | float, low: int | float, high: int | float) -> None:
+    """A command-line option within [low, high], else one line naming it: `--starts must be between 1 and
+    10^7, got 0` (the `positive` wording where only the lower bound is 1 and the value is below it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{flag} must be a finite number, got {value}")
+    if value < low and low == 1:
+        raise UserError(f"{flag} must be positive, got {value} (at most {_shown(high)})")
+    if not low <= value <= high:
+        raise UserError(f"{flag} must be between {_shown(low)} and {_shown(high)}, got {value}")

@@ -21,6 +21,7 @@ from typing import cast
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.ranges import MAX_SEEDS, check_option
 from offline_mbrl.core.run_files import read_final
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.launch import (
@@ -459,8 +460,9 @@ def compare(
     if not algorithms or not datasets:
         raise UserError("compare needs at least one --algo and one --dataset")
     known_budget(budget, BUDGETS)
-    if seeds < 1:
-        raise UserError(f"--seeds must be positive, got {seeds}")
+    check_option("--seeds", seeds, 1, MAX_SEEDS)
+    if steps is not None:
+        check_option("--steps", steps, 1, 10**9)
     algorithms = list(dict.fromkeys(algorithms))
     b = BUDGETS[budget]
     per_algo = split_overrides(overrides, algorithms)

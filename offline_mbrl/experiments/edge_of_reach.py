@@ -32,6 +32,7 @@ import pandas as pd
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.ranges import MAX_SEEDS, check_option
 from offline_mbrl.experiments.cells import BUDGETS as CELL_BUDGETS
 from offline_mbrl.experiments.cells import (
     Budget,
@@ -140,8 +141,7 @@ def edge_of_reach(
         raise UserError("the edge-of-reach experiment needs at least one --dataset")
     b, per_budget = BUDGETS[budget]
     n_seeds = seeds if seeds is not None else (b.seeds or 3)
-    if n_seeds < 1:
-        raise UserError(f"--seeds must be positive, got {n_seeds}")
+    check_option("--seeds", n_seeds, 1, MAX_SEEDS)
     per_algo = split_overrides(overrides, list(ALGORITHMS))
     cells = [(m, CellRun(m.algorithm, d, d, s)) for s in range(n_seeds) for d in datasets for m in METHODS]
     # A bad --set or dataset name is the user's to fix before anything runs: no try here.

@@ -27,6 +27,7 @@ import numpy as np
 from offline_mbrl.core.cache import write_json_atomic
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.progress import stage
+from offline_mbrl.core.ranges import check_option
 from offline_mbrl.core.run_files import read_final, read_object
 from offline_mbrl.data.make.families import load_family
 from offline_mbrl.launch import load_run
@@ -69,8 +70,7 @@ def evaluate_family(
             f"({spec.gym_id}); choose a family of {spec.gym_id}"
         )
     episodes = episodes or cfg.final_eval_episodes
-    if episodes < 1:
-        raise UserError(f"--episodes must be positive, got {episodes}")
+    check_option("--episodes", episodes, 1, 10_000)
     seed = eval_seed(cfg.seed)
     start = time.time()
     results = []

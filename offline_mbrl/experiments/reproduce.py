@@ -35,6 +35,7 @@ from offline_mbrl.algorithms import algorithms as registered
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import asset
+from offline_mbrl.core.ranges import MAX_SEEDS, check_option
 from offline_mbrl.data.names import resolve
 from offline_mbrl.experiments.cells import (
     BUDGETS,
@@ -178,8 +179,7 @@ def reproduce(
     known_budget(budget, BUDGETS)
     spec, b = load_table(table), BUDGETS[budget]
     n_seeds = seeds if seeds is not None else (b.seeds or spec.seeds)
-    if n_seeds < 1:
-        raise UserError(f"--seeds must be positive, got {n_seeds}")
+    check_option("--seeds", n_seeds, 1, MAX_SEEDS)
     data = {task: task_dataset(task) for task in spec.tasks}
     per_algo = split_overrides(overrides, list(spec.algorithms))
     cells = [

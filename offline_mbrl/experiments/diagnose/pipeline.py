@@ -15,6 +15,7 @@ from offline_mbrl.algorithms.morec.reward_fit import load_or_fit_reward
 from offline_mbrl.config import dynamics_config_from_overrides
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import code_version
+from offline_mbrl.core.ranges import check_option, check_value
 from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.experiments.diagnose.oracle import oracle_check
 from offline_mbrl.experiments.diagnose.output import DiagnoseResult, check_out, default_out, write_outputs
@@ -60,14 +61,20 @@ def diagnose(
 ) -> DiagnoseResult:
     """The whole diagnosis; every bad input is a UserError raised before anything is written."""
     started = time.perf_counter()
-    for label, value in (
-        ("--starts", starts),
-        ("--horizon", horizon),
-        ("--bc-steps", bc_steps),
-        ("oracle transitions", oracle_transitions),
+    for label, value, high in (
+        ("--starts", starts, 10**7),
+        ("--horizon", horizon, 100_000),
+        ("--bc-steps", bc_steps, 10**9),
+        ("--reward-stride", reward_stride, 10**6),
+        ("oracle transitions", oracle_transitions, 10**7),
     ):
-        if value < 1:
-            raise UserError(f"{label} must be positive, got {value}")
+        check_option(label, value, 1, high)
+    check_value("seed", seed)
+    if starts * horizon > 10**8:
+        raise UserError(
+            f"--starts {starts} x --horizon {horizon} = {starts * horizon:,} recorded transitions, more than "
+            "10^8: lower one of them"
+        )
     out = Path(out) if out is not None else default_out(dataset, seed)
     check_out(out)
     cfg = dynamics_config_from_overrides(seed, list(overrides))
