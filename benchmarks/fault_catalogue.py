@@ -496,7 +496,7 @@ def generated_counts(examples: int | None) -> tuple[list[str], bool]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fault_catalogue.md")
-    p.add_argument("--only", default=None, help="run the cases whose name (or area) holds this")
+    p.add_argument("--only", default=None, help="run the cases whose name holds this, or of this area (comma-separated: several)")
     p.add_argument("--code", type=Path, default=None, help="run another checkout's offline_mbrl (a baseline)")
     p.add_argument("--json", type=Path, default=None, help="also write every result as JSON")
     p.add_argument("--generated", action="store_true", help="also run the Hypothesis suites, with counts")
@@ -516,7 +516,7 @@ def main() -> None:
     _prepare(scratch, env)
     results = []
     for case in all_cases(scratch, env):
-        if args.only and args.only not in case.name and args.only != case.area:
+        if args.only and not any(w in case.name or w == case.area for w in args.only.split(",")):
             continue
         r = run_case(case, scratch, env)
         results.append(r)

@@ -2,9 +2,7 @@
 damaged run folders. One outcome only: a one-line error naming the key (or file) before anything is
 written, or a valid config (every value of its type, finite, within its key's range) / a correct read.
 
-Profiles: `OFFLINE_MBRL_HYPOTHESIS_EXAMPLES` sets the examples per test (CI's default below; the longer
-run is documented in docs/faults.md). Found cases stay found: the example database is committed under
-tests/hypothesis-examples.
+Profiles and the committed example database: tests/generated.py; the longer run is in docs/faults.md.
 """
 
 from __future__ import annotations
@@ -17,24 +15,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from offline_mbrl.algorithms import algorithms, get_spec
 from offline_mbrl.config import TrainConfig, flat_keys, get_path, to_dict
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.ranges import RANGES, range_of
 from offline_mbrl.launch import FLAG_KEYS, build_config
+from tests.generated import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = int(os.environ.get("OFFLINE_MBRL_HYPOTHESIS_EXAMPLES", "25"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=DirectoryBasedExampleDatabase(ROOT / "tests" / "hypothesis-examples"),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 DS = "hopper-medium"  # build_config only names it: nothing is loaded
 
 

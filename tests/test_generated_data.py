@@ -31,9 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 from minari.storage import get_dataset_path
 
 from offline_mbrl.core.cache import cache_root
@@ -44,14 +43,9 @@ from offline_mbrl.data.dataset import _read_flat, clear_read_cache, load_dataset
 from offline_mbrl.data.make.collect import make_dataset
 from offline_mbrl.data.minari_io import STAGING_MARKER, _staging_root, remove_stale_staging
 from tests.conftest import synthetic_episode, write_minari
+from tests.generated import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = settings(
-    max_examples=int(os.environ.get("OFFLINE_MBRL_HYPOTHESIS_EXAMPLES", "25")),
-    deadline=None,
-    database=DirectoryBasedExampleDatabase(ROOT / "tests" / "hypothesis-examples"),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 NAME = "pendulum-medium-v0"  # Pendulum-v1: 3 observations, 1 action in [-2, 2]
 IMPORT_ID = "d4rl-import/pendulum/medium-v0"
 OBS_DIM, ACT_DIM, ACT_HIGH = 3, 1, 2.0

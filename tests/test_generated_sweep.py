@@ -26,9 +26,8 @@ from typing import Any
 
 import optuna
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from offline_mbrl.config import flat_keys
 from offline_mbrl.core.errors import UserError
@@ -37,15 +36,9 @@ from offline_mbrl.sweep.grid import load_grid
 from offline_mbrl.sweep.results import load_study
 from offline_mbrl.sweep.space import DERIVED, RESERVED, load_space, validate
 from offline_mbrl.sweep.storage import JournalHeartbeat, check_journal, open_storage, repair_journal
+from tests.generated import SETTINGS as GENERATED
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = int(os.environ.get("OFFLINE_MBRL_HYPOTHESIS_EXAMPLES", "25"))
-GENERATED = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=DirectoryBasedExampleDatabase(ROOT / "tests" / "hypothesis-examples"),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 STUDY = "gen"
 ALGOS = ("mbpo", "mopo", "ravl", "mobile", "combo")
 DATASET = "hopper-medium"  # build_config does not need it present
