@@ -48,7 +48,7 @@ MOPO = ("train", "--algo", "mopo", "--dataset", "pendulum-medium-replay", "--ste
 
 
 def cases(scratch: Path) -> list[Case]:
-    run = str(next((scratch / "results").glob("bc/*/*")))
+    run = str(next(p for p in (scratch / "results").glob("bc/*/*") if p.is_dir()))
     return [
         # --- datasets -------------------------------------------------------------------------------
         Case("unknown dataset", ("datasets", "info", "nope-medium"), "nope-medium"),
@@ -496,7 +496,11 @@ def generated_counts(examples: int | None) -> tuple[list[str], bool]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fault_catalogue.md")
-    p.add_argument("--only", default=None, help="run the cases whose name holds this, or of this area (comma-separated: several)")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="run the cases whose name holds this, or of this area (comma-separated: several)",
+    )
     p.add_argument("--code", type=Path, default=None, help="run another checkout's offline_mbrl (a baseline)")
     p.add_argument("--json", type=Path, default=None, help="also write every result as JSON")
     p.add_argument("--generated", action="store_true", help="also run the Hypothesis suites, with counts")

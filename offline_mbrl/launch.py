@@ -8,9 +8,8 @@ and `run_mode` is the one rule for what happens to an existing run folder (reuse
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from offline_mbrl.data.dataset import OfflineDataset, load_dataset
 from offline_mbrl.data.names import preset_task
 from offline_mbrl.learning.evaluation import EvalResult
 from offline_mbrl.learning.run import Run, run_dir_for, seed_everything
+from offline_mbrl.learning.run_lock import holder_of, in_use, run_dir_locks
 from offline_mbrl.models.dynamics import Dynamics, DynamicsConfig, load_or_fit
 from offline_mbrl.models.termination import termination_fn
 from offline_mbrl.provenance import preset_values
@@ -146,7 +146,11 @@ def check_memory(cfgs: list[TrainConfig]) -> None:
     device = cfgs[0].device
     free: int | None
     if device.startswith("cuda") and torch.cuda.is_available():
-        free, where = torch.cuda.mem_get_info(torch.device(device))[0], f"{device}'s free memory"
+        dev = torch.device(device)
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(
+            dev
+        )  # this process's, reusable
+        free, where = torch.cuda.mem_get_info(dev)[0] + cached, f"{device}'s free memory"
     else:
         free, where = available_bytes(), "this machine's available memory"
     if free is None or need <= free:
@@ -213,7 +217,7 @@ def execute(
     """
 
     out = run_dir_for(cfg, results_root)
-    if run_mode(out, resume, force) == "reuse":
+    if _mode(out, resume, force) == "reuse":
         return read_final(out)
     check_memory([cfg])
     spec = get_spec(cfg.algorithm)
@@ -276,20 +280,21 @@ def execute_seeds(
     """
     if not same_but_seed(cfgs):
         raise ValueError("execute_seeds takes configs that differ only by seed")
-    check_memory(cfgs if batch else cfgs[:1])
     hooks = on_eval or [None] * len(cfgs)
     finals: dict[int, dict] = {}
     groups: dict[int, list[int]] = {}
     spec = get_spec(cfgs[0].algorithm)
     for i, cfg in enumerate(cfgs):
         out = run_dir_for(cfg, results_root)
-        mode = run_mode(out, resume, force)
+        mode = _mode(out, resume, force)
         if mode == "reuse":
             finals[i] = read_final(out)
         elif not batch or spec.train_seeds is None:
             groups.setdefault(-1 - i, []).append(i)  # a group of its own
         else:
             groups.setdefault(_resume_step(out) if mode == "resume" else 0, []).append(i)
+    todo = [cfgs[i] for members in groups.values() for i in members]
+    check_memory(todo if batch else todo[:1])  # the runs still to train, together where they batch
     for members in groups.values():
         if len(members) == 1:
             i = members[0]
@@ -302,69 +307,16 @@ def execute_seeds(
     return [finals[i] for i in range(len(cfgs))]
 
 
-_HELD: dict[Path, int] = {}  # run folders this process holds, with how many holders inside it
-
-
-@contextlib.contextmanager
-def run_dir_locks(cfgs: list[TrainConfig], results_root: Path, wait: bool = True) -> Iterator[None]:
-    """Hold these runs' folders for this process: a file lock per run folder (`.RUN.lock` beside it),
-    taken in one order before the first write, so that two processes never train one run at once. A
-    folder this process holds already is held again without waiting (a sweep's trial, then its run), and
-    one named twice is held once. `wait`: wait for another process's hold (sweep trials, grid workers);
-    else one line naming the holder (two identical `train` commands)."""
-    outs = sorted({run_dir_for(cfg, results_root) for cfg in cfgs})
-    with contextlib.ExitStack() as locks:
-        for out in outs:
-            locks.enter_context(_hold(out, wait))
-        yield
-
-
-@contextlib.contextmanager
-def _hold(out: Path, wait: bool) -> Iterator[None]:
-    import fcntl
-    import os
-    import sys
-
-    if out in _HELD:
-        _HELD[out] += 1
-        try:
-            yield
-        finally:
-            _HELD[out] -= 1
-        return
-    lock = out.parent / f".{out.name}.lock"
+def _mode(out: Path, resume: bool | Literal["auto"], force: bool) -> Mode:
+    """`run_mode`, except that an unfinished run another process is training now is named as in use
+    (not "pass --resume", which would only meet its lock)."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a+")  # noqa: SIM115 - closed below, after the lock is released
-    except OSError as exc:
-        raise EnvironmentFault(
-            f"cannot create the run folder {out} ({exc.strerror}): choose a writable --results"
-        ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = " ".join(handle.read().split()) or "another process"
-            if not wait:
-                raise UserError(
-                    f"run folder {out} is in use by {holder}: wait for it to finish (or stop it), then run "
-                    "this command again"
-                ) from None
-            print(f"waiting for run folder {out}, in use by {holder}", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} ({' '.join(['offline-mbrl', *sys.argv[1:]])[:200]})\n")
-        handle.flush()
-        _HELD[out] = 1
-        try:
-            yield
-        finally:
-            del _HELD[out]
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return run_mode(out, resume, force)
+    except UserError:
+        holder = holder_of(out)
+        if holder is not None:
+            raise UserError(in_use(out, holder)) from None
+        raise
 
 
 def _resume_step(out: Path) -> int:
@@ -464,7 +416,7 @@ def load_run(run_dir: Path, device: str = "cpu"):
     spec = get_spec(raw["algorithm"])
     try:
         cfg: TrainConfig[Any] = train_config_from_dict(raw, spec.config_type)
-    except UserError as exc:
+    except (UserError, TypeError, ValueError) as exc:
         raise UserError(f"run folder {run_dir}: config.json does not hold a valid config ({exc})") from None
     dataset = load_dataset(cfg.dataset, device=device)
     state = load_weights(run_dir / "policy.pt", device)

@@ -504,8 +504,20 @@ def test_staging_left_by_a_killed_publish_is_removed_and_a_live_one_kept(tmp_pat
         assert remove_stale_staging(root) == 0
         assert live.is_dir()
     assert mine.is_dir() and young.is_dir()
-    os.utime(young, (time.time() - 7200, time.time() - 7200))
+    os.utime(young, (time.time() - 90_000, time.time() - 90_000))
     assert remove_stale_staging(root) == 1 and not young.exists() and mine.is_dir()
+
+
+def test_a_staging_root_whose_empty_marker_is_not_yet_locked_is_left_alone_while_young():
+    root = Path(get_dataset_path())
+    root.mkdir(parents=True, exist_ok=True)
+    starting = root / ".staging-0badc0de"  # a publish between creating its marker and locking it
+    starting.mkdir()
+    (starting / STAGING_MARKER).touch()
+    assert remove_stale_staging(root) == 0 and starting.is_dir()
+    old = time.time() - 120
+    os.utime(starting / STAGING_MARKER, (old, old))
+    assert remove_stale_staging(root) == 1 and not starting.exists()
 
 
 def test_clear_read_cache_removes_only_the_suites_files(tmp_path):

@@ -52,6 +52,12 @@ def test_a_run_folder_held_by_another_process_is_one_line_naming_it_before_anyth
             execute(cfg, tiny / "results", progress=False)
         assert "\n" not in str(err.value)
         assert not out.exists()  # no run folder: nothing written
+        out.mkdir()  # the holder has started writing: still "in use", not "pass --resume"
+        (out / "metrics.jsonl").write_text('{"step": 10}\n')
+        with pytest.raises(UserError, match=r"in use by pid 4242"):
+            execute(cfg, tiny / "results", progress=False)
+        (out / "metrics.jsonl").unlink()
+        out.rmdir()
     finally:
         holder.kill()
         holder.wait()
@@ -97,6 +103,7 @@ def finished(tiny):
         ("final.json", b'{"algorithm": "bc"}', read_final, "final.json is damaged (no dataset, seed, steps"),
         ("config.json", b"\xff\xfe\x00garbage", read_config, "config.json is damaged (not valid JSON"),
         ("config.json", b'{"config": 3}', read_config, "its config entry is not a run's config"),
+        ("config.json", b'{"config": {"algorithm": "bc"}}', read_config, "its config entry is not a run's"),
         ("metrics.jsonl", b'{"step": 10}\n{"step": 2', read_metrics, "line 2 of 2 is not a metrics row"),
     ],
 )

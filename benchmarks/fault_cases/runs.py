@@ -89,7 +89,7 @@ def _damage_cache(how: str) -> str:
 
 
 def cases(scratch: Path) -> list[Case]:
-    run = str(next((scratch / "results").glob("bc/*/*")).relative_to(scratch))
+    run = str(next(p for p in (scratch / "results").glob("bc/*/*") if p.is_dir()).relative_to(scratch))
     fam = ("evaluate", run, "--family", "pendulum-physics")
     diag = ("diagnose", "--dataset", DS, "--run", run, "--starts", "64")
     report = ("report", "results", "--out", "reports/r")

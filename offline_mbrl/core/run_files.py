@@ -71,9 +71,10 @@ def read_final(run_dir: Path) -> dict[str, Any]:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json's resolved config (the `config` object)."""
     raw = read_object(run_dir / "config.json", ("config",))
-    if not isinstance(raw["config"], dict) or "algorithm" not in raw["config"]:
+    config = raw["config"]
+    if not isinstance(config, dict) or not all(k in config for k in ("algorithm", "dataset", "seed")):
         raise _damaged(run_dir / "config.json", "its config entry is not a run's config")
-    return raw["config"]
+    return config
 
 
 def read_metrics(run_dir: Path, finished: bool = True) -> list[dict[str, Any]]:

@@ -47,7 +47,10 @@ except ImportError:  # pragma: no cover - non-POSIX: staging roots are never jud
 
 STAGING = re.compile(r"^\.staging-[a-z0-9_]{8}$")  # tempfile.mkdtemp(prefix=".staging-") in the Minari root
 STAGING_MARKER = "offline-mbrl-staging.lock"  # held locked by the process that stages
-UNMARKED_STALE_S = 3600  # a staging root without a marker (older versions) is stale after this long
+# a staging root without a marker (an older version's) is stale after a day: its folder's own time stops
+# changing once the writer has made its first subfolder, so a long make of an older checkout needs room
+UNMARKED_STALE_S = 86_400
+FRESH_MARKER_S = 60  # an empty marker younger than this may be a publish between creating and locking it
 
 
 @dataclass(frozen=True)
@@ -205,16 +208,22 @@ def remove_stale_staging(root: Path | None = None) -> int:
     is gone: the kernel drops a killed process's locks), or one without a marker older than an hour.
     """
     root = Path(root or get_dataset_path())
-    if not root.is_dir():
+    try:
+        folders = list(root.iterdir()) if root.is_dir() else []
+    except OSError:  # an unreadable Minari root: its own error comes from the command's next step
         return 0
     removed = 0
-    for folder in root.iterdir():
+    for folder in folders:
         if not STAGING.match(folder.name) or not folder.is_dir() or folder.is_symlink():
             continue
         marker = folder / STAGING_MARKER
         stale = False
         if marker.is_file():
-            stale = _unlocked(marker)
+            # a marker is written only after its lock is taken: an empty one may belong to a publish
+            # that has created it and not yet locked it (judged by its age instead)
+            with contextlib.suppress(OSError):
+                young = time.time() - marker.stat().st_mtime < FRESH_MARKER_S
+                stale = _unlocked(marker) and (marker.stat().st_size > 0 or not young)
         else:
             with contextlib.suppress(OSError):
                 stale = time.time() - folder.stat().st_mtime > UNMARKED_STALE_S

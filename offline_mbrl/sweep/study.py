@@ -340,10 +340,11 @@ class Sweep:
             with run_dir_locks(group, results):  # two trials may propose the same config
                 # a pruned or killed run goes on from its checkpoint; one without a checkpoint starts over
                 finals = execute_seeds(group, results, resume="auto", progress=False, on_eval=hooks)
+                for i in members:  # written while the run folders are still held
+                    tag_trial(run_dir_for(cfgs[i], results), self.study.study_name, trial.number)
             for i, final in zip(members, finals, strict=True):
                 score = final["normalized_score"]
                 scores[i] = final["return_mean"] if score is None else score
-                tag_trial(run_dir_for(cfgs[i], results), self.study.study_name, trial.number)
             finished = sorted(finished + members)
             trial.set_user_attr("scores", [scores[i] for i in finished])
             for i in members:  # evaluations stop before a run's last step: no position is reused
