@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import torch
 
-from offline_mbrl.algorithm_spec import AlgorithmSpec
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.core.errors import EnvironmentFault, UserError
@@ -224,31 +223,20 @@ def execute(
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
-    # the first write: the run folder's lock (a second identical command is refused, naming the holder)
-    with run_dir_locks([cfg], results_root, wait=False):
-        mode = run_mode(out, resume, force)  # again: another process may have finished it meanwhile
-        if mode == "reuse":
-            return read_final(out)
-        return _train(cfg, spec, dataset, out, mode, progress, on_eval)
-
-
-def _train(
-    cfg: TrainConfig,
-    spec: AlgorithmSpec,
-    dataset: OfflineDataset,
-    out: Path,
-    mode: Mode,
-    progress: bool,
-    on_eval: Callable[[int, EvalResult], None] | None,
-) -> dict:
+    refuse_if_held([out])  # at once, not after a fit (the lock below is the guarantee)
     dynamics: Dynamics | None = None
     artefacts: dict[str, str] = {}
     if spec.uses_dynamics:
         dynamics, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
-    run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
-    policy, policy_state = spec.train(cfg, dataset, dynamics, run)
-    return run.finish(policy, policy_state)
+    # the first write: the run folder's lock (a second identical command is refused, naming the holder)
+    with run_dir_locks([cfg], results_root, wait=False):
+        mode = run_mode(out, resume, force)  # again: another process may have finished it meanwhile
+        if mode == "reuse":
+            return read_final(out)
+        run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
+        policy, policy_state = spec.train(cfg, dataset, dynamics, run)
+        return run.finish(policy, policy_state)
 
 
 def same_but_seed(cfgs: list[TrainConfig]) -> bool:
@@ -307,15 +295,22 @@ def execute_seeds(
     return [finals[i] for i in range(len(cfgs))]
 
 
+def refuse_if_held(outs: list[Path]) -> None:
+    """One line naming the holder of any of these run folders that another process holds now (a look
+    only: nothing is written)."""
+    for out in outs:
+        holder = holder_of(out)
+        if holder is not None:
+            raise UserError(in_use(out, holder))
+
+
 def _mode(out: Path, resume: bool | Literal["auto"], force: bool) -> Mode:
     """`run_mode`, except that an unfinished run another process is training now is named as in use
     (not "pass --resume", which would only meet its lock)."""
     try:
         return run_mode(out, resume, force)
     except UserError:
-        holder = holder_of(out)
-        if holder is not None:
-            raise UserError(in_use(out, holder)) from None
+        refuse_if_held([out])
         raise
 
 
@@ -342,38 +337,33 @@ def _execute_batch(
     assert spec.train_seeds is not None
     dataset = load_dataset(cfgs[0].dataset, device=cfgs[0].device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
+    outs = [run_dir_for(cfg, results_root) for cfg in cfgs]
+    refuse_if_held(outs)
+    fitted = [load_dynamics(dataset, cfg.dynamics, cfg.device, progress) for cfg in cfgs]
     with run_dir_locks(cfgs, results_root, wait=False):  # the first write (see `execute`)
-        if any(run_mode(run_dir_for(c, results_root), resume, force) == "reuse" for c in cfgs):
-            # another process finished one meanwhile: each run alone (reused or trained)
+        modes = [run_mode(out, resume, force) for out in outs]
+        if "reuse" in modes:  # another process finished one meanwhile: each run alone (reused or trained)
             pairs = zip(cfgs, on_eval, strict=True)
             return [execute(c, results_root, resume, force, progress, e) for c, e in pairs]
-        return _train_batch(cfgs, spec, dataset, results_root, resume, force, progress, on_eval)
+        runs = [
+            Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress and k == 0,
+                on_eval=on_eval[k])
+            for k, (cfg, out, mode, (_, artefacts)) in enumerate(zip(cfgs, outs, modes, fitted, strict=True))
+        ]  # fmt: skip
+        seeds = ", ".join(str(c.seed) for c in cfgs)
+        runs[0].title = f"{cfgs[0].algorithm} {cfgs[0].dataset} seeds {seeds} (batched)"
+        trained = spec.train_seeds(cfgs, dataset, [dyn for dyn, _ in fitted], runs)
+        return [run.finish(policy, state) for run, (policy, state) in zip(runs, trained, strict=True)]
 
 
-def _train_batch(
-    cfgs: list[TrainConfig],
-    spec: AlgorithmSpec,
-    dataset: OfflineDataset,
-    results_root: Path,
-    resume: bool | Literal["auto"],
-    force: bool,
-    progress: bool,
-    on_eval: list[Callable[[int, EvalResult], None] | None],
-) -> list[dict]:
-    dynamics, runs = [], []
-    for k, cfg in enumerate(cfgs):
-        out = run_dir_for(cfg, results_root)
-        mode = run_mode(out, resume, force)
-        dyn, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
-        first = progress and k == 0
-        run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=first, on_eval=on_eval[k])
-        dynamics.append(dyn)
-        runs.append(run)
-    seeds = ", ".join(str(c.seed) for c in cfgs)
-    runs[0].title = f"{cfgs[0].algorithm} {cfgs[0].dataset} seeds {seeds} (batched)"
-    assert spec.train_seeds is not None
-    trained = spec.train_seeds(cfgs, dataset, dynamics, runs)
-    return [run.finish(policy, state) for run, (policy, state) in zip(runs, trained, strict=True)]
+def check_dynamics(dataset: OfflineDataset, cfg: DynamicsConfig) -> None:
+    """The simulator (dynamics.kind=oracle) and termination function the dataset's environment needs:
+    a missing one is one line before anything is fitted or written."""
+    if cfg.kind == "oracle":
+        from offline_mbrl.models.oracle import simulator
+
+        simulator(dataset.spec.env, dataset.spec.gym_id)
+    termination_fn(dataset.spec.env, dataset.spec.gym_id)
 
 
 def load_dynamics(
@@ -382,11 +372,7 @@ def load_dynamics(
     """The run's dynamics (`dynamics.kind`): the cached learned ensemble (fitted on a miss), or the true
     simulator, mixed with the learned ensemble when `oracle_mix` < 1; plus the artefact keys it used.
     A missing termination function or simulator fails before any fit."""
-    if cfg.kind == "oracle":
-        from offline_mbrl.models.oracle import simulator
-
-        simulator(dataset.spec.env, dataset.spec.gym_id)
-    termination_fn(dataset.spec.env, dataset.spec.gym_id)
+    check_dynamics(dataset, cfg)
     learned, artefacts = None, {}
     if cfg.needs_fit:
         learned, _, artefacts["dynamics"] = load_or_fit(dataset, cfg, device=device, progress=progress)

@@ -124,9 +124,13 @@ def range_of(key: str) -> tuple[float, float] | None:
 
 
 def _shown(bound: float) -> str:
-    """A bound as people write it: 10^9, 2^20, 2^31-1, 0.5."""
+    """A bound as people write it: 10^9, -10^6, 2^20, 2^31-1, 0.5."""
+    if bound < 0:
+        return "-" + _shown(-bound)
     if isinstance(bound, float):
-        return f"{bound:g}"
+        if not (bound.is_integer() and bound >= 10**6):
+            return f"{bound:g}"
+        bound = int(bound)
     if bound >= 10**6:
         for base in (10, 2):
             for k in range(64):
