@@ -242,3 +242,47 @@ def test_a_damaged_run_folder_is_one_line_naming_the_file_or_read_correctly(
         assert file in message or str(run_dir) in message, message
     after = {p: p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file() and p.suffix != ".lock"}
     assert after == before  # nothing of the run rewritten or removed by a reader
+
+
+# ---- damaged artefact-cache entries ------------------------------------------------------------------------
+@SETTINGS
+@given(
+    how=st.sampled_from(["truncate", "empty", "garbage", "list", "remove"]),
+    pick=st.integers(0, 10),
+    at=st.floats(0, 1),
+)
+def test_a_damaged_dynamics_cache_entry_is_listed_as_damaged_and_rebuilt_or_one_line(
+    tmp_path, monkeypatch, how, pick, at
+):
+    """Any file of a cached ensemble damaged: `cache ls` still lists every entry; loading rebuilds the entry
+    (the same fit again) or says in one line what is damaged."""
+    import numpy as np
+
+    from offline_mbrl.config import dynamics_config_from_overrides
+    from offline_mbrl.core.cache import list_artefacts
+    from offline_mbrl.data.dataset import load_dataset
+    from offline_mbrl.models.dynamics import load_or_fit
+    from tests.conftest import synthetic_episode, write_minari
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path))  # one per example
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
+    monkeypatch.setenv("OFFLINE_MBRL_CACHE", str(root / "cache"))
+    rng = np.random.default_rng(0)
+    write_minari(
+        "test/pendulum/tiny-v0", "Pendulum-v1", [synthetic_episode(rng, 3, 1, 50, "trunc") for _ in range(2)]
+    )
+    dataset = load_dataset("test/pendulum/tiny-v0")
+    tiny = ["dynamics.hidden=8", "dynamics.weight_decay=0,0", "dynamics.max_epochs=1", "dynamics.members=2"]
+    cfg = dynamics_config_from_overrides(0, [*tiny, "dynamics.elites=1"])
+    load_or_fit(dataset, cfg, progress=False)
+    (entry,) = [Path(p) for p in (root / "cache" / "dynamics").iterdir() if p.is_dir()]
+    files = sorted(p for p in entry.iterdir() if p.is_file())
+    _damage(files[pick % len(files)], how, at)
+    rows = list_artefacts()
+    assert len(rows) == 1 and rows[0]["key"] == entry.name
+    try:
+        model, _, key = load_or_fit(dataset, cfg, progress=False)
+    except UserError as exc:
+        assert "\n" not in str(exc) and "damaged" in str(exc), str(exc)
+    else:
+        assert key == entry.name and not list_artefacts()[0]["damaged"]
