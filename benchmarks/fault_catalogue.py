@@ -288,11 +288,17 @@ def cases(scratch: Path) -> list[Case]:
     ]
 
 
+READ_CACHES = ("cache/datasets/", "cache/hashes/")  # derived from a dataset, rebuilt by any load of it
+
+
 def _tree(root: Path) -> dict[str, str]:
-    """Every file under `root` with a hash of its content (what a failed command must leave alone)."""
+    """Every file under `root` with a hash of its content (what a failed command must leave alone), but for
+    lock files and the datasets' read caches (a private copy of the root has the same datasets at another
+    path, whose flattened arrays and content hashes any command loading them writes again)."""
     out = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith(".lock"):
+        shown = str(path.relative_to(root))
+        if path.is_file() and not path.name.endswith(".lock") and not shown.startswith(READ_CACHES):
             out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return out
 
@@ -374,7 +380,7 @@ def _judge(case: Case, code: int | None, out: str, err: str, changed: list[str])
             return "correct", ""
         return ("silent" if not said else "other"), f"exit {code}, {len(said)} interrupted: line(s)"
     if case.ok:
-        if code == 0 and case.expect in out + err:
+        if code == 0 and (case.expect in out + err or case.concurrent > 1):  # a race's winner says its own
             return "correct", ""
         if code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and case.concurrent > 1:
             return ("one-line error", "") if case.expect in err else ("other", f"no '{case.expect}'")
@@ -437,6 +443,7 @@ def run_case(case: Case, scratch: Path, env: dict[str, str]) -> dict:
         "outcome": outcome,
         "passed": outcome in ("one-line error", "correct"),
         "why": why,
+        "stderr": err[-2000:],
         "seconds": round(time.time() - started, 1),
     }
 

@@ -20,7 +20,7 @@ from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_pat
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.progress import duration
 from offline_mbrl.core.ranges import MAX_SEEDS, SEED_MAX, check_value
-from offline_mbrl.core.run_files import load_weights, read_config, read_final, repair_command
+from offline_mbrl.core.run_files import load_checkpoint, load_weights, read_config, read_final, repair_command
 from offline_mbrl.data.dataset import OfflineDataset, load_dataset
 from offline_mbrl.data.names import preset_task
 from offline_mbrl.learning.evaluation import EvalResult
@@ -217,13 +217,15 @@ def execute(
 
     out = run_dir_for(cfg, results_root)
     if _mode(out, resume, force) == "reuse":
-        return read_final(out)
+        return reuse(out)
     check_memory([cfg])
     spec = get_spec(cfg.algorithm)
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
     refuse_if_held([out])  # at once, not after a fit (the lock below is the guarantee)
+    if resume and (out / "checkpoint.pt").is_file():
+        load_checkpoint(out / "checkpoint.pt")  # a damaged one: one line, before the run rewrites anything
     dynamics: Dynamics | None = None
     artefacts: dict[str, str] = {}
     if spec.uses_dynamics:
@@ -233,7 +235,7 @@ def execute(
     with run_dir_locks([cfg], results_root, wait=False):
         mode = run_mode(out, resume, force)  # again: another process may have finished it meanwhile
         if mode == "reuse":
-            return read_final(out)
+            return reuse(out)
         run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
         policy, policy_state = spec.train(cfg, dataset, dynamics, run)
         return run.finish(policy, policy_state)
@@ -276,7 +278,7 @@ def execute_seeds(
         out = run_dir_for(cfg, results_root)
         mode = _mode(out, resume, force)
         if mode == "reuse":
-            finals[i] = read_final(out)
+            finals[i] = reuse(out)
         elif not batch or spec.train_seeds is None:
             groups.setdefault(-1 - i, []).append(i)  # a group of its own
         else:
@@ -293,6 +295,13 @@ def execute_seeds(
         )
         finals.update(zip(members, batch_finals, strict=True))
     return [finals[i] for i in range(len(cfgs))]
+
+
+def reuse(out: Path) -> dict:
+    """A finished run's final.json, once its config.json is checked too (a damaged file of a finished run
+    is one line with the command that trains it again, not a silent reuse)."""
+    read_config(out)
+    return read_final(out)
 
 
 def refuse_if_held(outs: list[Path]) -> None:

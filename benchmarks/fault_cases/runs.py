@@ -223,7 +223,7 @@ def cases(scratch: Path) -> list[Case]:
         ),
         Case(
             "Ctrl-C: evaluate over a family",
-            (*fam, "--episodes", "50"),
+            (*fam, "--episodes", "2000"),
             "continue with: offline-mbrl evaluate",
             interrupt=10.0,
         ),

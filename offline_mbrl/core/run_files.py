@@ -102,6 +102,27 @@ def read_metrics(run_dir: Path, finished: bool = True) -> list[dict[str, Any]]:
     return rows
 
 
+def check_finished_run(run_dir: Path) -> None:
+    """A finished run's files all readable (final.json, config.json, policy.pt): checked before a command
+    that uses the run does any work of its own (a dynamics fit, an evaluation)."""
+    read_final(run_dir)
+    read_config(run_dir)
+    load_weights(run_dir / "policy.pt")
+
+
+def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
+    """A resumable checkpoint (checkpoint.pt, phase-*.pt): a damaged one is one line saying to start over."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged file raises one of several types
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}): nothing can be resumed from it; "
+            "start the run over with --force (instead of --resume), which replaces it"
+        ) from None
+
+
 def load_weights(path: Path, device: Any = "cpu") -> Any:
     """A torch file of a run folder (policy.pt), weights only."""
     import torch

@@ -22,12 +22,12 @@ from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.ranges import MAX_SEEDS, check_option
-from offline_mbrl.core.run_files import read_final
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
 from offline_mbrl.launch import (
     build_config,
     execute_seeds,
     plan_estimate,
+    reuse,
     run_dir_locks,
     run_mode,
     same_but_seed,
@@ -293,7 +293,7 @@ def run_cells(
             continue
         cell.run_dir = run_dir_for(cfg, results_root)
         if run_mode(cell.run_dir, resume="auto") == "reuse":
-            cell.status, cell.final = "reused", read_final(cell.run_dir)
+            cell.status, cell.final = "reused", reuse(cell.run_dir)
     todo = [c for c in cells if c.status == "pending"]
     reused = sum(c.status == "reused" for c in cells)
     failed = sum(c.status == "failed" for c in cells)

@@ -36,6 +36,7 @@ from offline_mbrl.core.cache import atomic_path, write_json_atomic
 from offline_mbrl.core.errors import EnvironmentFault, UserError
 from offline_mbrl.core.paths import code_version, stack_versions
 from offline_mbrl.core.progress import stage
+from offline_mbrl.core.run_files import load_checkpoint
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.evaluation import EvalResult, Policy, evaluate
 
@@ -185,13 +186,7 @@ class Run:
             torch.save(payload, tmp)
 
     def _load(self, path: Path) -> dict[str, Any]:
-        try:
-            return torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # a damaged file raises one of several types
-            raise UserError(
-                f"checkpoint {path} cannot be read ({type(exc).__name__}): nothing can be resumed from it; "
-                "start the run over with --force (instead of --resume), which replaces it"
-            ) from None
+        return load_checkpoint(path, self.device)
 
     def _restore(self, payload: dict[str, Any], state: dict[str, Any], rows: bool = True) -> None:
         """Load a checkpoint's state and random generators; `rows`: drop the metric rows logged after it

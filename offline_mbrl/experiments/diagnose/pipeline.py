@@ -16,6 +16,7 @@ from offline_mbrl.config import dynamics_config_from_overrides
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.paths import code_version
 from offline_mbrl.core.ranges import check_option, check_value
+from offline_mbrl.core.run_files import check_finished_run
 from offline_mbrl.data.dataset import load_dataset
 from offline_mbrl.experiments.diagnose.oracle import oracle_check
 from offline_mbrl.experiments.diagnose.output import DiagnoseResult, check_out, default_out, write_outputs
@@ -84,6 +85,7 @@ def diagnose(
     if run_dir is not None:
         run_dir = Path(run_dir)
         check_finished(run_dir)
+        check_finished_run(run_dir)  # damaged files: one line now, not after the fit
     ds = load_dataset(dataset, device=device)
     spec = ds.spec
     sim = simulator(spec.env, spec.gym_id)
