@@ -478,7 +478,7 @@ def generated_counts(examples: int | None) -> tuple[list[str], bool]:
     for line in done.stdout.splitlines():
         if line.startswith("tests/") and line.rstrip().endswith(":"):
             test = line.strip().rstrip(":").split("::")[-1]
-        found = re.search(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid examples?", line)
+        found = re.search(r"(\d+) passing, (\d+) failing, and (\d+) invalid", line)
         if found and test:
             total = counts.setdefault(test, [0, 0, 0])
             for i in range(3):
