@@ -197,3 +197,34 @@ def test_an_unreadable_minari_folder_is_one_line(tmp_path):
         pytest.skip("only root's tmp_path is unreadable to the command")
     err = done.stderr.strip()
     assert done.returncode == 2 and "cannot be read (permission denied)" in err and "\n" not in err, err
+
+
+def test_an_interrupt_python_would_ignore_in_a_callback_still_ends_the_command_with_its_line(tmp_path):
+    """Ctrl-C that lands while Python runs a `__del__` or weakref callback is printed by Python as "Exception
+    ignored" and lost; the command must still stop with its one `interrupted:` line, no traceback."""
+    code = (
+        "import time\n"
+        "from offline_mbrl.core.console import run_app\n"
+        "class Dropped:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt  # as the signal handler raises it inside a callback\n"
+        "def work(**_):\n"
+        "    Dropped()\n"
+        "    time.sleep(5)\n"
+        "    print('went on')\n"
+        "run_app(work)\n"
+    )
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a terminal's disposition
+    )
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "went on" not in proc.stdout and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("interrupted: "), proc.stderr

@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from rich.console import Console
 
@@ -85,8 +86,31 @@ def quiet_known_mujoco_warnings() -> None:
         sys.meta_path.insert(0, _OnMujocoImport())
 
 
+_last_signal: list[int] = []  # the signal that raised the latest KeyboardInterrupt (SIGINT or SIGTERM)
+
+
 def terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) takes Ctrl-C's path: state kept, one line
+    """SIGTERM (a scheduler, `kill`) takes Ctrl-C's path: state kept, one line (SIGINT comes here too)."""
+    _last_signal[:] = [signum]
+    raise KeyboardInterrupt
+
+
+def _interrupt_again(unraisable: Any) -> None:
+    """`sys.unraisablehook`: an interrupt that arrived while Python ran a callback whose exceptions it
+    ignores (a weakref's, a `__del__`; seen once in `datasets make`) is not lost with a printed traceback:
+    the same signal is sent again to the main thread, and its KeyboardInterrupt surfaces where the command
+    is."""
+    import signal
+    import threading
+
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # sent from another thread a moment later: raised here, inside the callback, it would be ignored again
+        again = _last_signal[0] if _last_signal else signal.SIGINT
+        main = threading.main_thread().ident
+        assert main is not None
+        threading.Timer(0.05, signal.pthread_kill, args=(main, again)).start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _command_line_exit(exc: Exception) -> None:
@@ -126,6 +150,9 @@ def run_app(app: Callable[..., object], **kwargs: object) -> None:
     import signal
 
     previous = signal.signal(signal.SIGTERM, terminate_as_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
+        signal.signal(signal.SIGINT, terminate_as_interrupt)
+    sys.unraisablehook = _interrupt_again
     try:
         try:
             check_environment()
