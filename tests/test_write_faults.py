@@ -228,3 +228,34 @@ def test_an_interrupt_python_would_ignore_in_a_callback_still_ends_the_command_w
     assert proc.returncode == 130, proc.stdout + proc.stderr
     assert "went on" not in proc.stdout and "Exception ignored" not in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("interrupted: "), proc.stderr
+
+
+def test_a_full_disk_while_a_dataset_is_staged_is_one_line_and_the_old_dataset_stays(monkeypatch):
+    import errno
+
+    import numpy as np
+
+    import offline_mbrl.data.minari_io as minari_io
+    from offline_mbrl.core.errors import EnvironmentFault
+    from offline_mbrl.data.dataset import load_dataset
+
+    from .conftest import synthetic_episode, write_minari
+
+    rng = np.random.default_rng(0)
+    write_minari("test/pendulum/kept-v0", "Pendulum-v1", [synthetic_episode(rng, 3, 1, 30, "trunc")])
+    before = len(load_dataset("test/pendulum/kept-v0"))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(minari_io, "create_dataset_from_buffers", full)
+    obs, act, rew, term, trunc = synthetic_episode(rng, 3, 1, 30, "trunc")
+    episode = minari_io.Episode(obs=obs, act=act, rew=rew, term=term, trunc=trunc)
+    with pytest.raises(EnvironmentFault, match="No space left on device") as err:
+        minari_io.publish_dataset(
+            "test/pendulum/kept-v0", [episode], eval_env="Pendulum-v1", observation_space=None,
+            action_space=None, ref_min=None, ref_max=None, algorithm_name="x", description="x",
+            code_permalink="x", overwrite=True,
+        )  # fmt: skip
+    assert "\n" not in str(err.value)
+    assert len(load_dataset("test/pendulum/kept-v0")) == before

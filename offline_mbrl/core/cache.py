@@ -90,7 +90,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _write_fault(final, exc) from None
+        raise write_fault(final, exc) from None
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
@@ -101,7 +101,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     except (OSError, RuntimeError) as exc:
         if not _is_write_failure(exc):
             raise
-        raise _write_fault(final, exc) from None
+        raise write_fault(final, exc) from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -121,7 +121,8 @@ def _is_write_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("inline_container" in text or "PytorchStreamWriter" in text)
 
 
-def _write_fault(final: Path, exc: BaseException) -> EnvironmentFault:
+def write_fault(final: Path, exc: BaseException) -> EnvironmentFault:
+    """One line for a write that failed (a full disk, no permission): the file, the reason, the free space."""
     try:
         free = (
             f"{shutil.disk_usage(final.parent if final.parent.exists() else '/').free / 2**20:.1f} MiB free"
@@ -157,7 +158,7 @@ def temp_dir_beside(path: Path) -> Path:
         return Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
     except OSError as exc:
         if _is_write_failure(exc):
-            raise _write_fault(path / ".staging", exc) from None
+            raise write_fault(path / ".staging", exc) from None
         raise
 
 

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import gymnasium as gym
 import h5py
@@ -36,7 +36,7 @@ from minari.data_collector import EpisodeBuffer
 from minari.namespace import create_namespace, list_local_namespaces
 from minari.storage import get_dataset_path
 
-from offline_mbrl.core.cache import temp_dir_beside
+from offline_mbrl.core.cache import temp_dir_beside, write_fault
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.envs import TIERS
 
@@ -310,24 +310,32 @@ def publish_dataset(
     if not episodes or any(len(ep.rew) == 0 for ep in episodes):
         raise UserError(f"dataset '{dataset_id}' would hold no transitions or an empty episode: not written")
     datasets_root = Path(get_dataset_path())
+    try:
+        return _publish(dataset_id, episodes, final, steps, datasets_root, dict(
+            eval_env=eval_env, observation_space=observation_space, action_space=action_space,
+            algorithm_name=algorithm_name, author="offline-mbrl", description=description,
+            code_permalink=code_permalink, ref_min_score=ref_min, ref_max_score=ref_max, data_format="hdf5",
+        ), extra_metadata)  # fmt: skip
+    except OSError as exc:  # a full disk or a folder without write permission, while staging or swapping
+        raise write_fault(final, exc) from None
+
+
+def _publish(
+    dataset_id: str,
+    episodes: list[Episode],
+    final: Path,
+    steps: int,
+    datasets_root: Path,
+    minari_args: dict[str, Any],
+    extra_metadata: dict | None,
+) -> Path:
     with _staging_root(datasets_root) as staging:
         with _minari_root(staging), warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore"
             )  # Minari warns about author/email fields we leave empty on purpose
             dataset = create_dataset_from_buffers(
-                dataset_id=dataset_id,
-                buffer=[ep.buffer(i) for i, ep in enumerate(episodes)],
-                eval_env=eval_env,
-                observation_space=observation_space,
-                action_space=action_space,
-                algorithm_name=algorithm_name,
-                author="offline-mbrl",
-                description=description,
-                code_permalink=code_permalink,
-                ref_min_score=ref_min,
-                ref_max_score=ref_max,
-                data_format="hdf5",
+                dataset_id=dataset_id, buffer=[ep.buffer(i) for i, ep in enumerate(episodes)], **minari_args
             )
             if extra_metadata:
                 dataset.storage.update_metadata(extra_metadata)
