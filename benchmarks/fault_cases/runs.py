@@ -232,7 +232,7 @@ def cases(scratch: Path) -> list[Case]:
             (
                 "compare",
                 "--algo",
-                "bc",
+                "mbpo",  # long enough to be interrupted (bc can finish first)
                 "--dataset",
                 DS,
                 "--budget",
