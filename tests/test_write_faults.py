@@ -259,3 +259,29 @@ def test_a_full_disk_while_a_dataset_is_staged_is_one_line_and_the_old_dataset_s
         )  # fmt: skip
     assert "\n" not in str(err.value)
     assert len(load_dataset("test/pendulum/kept-v0")) == before
+
+
+def test_a_dataset_a_killed_swap_left_hidden_is_put_back_by_the_next_load(monkeypatch):
+    """A process killed between the two renames of a dataset's swap (`--overwrite`) leaves the old
+    dataset as `.NAME.old-XXXXXXXX`: the next load puts it back instead of calling the dataset missing; a
+    swap that may still be running (renamed less than a minute ago) is left alone."""
+    import os
+    from pathlib import Path
+
+    import numpy as np
+    from minari.storage import get_dataset_path
+
+    import offline_mbrl.data.minari_io as minari_io
+    from offline_mbrl.data.dataset import load_dataset
+
+    from .conftest import synthetic_episode, write_minari
+
+    rng = np.random.default_rng(0)
+    write_minari("test/pendulum/swapped-v0", "Pendulum-v1", [synthetic_episode(rng, 3, 1, 30, "trunc")])
+    final = Path(get_dataset_path("test/pendulum/swapped-v0"))
+    hidden = final.parent / f".{final.name}.old-0123abcd"
+    os.replace(final, hidden)  # the kill came after the first rename
+    assert not minari_io.restore_swapped_out(final)  # renamed just now: maybe a live swap
+    monkeypatch.setattr(minari_io, "SWAP_S", -1.0)  # as if a minute had passed
+    assert len(load_dataset("test/pendulum/swapped-v0")) == 30
+    assert (final / "data").is_dir() and not hidden.exists()

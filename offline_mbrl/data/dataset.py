@@ -163,7 +163,7 @@ def load_dataset(name: str, device: torch.device | str = "cpu") -> OfflineDatase
     too (the import still comes first: a name never silently changes the data it means).
     """
     res = resolve(name)
-    if not res.present:
+    if not res.present and not dataset_exists(res.dataset_id):  # (a swap killed midway is put back)
         raise EnvironmentFault(missing_dataset_message(res))
     if (damage := dataset_damage(res.path)) is not None:
         raise UserError(damaged_message(res.dataset_id, res.path, damage) + _made_instead(res))

@@ -89,7 +89,35 @@ def _minari_root(root: Path) -> Iterator[None]:
 
 
 def dataset_exists(dataset_id: str) -> bool:
-    return (Path(get_dataset_path(dataset_id)) / "data").is_dir()
+    final = Path(get_dataset_path(dataset_id))
+    if not (final / "data").is_dir():
+        restore_swapped_out(final)
+    return (final / "data").is_dir()
+
+
+SWAPPED_OUT = re.compile(r"\.(?P<name>.+)\.old-[0-9a-f]{8}")  # `_swap_in`'s name for the dataset it replaces
+SWAP_S = 60  # a live swap holds the old dataset aside for microseconds; a killed one, forever
+
+
+def restore_swapped_out(final: Path) -> bool:
+    """Put back a dataset that a swap killed between its two renames left hidden beside its place
+    (`.NAME.old-XXXXXXXX`, older than a minute, the place empty); returns whether it did."""
+    try:
+        if final.exists() and (not final.is_dir() or any(final.iterdir())):
+            return False
+        hidden = [
+            p
+            for p in final.parent.glob(f".{final.name}.old-*")
+            if SWAPPED_OUT.fullmatch(p.name)
+            and p.is_dir()
+            and time.time() - p.stat().st_ctime > SWAP_S  # ctime: the rename
+        ]
+        if len(hidden) != 1 or not (hidden[0] / "data").is_dir():
+            return False
+        os.replace(hidden[0], final)  # over an empty folder too (POSIX rename)
+    except OSError:
+        return False
+    return True
 
 
 def dataset_damage(path: Path) -> str | None:
