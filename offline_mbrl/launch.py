@@ -132,23 +132,21 @@ def plan_seeds(seed: int, seeds: int) -> None:
 def check_memory(cfgs: list[TrainConfig]) -> None:
     """Refuse, in one line and before anything is loaded, runs whose settings cannot fit this machine's
     free memory (`core/memory.py`: a lower bound; the runs of one process add up)."""
-    from offline_mbrl.config import to_dict
+    from offline_mbrl.config import describe
     from offline_mbrl.core.memory import available_bytes, gib, lower_bound
 
     if not cfgs:
         return
     parts: dict[str, int] = {}
     for cfg in cfgs:
-        for part, n in lower_bound(_flat(to_dict(cfg))).items():
+        for part, n in lower_bound({key: value for key, value, _ in describe(cfg)}).items():
             parts[part] = parts.get(part, 0) + n
     need = sum(parts.values())
     device = cfgs[0].device
     free: int | None
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = torch.device(device)
-        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(
-            dev
-        )  # this process's, reusable
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)  # ours, reusable
         free, where = torch.cuda.mem_get_info(dev)[0] + cached, f"{device}'s free memory"
     else:
         free, where = available_bytes(), "this machine's available memory"
@@ -161,16 +159,6 @@ def check_memory(cfgs: list[TrainConfig]) -> None:
         f"({gib(free)}): lower the sizes (hidden layers, critics, members, batch_size, rollout_batch x "
         "horizon x retain_rollouts) or the seeds"
     )
-
-
-def _flat(raw: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = tuple(v) if isinstance(v, list) else v
-    return out
 
 
 Mode = Literal["new", "reuse", "resume", "restart"]

@@ -18,6 +18,16 @@ from minari.data_collector import EpisodeBuffer
 torch.set_num_threads(1)
 
 
+# the run loop at its smallest: a metrics row, an evaluation and a checkpoint every 10 steps, one episode
+TINY_LOOP = [
+    "log_every=10",
+    "eval_every=10",
+    "checkpoint_every=10",
+    "eval_episodes=1",
+    "final_eval_episodes=1",
+]
+
+
 @pytest.fixture(autouse=True)
 def isolated_roots(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))

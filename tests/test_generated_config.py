@@ -166,7 +166,7 @@ def finished_run(tmp_path_factory):
     import numpy as np
 
     from offline_mbrl.launch import execute
-    from tests.conftest import synthetic_episode, write_minari
+    from tests.conftest import TINY_LOOP, synthetic_episode, write_minari
 
     base = tmp_path_factory.mktemp("finished")
     env = {"MINARI_DATASETS_PATH": str(base / "minari"), "OFFLINE_MBRL_CACHE": str(base / "cache")}
@@ -176,8 +176,7 @@ def finished_run(tmp_path_factory):
         rng = np.random.default_rng(0)
         episodes = [synthetic_episode(rng, 3, 1, 50, "trunc") for _ in range(3)]
         write_minari("test/pendulum/tiny-v0", "Pendulum-v1", episodes)
-        tiny = ["log_every=10", "eval_every=10", "checkpoint_every=10", "eval_episodes=1"]
-        tiny += ["final_eval_episodes=1", "algo.hidden=16,16"]
+        tiny = [*TINY_LOOP, "algo.hidden=16,16"]
         cfg = build_config("bc", "test/pendulum/tiny-v0", steps=20, overrides=tiny)
         execute(cfg, base / "results", progress=False)
     finally:

@@ -118,14 +118,9 @@ def test_a_sweep_with_worker_processes_passes_sigterm_on_and_their_trials_are_qu
 def _finished_bc_run(results: Path) -> Path:
     from offline_mbrl.launch import build_config, execute
 
-    tiny = [
-        "log_every=10",
-        "eval_every=10",
-        "checkpoint_every=10",
-        "eval_episodes=1",
-        "final_eval_episodes=1",
-    ]
-    cfg = build_config("bc", DS, steps=20, overrides=[*tiny, "algo.hidden=16,16"])
+    from .conftest import TINY_LOOP
+
+    cfg = build_config("bc", DS, steps=20, overrides=[*TINY_LOOP, "algo.hidden=16,16"])
     execute(cfg, results, progress=False)
     return next(p for p in results.glob("bc/*/*") if p.is_dir())
 

@@ -18,10 +18,10 @@ from offline_mbrl.core.run_files import read_config, read_final, read_metrics
 from offline_mbrl.launch import build_config, check_memory, execute, plan_seeds
 from offline_mbrl.learning.run import run_dir_for
 
-from .conftest import synthetic_episode, write_minari
+from .conftest import TINY_LOOP, synthetic_episode, write_minari
 
 DS = "test/pendulum/tiny-v0"
-TINY = ["log_every=10", "eval_every=10", "checkpoint_every=10", "eval_episodes=1", "final_eval_episodes=1"]
+TINY = TINY_LOOP
 CLI = [sys.executable, "-m", "offline_mbrl.cli"]
 
 

@@ -144,14 +144,9 @@ def test_a_read_only_results_or_report_folder_is_one_line_and_left_as_it_was(
     cli = [sys.executable, "-m", "offline_mbrl.cli"]
     train = [*cli, "train", "--algo", "bc", "--dataset", "test/pendulum/ro-v0", "--steps", "10"]
     if target == "report":  # a finished run to report on, written while the folder is still writable
-        tiny = [
-            "log_every=10",
-            "eval_every=10",
-            "checkpoint_every=10",
-            "eval_episodes=1",
-            "final_eval_episodes=1",
-        ]
-        sets = [x for item in tiny for x in ("--set", item)]
+        from .conftest import TINY_LOOP
+
+        sets = [x for item in TINY_LOOP for x in ("--set", item)]
         done = subprocess.run(
             [*train, *sets, "--results", str(shared / "results")], env=env, capture_output=True
         )
