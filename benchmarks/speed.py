@@ -116,15 +116,17 @@ def fake_batch(n: int, device: torch.device, seed: int = 0) -> Batch:
     )
 
 
-def learner(name: str, k: int, device: torch.device, compiled: bool) -> tuple[Callable[[], object], SAC]:
+def learner(
+    name: str, k: int, device: torch.device, compiled: bool, precision: str = "fp32"
+) -> tuple[Callable[[], object], SAC]:
     """One update of a K-seed learner (K = 1: a lone learner) as a no-argument callable."""
     cfg, eta = LEARNERS[name]
     if k == 1:
-        sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device, compile=compiled)
+        sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device, None, compiled, precision)  # type: ignore[arg-type]
         batch = fake_batch(BATCH, device)
         gens: torch.Generator | list[torch.Generator] = torch.Generator(device=device).manual_seed(0)
     else:
-        lone = [SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device) for _ in range(k)]
+        lone = [SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device, precision=precision) for _ in range(k)]  # type: ignore[arg-type]
         sac = SAC.batch_of(lone, device, compile=compiled)
         parts = [fake_batch(BATCH, device, seed) for seed in range(k)]
         batch = Batch(
@@ -177,10 +179,10 @@ def count_flops(device: torch.device) -> dict[str, int]:
     return out
 
 
-def bench_rollout(device: torch.device, seconds: float) -> dict:
+def bench_rollout(device: torch.device, seconds: float, precision: str = "fp32") -> dict:
     torch.manual_seed(0)
-    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig()).to(device)
-    sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), device=device)
+    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig(precision=precision)).to(device)  # type: ignore[arg-type]
+    sac = SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), device=device, precision=precision)  # type: ignore[arg-type]
     start = fake_batch(50_000, device).obs
     term = termination_fn("hopper", "Hopper-v5")
     g = torch.Generator(device=device).manual_seed(0)
@@ -189,8 +191,8 @@ def bench_rollout(device: torch.device, seconds: float) -> dict:
     return {"rollout_transitions_per_s": 5 * 50_000 / sec}
 
 
-def bench_dynamics(device: torch.device, seconds: float) -> dict:
-    cfg = DynamicsConfig()
+def bench_dynamics(device: torch.device, seconds: float, precision: str = "fp32") -> dict:
+    cfg = DynamicsConfig(precision=precision)  # type: ignore[arg-type]
     torch.manual_seed(0)
     model = DynamicsEnsemble(OBS, ACT, cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -206,12 +208,14 @@ def bench_dynamics(device: torch.device, seconds: float) -> dict:
     return {"dynamics_train_samples_per_s": cfg.members * cfg.batch_size / timed(step, device, seconds)}
 
 
-def bench_end_to_end(device: torch.device, name: str, compiled: bool, steps: int) -> dict:
+def bench_end_to_end(
+    device: torch.device, name: str, compiled: bool, steps: int, precision: str = "fp32"
+) -> dict:
     """`steps` gradient steps after one rollout round of 50,000 h-5 rollouts (the paper's cadence)."""
-    fn, sac = learner(name, 1, device, compiled)
+    fn, sac = learner(name, 1, device, compiled, precision)
     fn()  # compile outside the timing
     torch.manual_seed(0)
-    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig()).to(device)
+    model = DynamicsEnsemble(OBS, ACT, DynamicsConfig(precision=precision)).to(device)  # type: ignore[arg-type]
     real = fake_batch(100_000, device)
     buffer = ModelBuffer(50_000 * 5 * 5, OBS, ACT, device)
     term = termination_fn("hopper", "Hopper-v5")
@@ -341,15 +345,16 @@ def main() -> None:
         bench_end_to_end(device, name, c, args.e2e_steps) for name in LEARNERS for c in modes
     ]
     res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    res["load_before"], res["load_after"], res["seconds"] = (
-        load_before,
-        os.getloadavg()[0],
-        time.time() - started,
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(res, indent=2) + "\n")
-    (args.out / "speed.md").write_text(markdown(res))
-    print(markdown(res))
+    write_results(args.out / "speed", res, load_before, started, markdown)
+
+
+def write_results(stem: Path, res: dict, load_before: float, started: float, table: Callable[[dict], str]):
+    """Add the load and the time taken to `res`; write STEM.json and STEM.md (`table(res)`); print it."""
+    res.update(load_before=load_before, load_after=os.getloadavg()[0], seconds=time.time() - started)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table(res))
+    print(table(res))
 
 
 if __name__ == "__main__":

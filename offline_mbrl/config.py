@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from offline_mbrl.core.cache import stable_hash
 from offline_mbrl.core.errors import UserError
+from offline_mbrl.core.precision import Precision
 from offline_mbrl.core.ranges import check_value
 from offline_mbrl.models.dynamics import DynamicsConfig
 
@@ -56,6 +57,9 @@ class TrainConfig(Generic[A]):
     log_every: int = 1_000  # steps between metrics.jsonl rows (the one host sync)
     checkpoint_every: int = 50_000  # steps between resumable checkpoints (a multiple of log_every)
     dynamics_seed: int | None = None  # seed of the dynamics fit; None: the run's seed
+    # the matrix products of the learner and of the rollouts through the dynamics: fp32 (TF32 allowed on
+    # CUDA), bf16 (inner layers; outputs, losses, targets, optimiser state stay fp32) or fp32-strict
+    precision: Precision = "fp32"
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)  # the dynamics ensemble's config
 
     def resolved(self) -> TrainConfig[A]:
@@ -133,8 +137,20 @@ def to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+# keys left out of a run's hash at these values: the default they had before the key existed, so the run
+# folders made before it keep their names
+_UNHASHED_AT = {("precision",): "fp32", ("dynamics", "precision"): "fp32"}
+
+
 def config_hash(cfg: Any) -> str:
-    return stable_hash(to_dict(cfg))
+    raw = to_dict(cfg)
+    for path, value in _UNHASHED_AT.items():
+        parent: Any = raw
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and parent.get(path[-1]) == value:
+            del parent[path[-1]]
+    return stable_hash(raw)
 
 
 def _field_types(cls: type) -> dict[str, Any]:

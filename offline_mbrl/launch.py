@@ -18,6 +18,7 @@ import torch
 from offline_mbrl.algorithms import get_spec
 from offline_mbrl.config import TrainConfig, apply_overrides, load_json, set_path, train_config_from_dict
 from offline_mbrl.core.errors import EnvironmentFault, UserError
+from offline_mbrl.core.precision import Precision, apply_precision, check_precision, configure_matmul
 from offline_mbrl.core.progress import duration
 from offline_mbrl.core.ranges import MAX_SEEDS, SEED_MAX, check_value
 from offline_mbrl.core.run_files import load_checkpoint, load_weights, read_config, read_final, repair_command
@@ -83,6 +84,8 @@ def build_config(
             f"of log_every ({cfg.log_every})"
         )
     check_device(cfg.device)
+    check_precision(cfg.precision, cfg.device)
+    check_precision(cfg.dynamics.precision, cfg.device)
     return cfg.resolved()
 
 
@@ -217,7 +220,7 @@ def execute(
     dynamics: Dynamics | None = None
     artefacts: dict[str, str] = {}
     if spec.uses_dynamics:
-        dynamics, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress)
+        dynamics, artefacts = load_dynamics(dataset, cfg.dynamics, cfg.device, progress, cfg.precision)
         seed_everything(cfg.seed)  # the same algorithm randomness whether the model was fitted or loaded
     # the first write: the run folder's lock (a second identical command is refused, naming the holder)
     with run_dir_locks([cfg], results_root, wait=False):
@@ -225,6 +228,7 @@ def execute(
         if mode == "reuse":
             return reuse(out)
         run = Run(cfg, dataset, out, artefacts, resume=mode == "resume", progress=progress, on_eval=on_eval)
+        configure_matmul(cfg.precision, cfg.device)
         policy, policy_state = spec.train(cfg, dataset, dynamics, run)
         return run.finish(policy, policy_state)
 
@@ -336,7 +340,7 @@ def _execute_batch(
     dataset.check_finite()  # before any fit, run folder or checkpoint
     outs = [run_dir_for(cfg, results_root) for cfg in cfgs]
     refuse_if_held(outs)
-    fitted = [load_dynamics(dataset, cfg.dynamics, cfg.device, progress) for cfg in cfgs]
+    fitted = [load_dynamics(dataset, cfg.dynamics, cfg.device, progress, cfg.precision) for cfg in cfgs]
     with run_dir_locks(cfgs, results_root, wait=False):  # the first write (see `execute`)
         modes = [run_mode(out, resume, force) for out in outs]
         if "reuse" in modes:  # another process finished one meanwhile: each run alone (reused or trained)
@@ -349,6 +353,7 @@ def _execute_batch(
         ]  # fmt: skip
         seeds = ", ".join(str(c.seed) for c in cfgs)
         runs[0].title = f"{cfgs[0].algorithm} {cfgs[0].dataset} seeds {seeds} (batched)"
+        configure_matmul(cfgs[0].precision, cfgs[0].device)
         trained = spec.train_seeds(cfgs, dataset, [dyn for dyn, _ in fitted], runs)
         return [run.finish(policy, state) for run, (policy, state) in zip(runs, trained, strict=True)]
 
@@ -364,15 +369,21 @@ def check_dynamics(dataset: OfflineDataset, cfg: DynamicsConfig) -> None:
 
 
 def load_dynamics(
-    dataset: OfflineDataset, cfg: DynamicsConfig, device: str, progress: bool = True
+    dataset: OfflineDataset,
+    cfg: DynamicsConfig,
+    device: str,
+    progress: bool = True,
+    precision: Precision = "fp32",
 ) -> tuple[Dynamics, dict[str, str]]:
     """The run's dynamics (`dynamics.kind`): the cached learned ensemble (fitted on a miss), or the true
     simulator, mixed with the learned ensemble when `oracle_mix` < 1; plus the artefact keys it used.
+    The learned ensemble's forward runs at the run's `precision` (the fit's is `cfg.precision`).
     A missing termination function or simulator fails before any fit."""
     check_dynamics(dataset, cfg)
     learned, artefacts = None, {}
     if cfg.needs_fit:
         learned, _, artefacts["dynamics"] = load_or_fit(dataset, cfg, device=device, progress=progress)
+        apply_precision(learned, precision)
     if cfg.kind == "ensemble":
         assert learned is not None
         return learned, artefacts

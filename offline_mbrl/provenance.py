@@ -17,7 +17,8 @@ says why and which setting reproduces the reference. `fixed` marks a value the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -116,3 +117,36 @@ def key_sources(
         else:
             out[key] = ""
     return out
+
+
+def dynamics_sources(at: Callable[..., Source], line: Mapping[str, int]) -> dict[str, Source]:
+    """Where the dynamics defaults come from: the run script `at` cites (its argparse `line`s for lr,
+    hidden sizes, weight decay, members, elites and the patience passed to training) and OfflineRL-Kit's
+    `EnsembleDynamics` for what the scripts leave at the class defaults."""
+    ens = functools.partial(OFFLINERL_KIT.at, "offlinerlkit/dynamics/ensemble_dynamics.py")
+    return {
+        "dynamics.members": at(line["members"]),
+        "dynamics.elites": at(line["elites"]),
+        "dynamics.hidden": at(line["dynamics_hidden"]),
+        "dynamics.activation": OFFLINERL_KIT.at("offlinerlkit/modules/dynamics_module.py", 9, 39),
+        "dynamics.weight_decay": at(line["weight_decay"]),
+        "dynamics.lr": at(line["dynamics_lr"]),
+        "dynamics.batch_size": ens(112),
+        "dynamics.holdout_ratio": ens(113, 118),
+        "dynamics.max_holdout": ens(113, 118),
+        "dynamics.patience": at(line["patience"]),
+        "dynamics.improvement": ens(150, 151),
+        "dynamics.max_epochs": ens(110),
+        "dynamics.steps_per_epoch": ens(184),
+        "dynamics.logvar_loss_coef": ens(114, 196),
+        BEHAVIOUR
+        + "dynamics layer init: truncated normal std 1/(2·sqrt(fan_in)), zero biases": OFFLINERL_KIT.at(
+            "offlinerlkit/nets/ensemble_linear.py",
+            20,
+            21,
+            22,
+            23,
+            fixed=True,
+            note="uniform ±1/sqrt(fan_in) weights and biases before the round-3 audit",
+        ),
+    }

@@ -273,8 +273,11 @@ def test_cache_key_depends_on_dataset_content_and_dynamics_config_only():
     cfg = tiny()
     key = D.dynamics_key("test/linear-v0@abc", cfg)
     assert key == D.dynamics_key("test/linear-v0@abc", tiny())
-    # The learned model's fields only: `kind` and `oracle_mix` (added in round 2) leave every key as it was.
-    learned_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("kind", "oracle_mix")}
+    # The learned model's fields only: `kind` and `oracle_mix` (added in round 2) and `precision` at fp32
+    # (round 3) leave every key as it was.
+    learned_fields = {
+        k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("kind", "oracle_mix", "precision")
+    }
     assert key == stable_hash(
         {"dataset": "test/linear-v0@abc", "dynamics": learned_fields, "format": D.FORMAT_VERSION}
     )

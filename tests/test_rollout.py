@@ -185,3 +185,71 @@ def test_a_composed_hook_keeps_the_state_of_its_stateful_parts():
     fresh = Counter()
     compose(fresh, lambda step: step).load_state_dict(both.state_dict())
     assert fresh.calls == 3
+
+
+def ensembles(seeds, hidden=(16, 16)):
+    from offline_mbrl.models.dynamics import DynamicsConfig, DynamicsEnsemble
+
+    out = []
+    for s in seeds:
+        torch.manual_seed(s)
+        cfg = DynamicsConfig(
+            hidden=hidden, weight_decay=(0.0,) * (len(hidden) + 1), members=4, elites=2, seed=s
+        )
+        model = DynamicsEnsemble(3, 1, cfg)
+        with torch.no_grad():  # each seed its own normaliser, bounds and elites, as fitted models have
+            model.input_mean.normal_()
+            model.input_std.uniform_(0.5, 2.0)
+            model.max_logvar.uniform_(0.0, 1.0)
+            model.elites.copy_(torch.randperm(4)[:2])
+        out.append(model)
+    return out
+
+
+def test_stacked_seed_dynamics_predict_what_each_seeds_ensemble_predicts():
+    from offline_mbrl.models.seed_dynamics import SeedDynamics
+
+    models = ensembles((0, 1, 2))
+    stacked = SeedDynamics.of(models)
+    assert stacked is not None and stacked.net.members == 12
+    obs, act = torch.randn(3, 700, 3), torch.randn(3, 700, 1)  # more rows than one chunk of the forward
+    for k, pred in enumerate(stacked.predict(obs, act)):
+        with torch.no_grad():
+            lone = models[k].predict(obs[k], act[k])
+        assert torch.allclose(pred.mean, lone.mean, atol=1e-5) and torch.allclose(
+            pred.std, lone.std, atol=1e-5
+        )
+        assert torch.equal(pred.elites, lone.elites)
+    assert SeedDynamics.of(models[:1]) is None  # one seed: the lone rollout
+    assert SeedDynamics.of([models[0], ensembles((3,), hidden=(8, 8))[0]]) is None  # other architectures
+
+
+def test_seed_rollouts_are_each_seeds_own_rollout_with_its_generator_and_hook():
+    from offline_mbrl.learning.rollout import rollout_seeds
+    from offline_mbrl.models.seed_dynamics import SeedDynamics
+
+    models = ensembles((0, 1))
+    stacked = SeedDynamics.of(models)
+    assert stacked is not None
+
+    def hook_for(k):  # a per-seed hook that also draws from the seed's generator
+        def hook(step):
+            noise = torch.rand(step.rew.shape, generator=step.generator)
+            return with_extras(replace(step, rew=step.rew - k), noise=noise)
+
+        return hook
+
+    def policy(obs):  # (K, B, 3) or (B, 3) -> an action from the state alone
+        return torch.tanh(obs[..., :1])
+
+    start = torch.randn(2, 50, 3)
+    gens = [torch.Generator().manual_seed(10 + k) for k in range(2)]
+    together = rollout_seeds(stacked, policy, start, 4, beyond(100.0), [hook_for(0), hook_for(1)], gens)
+    for k in range(2):
+        alone = rollout(
+            models[k], policy, start[k], 4, beyond(100.0), hook_for(k), torch.Generator().manual_seed(10 + k)
+        )
+        assert torch.allclose(together[k].next_obs, alone.next_obs, atol=1e-4)
+        assert torch.allclose(together[k].rew, alone.rew, atol=1e-4)
+        assert torch.equal(together[k].extras["noise"], alone.extras["noise"])  # the same draws, in order
+    assert not torch.allclose(together[0].next_obs, together[1].next_obs)

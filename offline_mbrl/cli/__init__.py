@@ -25,3 +25,28 @@ def set_compile(value: bool | None) -> None:
     from offline_mbrl.learning.sac import set_compile as apply
 
     apply(value)
+
+
+# `--precision` of the commands that train or fit: the networks' matrix products (core/precision.py)
+PRECISION = Annotated[
+    str | None,
+    typer.Option(
+        help="fp32 (the default; TF32 on CUDA), bf16 (needs AMX or AVX512-BF16, or a bf16 GPU) or "
+        "fp32-strict: the matrix products of the learner and of the rollouts (the dynamics fit keeps "
+        "dynamics.precision, fp32 by default)",
+        show_default=False,
+    ),
+]
+
+
+def precision_overrides(precision: str | None, device: str) -> list[str]:
+    """`--precision P` as the config overrides it stands for, checked against the device first (one line
+    before anything is written)."""
+    if precision is None:
+        return []
+    from offline_mbrl.core.precision import check_precision
+    from offline_mbrl.launch import check_device
+
+    check_device(device)
+    check_precision(precision, device)
+    return [f"precision={precision}"]

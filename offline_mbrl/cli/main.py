@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from offline_mbrl.algorithms import algo_help
-from offline_mbrl.cli import COMPILE, THREADS
+from offline_mbrl.cli import COMPILE, PRECISION, THREADS, precision_overrides
 from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.cli.report import register as register_report_commands
 from offline_mbrl.cli.sweep import sweep_app
@@ -259,6 +259,7 @@ def train_cmd(
     results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
     threads: THREADS = None,
     compile_: COMPILE = None,
+    precision: PRECISION = None,
 ) -> None:
     """Train one algorithm on one dataset; writes results/ALGO/DATASET/RUN/{config,metrics,final}.
 
@@ -272,6 +273,7 @@ def train_cmd(
 
     no_flag_overrides(set_ or [], steps_flag=steps is not None)
     plan_seeds(seed, seeds)
+    set_ = [*precision_overrides(precision, device), *(set_ or [])]
     cfgs = [
         build_config(algo, dataset, s, steps, device, set_ or [], preset, config)
         for s in range(seed, seed + seeds)
@@ -289,6 +291,7 @@ def train_cmd(
         again += ["--steps", str(steps)] if steps is not None else []
         again += [x for item in set_ or [] for x in ("--set", item)]
         again += ["--preset", preset] if preset else []
+        again += ["--precision", precision] if precision else []
         again += ["--config", str(config)] if config else []
         again += ["--device", device, "--results", str(results), "--resume"]
         print(
@@ -401,6 +404,7 @@ def dynamics_fit(
         ),
     ] = False,
     threads: THREADS = None,
+    precision: PRECISION = None,
 ) -> None:
     """Fit (or load from the cache) the dynamics ensemble for a dataset and print its holdout errors;
     with --reward, also MOREC's dynamics reward and its held-out AUCs."""
@@ -414,6 +418,7 @@ def dynamics_fit(
     from offline_mbrl.launch import check_device
 
     check_device(device)
+    dyn_items = [f"dynamics.{o}" for o in precision_overrides(precision, device)] + dyn_items
     cfg = dynamics_config_from_overrides(seed, dyn_items)
     ds = load_dataset(dataset, device=device)
     from offline_mbrl.models.fit_plan import fit_plan

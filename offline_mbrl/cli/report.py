@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from offline_mbrl.algorithms import algo_help
-from offline_mbrl.cli import COMPILE, THREADS
+from offline_mbrl.cli import COMPILE, PRECISION, THREADS, precision_overrides
 from offline_mbrl.cli import set_compile as _set_compile
 from offline_mbrl.core.console import console
 from offline_mbrl.core.threads import configure_threads
@@ -211,6 +211,7 @@ def reproduce_cmd(
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
     compile_: COMPILE = None,
+    precision: PRECISION = None,
     storage: STORAGE = None,
     study: STUDY = None,
     heartbeat: HEARTBEAT = 60,
@@ -222,7 +223,16 @@ def reproduce_cmd(
     from offline_mbrl.experiments.reproduce import reproduce
 
     result = reproduce(
-        table, budget, seeds, results, out, device, set_ or [], reps, log=console.print, grid=grid
+        table,
+        budget,
+        seeds,
+        results,
+        out,
+        device,
+        [*precision_overrides(precision, device), *(set_ or [])],
+        reps,
+        log=console.print,
+        grid=grid,
     )
     outside = [r for r in result.rows if r["inside"] is False]
     for r in outside:
@@ -258,6 +268,7 @@ def compare_cmd(
     reps: Annotated[int, _REPS] = 50_000,
     threads: THREADS = None,
     compile_: COMPILE = None,
+    precision: PRECISION = None,
     storage: STORAGE = None,
     study: STUDY = None,
     heartbeat: HEARTBEAT = 60,
@@ -274,7 +285,7 @@ def compare_cmd(
         seeds,
         budget,
         steps,
-        set_ or [],
+        [*precision_overrides(precision, device), *(set_ or [])],
         family,
         episodes,
         results,

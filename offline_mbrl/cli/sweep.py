@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from offline_mbrl.algorithms import algo_help
+from offline_mbrl.cli import PRECISION, precision_overrides
 from offline_mbrl.core.console import console, run_app
 from offline_mbrl.core.errors import UserError
 
@@ -72,6 +73,7 @@ def sweep_run(
         str | None,
         typer.Option(help="smoke, small or paper: the run budget compare and reproduce use (default: none)"),
     ] = None,
+    precision: PRECISION = None,
 ) -> None:
     """Run (or continue) a sweep: `offline-mbrl sweep --algo ravl --dataset hopper-medium --trials 50`.
 
@@ -92,7 +94,7 @@ def sweep_run(
     dataset, set_, notes = once(dataset, set_ or [])
     for note in notes:
         console.print(f"note: {note}")
-    items = tuple(set_)
+    items = (*precision_overrides(precision, device), *set_)
     if budget is not None:
         items = (*budget_overrides(budget, algo, space), *items)
     spec = SweepSpec(

@@ -33,12 +33,21 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.data.dataset import Batch, EnvSpec, OfflineDataset
 from offline_mbrl.learning.policies import ActorPolicy
-from offline_mbrl.learning.rollout import ModelBuffer, Rollout, StepHook, mix, model_rows, rollout
+from offline_mbrl.learning.rollout import (
+    ModelBuffer,
+    Rollout,
+    StepHook,
+    mix,
+    model_rows,
+    rollout,
+    rollout_seeds,
+)
 from offline_mbrl.learning.run import Run, seed_everything
 from offline_mbrl.learning.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
-from offline_mbrl.models.dynamics import Dynamics, dynamics_sources
+from offline_mbrl.models.dynamics import Dynamics
+from offline_mbrl.models.seed_dynamics import SeedDynamics
 from offline_mbrl.models.termination import Rules, termination_fn
-from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
+from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source, dynamics_sources
 
 # The contract battery's tiny run and the run budgets' scale, shared by the model-based algorithms' specs.
 TEST_SETTINGS = (
@@ -176,7 +185,15 @@ def build_sac(cfg: TrainConfig[ModelBasedConfig], spec: EnvSpec, device: torch.d
     sac_cfg = a.sac
     if a.actor_lr_cosine:
         sac_cfg = dataclasses.replace(sac_cfg, actor_lr_cosine_steps=cfg.steps)
-    return SAC(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, sac_cfg, device=device)
+    return SAC(
+        spec.obs_dim,
+        spec.act_dim,
+        spec.act_low,
+        spec.act_high,
+        sac_cfg,
+        device=device,
+        precision=cfg.precision,
+    )
 
 
 class LearnerState:
@@ -216,8 +233,10 @@ def train_model_based(
     folder, log, evaluations and checkpoints. With K = 1 the learner is a lone SAC; with K > 1 one
     seed-batched SAC (`SAC(seeds=K)`) whose seed k starts from the weights its lone run starts from and
     draws its random numbers from its own run's generator in the lone run's order, so a batched seed
-    reproduces its lone run up to floating-point rounding (tests/test_batched_seeds.py). The rollouts run
-    seed by seed: each is already a batch of `rollout_batch` rows, as large as a device keeps busy.
+    reproduces its lone run up to floating-point rounding (tests/test_batched_seeds.py). The seeds'
+    rollout rounds run as one computation (`rollout_seeds` through their stacked ensembles,
+    `SeedDynamics`), each seed still with its own ensemble, hook and generator; dynamics that cannot stack
+    (the true simulator) roll out seed by seed.
     Every run must start at the same step (`launch.execute_seeds` groups them so).
     """
     a = cfgs[0].algo
@@ -264,14 +283,35 @@ def train_model_based(
         )
         for k, (run, h) in enumerate(zip(runs, seed_hooks, strict=True))
     ]
+    stacked = None if lone else SeedDynamics.of(dynamics)  # the seeds' rollouts as one computation
     step = _lockstep([next(it, None) for it in loops], "batched seeds must start at one step")
     while step is not None:
         if step % a.rollout_every == 0:
-            for k, (run, h, gen) in enumerate(zip(runs, seed_hooks, gens, strict=True)):
-                idx = torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=gen)
-                explore = actor(k).sampler(gen)
-                ro = rollout(dynamics[k], explore, dataset.data.obs[idx], a.horizon, terminated, h.step, gen)
-                _log_round(run, ro, h, buffers[k])
+            starts = [
+                dataset.data.obs[torch.randint(len(dataset), (a.rollout_batch,), device=device, generator=g)]
+                for g in gens
+            ]
+            if stacked is not None:
+                steps = [h.step for h in seed_hooks]
+                explore = sac.actor.sampler(gens)
+                rounds = rollout_seeds(
+                    stacked, explore, torch.stack(starts), a.horizon, terminated, steps, gens
+                )
+            else:
+                rounds = [
+                    rollout(
+                        dynamics[k],
+                        actor(k).sampler(gens[k]),
+                        starts[k],
+                        a.horizon,
+                        terminated,
+                        h.step,
+                        gens[k],
+                    )
+                    for k, h in enumerate(seed_hooks)
+                ]
+            for run, ro, h, buffer in zip(runs, rounds, seed_hooks, buffers, strict=True):
+                _log_round(run, ro, h, buffer)
         batches = [
             mix(dataset.sample(n_real, gen), buffers[k].sample(a.batch_size - n_real, gen), from_model)
             for k, gen in enumerate(gens)

@@ -13,7 +13,7 @@ no termination) are the same function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 
 from offline_mbrl.data.dataset import Batch
 from offline_mbrl.models.dynamics import Dynamics, Prediction
+from offline_mbrl.models.seed_dynamics import SeedDynamics
 
 Terminated = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -120,32 +121,89 @@ def rollout(
     generator: torch.Generator | None = None,
 ) -> Rollout:
     obs = start_obs
-    alive = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
-    rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "act", "rew", "next_obs", "term", "alive")}
-    extras: dict[str, list[torch.Tensor]] = {}
-    keeps: list[torch.Tensor] = []
+    trace = _Trace(obs.shape[0], obs.device)
     for h in range(horizon):
         act = policy(obs)
-        pred = dynamics.predict(obs, act)
-        next_obs, rew, member = pred.sample(generator)
-        step = Step(h, obs, act, pred, next_obs, rew, terminated(obs, act, next_obs), member, generator)
-        if step_hook is not None:
-            step = step_hook(step)
+        obs = trace.record(
+            _step(h, obs, act, dynamics.predict(obs, act), terminated, step_hook, generator), obs
+        )
+    return trace.rollout(horizon)
+
+
+@torch.no_grad()
+def rollout_seeds(
+    dynamics: SeedDynamics,
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    start_obs: torch.Tensor,
+    horizon: int,
+    terminated: Terminated,
+    step_hooks: Sequence[StepHook | None],
+    generators: Sequence[torch.Generator],
+) -> list[Rollout]:
+    """K seeds' rollouts as one computation: `start_obs (K, B, obs_dim)`, a seed-batched `policy`
+    (`(K, B, obs) -> (K, B, act)`, seed k's noise from generator k) and K stacked ensembles. The policy
+    and the dynamics run once per step for all seeds; each seed's sampling, termination and hook then
+    run on its own rows with its own generator, in the order `rollout` draws them, so seed k's rollout
+    is the one `rollout` gives with seed k's ensemble, policy, hook and generator (up to rounding)."""
+    obs = start_obs
+    traces = [_Trace(obs.shape[1], obs.device) for _ in generators]
+    for h in range(horizon):
+        act = policy(obs)  # (K, B, act_dim)
+        preds = dynamics.predict(obs, act)
+        obs = torch.stack(
+            [
+                trace.record(_step(h, obs[k], act[k], preds[k], terminated, step_hooks[k], gen), obs[k])
+                for k, (trace, gen) in enumerate(zip(traces, generators, strict=True))
+            ]
+        )
+    return [trace.rollout(horizon) for trace in traces]
+
+
+def _step(
+    h: int,
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    pred: Prediction,
+    terminated: Terminated,
+    hook: StepHook | None,
+    generator: torch.Generator | None,
+) -> Step:
+    """One step from a prediction: a draw from a random elite, termination, then the hook."""
+    next_obs, rew, member = pred.sample(generator)
+    step = Step(h, obs, act, pred, next_obs, rew, terminated(obs, act, next_obs), member, generator)
+    return step if hook is None else hook(step)
+
+
+class _Trace:
+    """One batch's steps as they come: the fixed-shape `(H, B, ...)` record and the `alive` mask."""
+
+    def __init__(self, rows: int, device: torch.device):
+        self.alive = torch.ones(rows, dtype=torch.bool, device=device)
+        self.rows: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("obs", "act", "rew", "next_obs", "term", "alive")
+        }
+        self.extras: dict[str, list[torch.Tensor]] = {}
+        self.keeps: list[torch.Tensor] = []
+
+    def record(self, step: Step, obs: torch.Tensor) -> torch.Tensor:
+        """Store the step; returns the next states to step from."""
         for k in ("obs", "act", "rew", "next_obs", "term"):
-            rows[k].append(getattr(step, k))
-        rows["alive"].append(alive)
+            self.rows[k].append(getattr(step, k))
+        self.rows["alive"].append(self.alive)
         for k, v in step.extras.items():
-            extras.setdefault(k, []).append(v)
+            self.extras.setdefault(k, []).append(v)
         if step.keep is not None:
-            keeps += [torch.ones_like(alive)] * (h - len(keeps)) + [step.keep]
-        alive = alive & ~step.term
+            self.keeps += [torch.ones_like(self.alive)] * (step.h - len(self.keeps)) + [step.keep]
+        self.alive = self.alive & ~step.term
         # A finished row keeps its last state: it is masked out, and stepping garbage could overflow.
-        obs = torch.where(alive.unsqueeze(-1), step.next_obs, obs)
-    stacked = {k: torch.stack(v) for k, v in rows.items()}
-    keep = None
-    if keeps:
-        keep = torch.stack(keeps + [torch.ones_like(alive)] * (horizon - len(keeps)))
-    return Rollout(**stacked, extras={k: torch.stack(v) for k, v in extras.items()}, keep=keep)
+        return torch.where(self.alive.unsqueeze(-1), step.next_obs, obs)
+
+    def rollout(self, horizon: int) -> Rollout:
+        stacked = {k: torch.stack(v) for k, v in self.rows.items()}
+        keep = None
+        if self.keeps:
+            keep = torch.stack(self.keeps + [torch.ones_like(self.alive)] * (horizon - len(self.keeps)))
+        return Rollout(**stacked, extras={k: torch.stack(v) for k, v in self.extras.items()}, keep=keep)
 
 
 class ModelBuffer:

@@ -64,6 +64,7 @@ from torch import Tensor, nn
 
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import EnsembleLinear, EnsembleMLP, mlp
+from offline_mbrl.core.precision import Precision, apply_precision
 from offline_mbrl.data.dataset import Batch
 from offline_mbrl.learning.edac import (
     EDACRegulariser,
@@ -267,11 +268,12 @@ class SAC(nn.Module):
         device: torch.device | str = "cpu",
         seeds: int | None = None,
         compile: bool | None = None,
+        precision: Precision = "fp32",
     ):
         super().__init__()
         if seeds is not None and seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {seeds}")
-        self.cfg, self.seeds, self.obs_dim = cfg, seeds, obs_dim
+        self.cfg, self.seeds, self.obs_dim, self.precision = cfg, seeds, obs_dim, precision
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
         self.actor = TanhGaussianActor(
             obs_dim, act_dim, act_low, act_high, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max, seeds
@@ -282,6 +284,8 @@ class SAC(nn.Module):
             _edac_init(linears[:-1], linears[-1], 1e-3)
             critic_layers = cast("Sequence[EnsembleLinear]", self.critics.net.layers)  # nn.ModuleList
             _edac_init(critic_layers[:-1], critic_layers[-1], 3e-3)
+        apply_precision(self.actor, precision)
+        apply_precision(self.critics, precision)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
         log_alpha = torch.full(() if seeds is None else (seeds,), math.log(cfg.init_alpha))
         self.log_alpha = nn.Parameter(log_alpha, requires_grad=cfg.auto_alpha)
@@ -571,7 +575,9 @@ class SAC(nn.Module):
         box = first.actor
         low = (box.act_bias - box.act_scale).tolist()
         high = (box.act_bias + box.act_scale).tolist()
-        batched = cls(first.obs_dim, len(low), low, high, first.cfg, device, seeds=len(lone), compile=compile)
+        batched = cls(
+            first.obs_dim, len(low), low, high, first.cfg, device, len(lone), compile, first.precision
+        )
         for k, learner in enumerate(lone):
             batched.restore_seed(k, learner.checkpoint())
         return batched

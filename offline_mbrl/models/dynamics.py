@@ -27,12 +27,11 @@ Deviations from the reference code (OfflineRL-Kit / mbpo), each deliberate:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,8 +44,8 @@ from torch import nn
 from offline_mbrl.core.cache import artefact_path, atomic_path, load_or_build, stable_hash
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.nets import EnsembleLinear, EnsembleMLP
+from offline_mbrl.core.precision import PRECISIONS, Precision, apply_precision
 from offline_mbrl.core.progress import stage
-from offline_mbrl.provenance import BEHAVIOUR, OFFLINERL_KIT, Source
 
 if TYPE_CHECKING:
     from offline_mbrl.data.dataset import OfflineDataset
@@ -81,6 +80,10 @@ class DynamicsConfig:
     # "ensemble": the learned model; "oracle": the true simulator (offline_mbrl/oracle.py) for experiments
     kind: Literal["ensemble", "oracle"] = "ensemble"
     oracle_mix: float = 1.0  # with kind=oracle: λ between the learned model (0) and the true simulator (1)
+    # the products of the fit: fp32, bf16 (inner layers; mean, log-variance and NLL stay fp32; its holdout
+    # MSE measured 10-23% worse on pendulum, docs/speed.md) or fp32-strict (no TF32 on CUDA). Rollouts
+    # run at the run's precision whatever the fit's
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; tuples keep the config hashable and its cache key unchanged.
@@ -116,6 +119,8 @@ class DynamicsConfig:
             problems.append(f"improvement must lie in [0, 1), got {self.improvement}")
         if any(not (math.isfinite(w) and w >= 0) for w in self.weight_decay):
             problems.append(f"weight_decay values must be finite and >= 0, got {self.weight_decay}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.kind not in ("ensemble", "oracle"):
             problems.append(f"kind must be ensemble or oracle, got {self.kind!r}")
         if not 0.0 <= self.oracle_mix <= 1.0:  # also refuses NaN
@@ -226,6 +231,7 @@ class DynamicsEnsemble(nn.Module):
         self.register_buffer("input_mean", torch.zeros(in_dim))
         self.register_buffer("input_std", torch.ones(in_dim))
         self.register_buffer("elites", torch.arange(cfg.elites))
+        apply_precision(self.net, cfg.precision)
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw `[obs, act]` `(B, in)` or `(E, B, in)` -> mean and soft-clamped log-variance `(E, B, out)`."""
@@ -486,11 +492,20 @@ def load(path: Path | str, device: torch.device | str | None = None) -> Dynamics
 # ---- the cached artefact: cache_root()/dynamics/<key>/{model.pt, report.json, manifest.json} ------------
 
 
+def hashed_fields(cfg: DynamicsConfig) -> dict:
+    """The config as it enters cache keys: `precision` only when it is not fp32, so the artefacts made
+    before the key existed keep their keys."""
+    fields = dataclasses.asdict(cfg)
+    if fields["precision"] == "fp32":
+        del fields["precision"]
+    return fields
+
+
 def dynamics_key(fingerprint_key: str, cfg: DynamicsConfig) -> str:
     """What determines a fitted ensemble: dataset content, dynamics config (with its seed), format version."""
     if cfg.kind != "ensemble" or cfg.oracle_mix != 1.0:
         raise ValueError("dynamics_key is the key of a learned ensemble: pass cfg.learned()")
-    fields = dataclasses.asdict(cfg)
+    fields = hashed_fields(cfg)
     del fields["kind"], fields["oracle_mix"]  # not the learned model's: keys stay as before they existed
     return stable_hash({"dataset": fingerprint_key, "dynamics": fields, "format": FORMAT_VERSION})
 
@@ -557,37 +572,4 @@ def _provenance(dataset: OfflineDataset, cfg: DynamicsConfig, key: str) -> dict:
         "config": dataclasses.asdict(cfg),
         "format": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def dynamics_sources(at: Callable[..., Source], line: Mapping[str, int]) -> dict[str, Source]:
-    """Where the dynamics defaults come from: the run script `at` cites (its argparse `line`s for lr,
-    hidden sizes, weight decay, members, elites and the patience passed to training) and OfflineRL-Kit's
-    `EnsembleDynamics` for what the scripts leave at the class defaults."""
-    ens = functools.partial(OFFLINERL_KIT.at, "offlinerlkit/dynamics/ensemble_dynamics.py")
-    return {
-        "dynamics.members": at(line["members"]),
-        "dynamics.elites": at(line["elites"]),
-        "dynamics.hidden": at(line["dynamics_hidden"]),
-        "dynamics.activation": OFFLINERL_KIT.at("offlinerlkit/modules/dynamics_module.py", 9, 39),
-        "dynamics.weight_decay": at(line["weight_decay"]),
-        "dynamics.lr": at(line["dynamics_lr"]),
-        "dynamics.batch_size": ens(112),
-        "dynamics.holdout_ratio": ens(113, 118),
-        "dynamics.max_holdout": ens(113, 118),
-        "dynamics.patience": at(line["patience"]),
-        "dynamics.improvement": ens(150, 151),
-        "dynamics.max_epochs": ens(110),
-        "dynamics.steps_per_epoch": ens(184),
-        "dynamics.logvar_loss_coef": ens(114, 196),
-        BEHAVIOUR
-        + "dynamics layer init: truncated normal std 1/(2·sqrt(fan_in)), zero biases": OFFLINERL_KIT.at(
-            "offlinerlkit/nets/ensemble_linear.py",
-            20,
-            21,
-            22,
-            23,
-            fixed=True,
-            note="uniform ±1/sqrt(fan_in) weights and biases before the round-3 audit",
-        ),
     }

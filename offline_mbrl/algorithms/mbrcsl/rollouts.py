@@ -23,7 +23,7 @@ from offline_mbrl.core.progress import stage
 from offline_mbrl.data.dataset import OfflineDataset
 from offline_mbrl.learning.rollout import rollout
 from offline_mbrl.learning.run import Run
-from offline_mbrl.models.dynamics import Dynamics
+from offline_mbrl.models.dynamics import Dynamics, hashed_fields
 from offline_mbrl.models.termination import termination_fn
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def rollouts_key(
     return stable_hash(
         {
             "dataset": dataset.fingerprint.key,
-            "dynamics": dataclasses.asdict(cfg.resolved().dynamics),
+            "dynamics": hashed_fields(cfg.resolved().dynamics),
             "behaviour": behaviour_key,
             "rollouts": fields,
             "format": FORMAT_VERSION,
