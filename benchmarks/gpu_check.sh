@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The speed table and a correctness check on one device, in one call, in under 8 minutes on a GPU:
+# The speed table and a correctness check on one device, in one call, in under 8 minutes on a GPU (the
+# time limits below add up to 7.5 minutes, installs from carried wheels aside):
 #
 #   benchmarks/gpu_check.sh                      # CUDA; results in $OUT/gpu_check (or benchmarks/results/gpu_check)
 #   benchmarks/gpu_check.sh --device cpu --out /tmp/check --quick   # the same script on a CPU
@@ -9,8 +10,9 @@
 # into a private folder (never over the box's own), then the suite runs from this checkout (PYTHONPATH).
 #
 # Writes: environment.txt (device, driver, torch), correctness.json (benchmarks/gpu_correctness.py),
-# pytest.txt (the SAC and batched-seed tests, on that machine's torch), speed.json and speed.md
-# (benchmarks/speed.py), and log.txt with everything printed. Exit status: non-zero if a step failed.
+# pytest.txt (the SAC, batched-seed and precision tests, on that machine's torch), speed.json and speed.md
+# (benchmarks/speed.py: fp32 with TF32, fp32-strict and bf16; K = 1, 5, 10; eager and compiled; end to
+# end with the projection to 3M steps), and log.txt with everything printed. Exit status: non-zero if a step failed.
 set -uo pipefail
 
 device=cuda
@@ -60,19 +62,21 @@ cat "$out/environment.txt" >> "$log"
 limit() { if [ "$device" = cpu ]; then echo 3600; else echo "$1"; fi; }
 status=0
 say "correctness on $device"
-timeout "$(limit 240)" $py benchmarks/gpu_correctness.py --device "$device" --out "$out" 2>&1 | tee -a "$log" || status=1
+timeout "$(limit 75)" $py benchmarks/gpu_correctness.py --device "$device" --out "$out" 2>&1 | tee -a "$log" || status=1
 
-say "the SAC and batched-seed tests on this machine's torch (CPU)"
-timeout "$(limit 180)" $py -m pytest -q -x -p no:cacheprovider tests/test_sac.py tests/test_batched_seeds.py \
+say "the SAC, batched-seed and precision tests on this machine's torch (CPU)"
+timeout "$(limit 75)" $py -m pytest -q -x -p no:cacheprovider tests/test_sac.py tests/test_batched_seeds.py tests/test_precision.py \
   > "$out/pytest.txt" 2>&1 || status=1
 tail -n 3 "$out/pytest.txt" | tee -a "$log"
 
 if [ "$quick" = 1 ]; then
   speed=(--seeds 1,5 --compiled-seeds 1 --seconds 1 --e2e-steps 100)
 else
-  speed=(--seeds 1,5,10 --compiled-seeds 1,5 --seconds 3 --e2e-steps 1000)
+  speed=(--seeds 1,5,10 --compiled-seeds 1,5 --seconds 2 --e2e-steps 1000)
 fi
+# on CUDA: fp32 (TF32 allowed), fp32-strict and bf16; on a CPU: fp32 and bf16
+[ "$device" = cpu ] && speed+=(--precisions fp32,bf16)
 say "speed table on $device"
-timeout "$(limit 330)" $py benchmarks/speed.py --device "$device" --out "$out" "${speed[@]}" 2>&1 | tee -a "$log" || status=1
+timeout "$(limit 300)" $py benchmarks/speed.py --device "$device" --out "$out" "${speed[@]}" 2>&1 | tee -a "$log" || status=1
 say "done (status $status): $out"
 exit $status

@@ -6,6 +6,8 @@ when a check fails.
 2. The compiled update learns what the eager one learns (lone and K = 3).
 3. The chunked gradient-free forward of the dynamics ensemble and the actor equals the plain forward.
 4. One seed's data leaves another seed's parameters bit-identical (on CUDA kernels too).
+5. A bf16 learner stays near its fp32 twin (MOPO- and RAVL-shaped; bf16 rounding, not divergence).
+6. K seeds' stacked ensembles predict what each seed's own ensemble predicts (the seed rollouts).
 
 GPU kernels are not bit-reproducible across batch shapes, so 1 and 2 compare within a tolerance that is
 stated in the output: the parameter difference's norm against the parameter's norm after 20 updates.
@@ -53,9 +55,9 @@ def stack(parts: list[Batch]) -> Batch:
     )
 
 
-def lone(cfg: SACConfig, seed: int, device: torch.device, compiled: bool = False) -> SAC:
+def lone(cfg: SACConfig, seed: int, device: torch.device, compiled: bool = False, precision="fp32") -> SAC:
     torch.manual_seed(seed)
-    return SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device=device, compile=compiled)
+    return SAC(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, device, None, compiled, precision)
 
 
 def worst(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -97,6 +99,38 @@ def compiled_vs_eager(name: str, device: torch.device, k: int | None) -> float:
                 parts[0] if k is None else stack(parts), critic_reg=reg, generator=g[0] if k is None else g
             )
     return worst(learners[1].state_dict(), learners[0].state_dict())
+
+
+def bf16_vs_fp32(name: str, device: torch.device) -> float:
+    cfg, eta = CONFIGS[name]
+    reg = EDACRegulariser(eta) if eta else None
+    learners = [lone(cfg, 0, device, precision=p) for p in ("fp32", "bf16")]
+    gens = [torch.Generator(device=device).manual_seed(0) for _ in learners]
+    for step in range(STEPS):
+        b = batches(step, 1, device)[0]
+        for sac, g in zip(learners, gens, strict=True):
+            sac.update(b, critic_reg=reg, generator=g)
+    return worst(learners[1].state_dict(), learners[0].state_dict())
+
+
+def stacked_predictions(device: torch.device) -> float:
+    from offline_mbrl.models.seed_dynamics import SeedDynamics
+
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(DynamicsEnsemble(OBS, ACT, DynamicsConfig(seed=seed)).to(device))
+    stacked = SeedDynamics.of(models)
+    assert stacked is not None
+    obs, act = (
+        torch.randn(3, 2 * INFER_CHUNK + 5, OBS, device=device),
+        torch.randn(3, 2 * INFER_CHUNK + 5, ACT, device=device),
+    )
+    with torch.no_grad():
+        return max(
+            float((p.mean - m.predict(obs[k], act[k]).mean).abs().max())
+            for k, (p, m) in enumerate(zip(stacked.predict(obs, act), models, strict=True))
+        )
 
 
 def chunked_forward(device: torch.device) -> float:
@@ -145,6 +179,9 @@ def main() -> None:
             checks[key] = {"value": compiled_vs_eager(name, device, k), "max": tol}
     checks["chunked_forward_max_abs_diff"] = {"value": chunked_forward(device), "max": 1e-4}
     checks["other_seeds_bit_identical"] = {"value": float(independent(device)), "min": 1.0}
+    for name in CONFIGS:  # bf16 moves each weight tensor by a few percent of its norm in 20 updates
+        checks[f"bf16_vs_fp32_{name}"] = {"value": bf16_vs_fp32(name, device), "max": 0.1}
+    checks["stacked_seed_dynamics_max_abs_diff"] = {"value": stacked_predictions(device), "max": 1e-3}
     failed = [
         k
         for k, c in checks.items()

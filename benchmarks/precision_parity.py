@@ -54,7 +54,7 @@ SEEDS = (0, 1, 2)
 
 def overrides(case: Case, precision: str, steps: int) -> list[str]:
     small = [o for o in _budget_overrides(BUDGETS["small"], case.algo) if not o.startswith("steps=")]
-    every = max(steps // 10, 100)
+    every = max(steps // 1000 * 100, 100)  # about 10 evaluations, a multiple of log_every
     cadence = [f"eval_every={every}", f"checkpoint_every={every}", "log_every=100"]
     return [*small, *case.extra, *cadence, f"precision={precision}"]
 

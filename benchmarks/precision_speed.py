@@ -9,10 +9,11 @@ member); a rollout round (50,000 starts, h 5); MOPO end to end (one such round a
 MOREC's paper-scale rollout round (2,000 starts x h 100 with 10 candidates per row scored by every 10th
 discriminator snapshot, on the cached hopper-medium-replay ensemble and dynamics reward of
 benchmarks/morec_rollout.py, timed over `--morec-steps` model steps and projected to h 100). In bf16 the
-inner products of every network run on bf16 copies of the weights (core/precision.py); MOREC's round
-runs its discriminator in bf16 too. Each update's share of the matmul bound uses the FLOPs counted pass
-by pass, against the fp32 or the bf16 rate of the batched critic product. Writes precision_speed.json and
-precision_speed.md (with the CPU's bf16 flags, torch threads and load average) under --out.
+inner products of the policy and the ensemble run on bf16 copies of the weights (core/precision.py);
+MOREC's round is timed with its discriminator in fp32 (as a bf16 run keeps it) and in bf16 too. Each
+update's share of the matmul bound uses the FLOPs counted pass by pass, against the fp32 or the bf16
+rate of the batched critic product. Writes precision_speed.json and precision_speed.md (with the CPU's
+bf16 flags, torch threads and load average) under --out.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def batched_matmul_rates(device: torch.device, seconds: float) -> dict[str, floa
     return out
 
 
-def morec_round(device: torch.device, precision: str, steps: int) -> dict:
-    """Seconds per MOREC model step (2,000 rows, stride 10), and the projected h-100 round."""
+def morec_round(device: torch.device, precision: str, steps: int, discriminator: str) -> dict:
+    """Seconds per MOREC model step (2,000 rows, stride 10), and the projected h-100 round: policy and
+    ensemble at `precision`, the discriminator at its own (a bf16 run keeps it fp32)."""
     from offline_mbrl.algorithms.mopo import penalty_hook
     from offline_mbrl.algorithms.morec.algorithm import FilterConfig
     from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
@@ -77,7 +79,7 @@ def morec_round(device: torch.device, precision: str, steps: int) -> dict:
     reward = full.select(10)
     model, reward = copy.deepcopy(model), copy.deepcopy(reward)
     apply_precision(model, precision)
-    apply_precision(reward, precision)
+    apply_precision(reward, discriminator)
     spec = ds.spec
     sac = SAC(
         spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, SACConfig(), device, precision=precision
@@ -154,11 +156,17 @@ def main() -> None:
         e2e = bench_end_to_end(device, "mopo", False, args.e2e_steps, precision)
         record("MOPO end to end (1 round + 1,000 steps), steps/s", precision, e2e["steps_per_s"])
     if args.morec_steps:
-        for precision in PRECISIONS:
-            m = morec_round(device, precision, args.morec_steps)
-            record(
-                "MOREC round (2,000 x h 100, stride 10), s (lower is better)", precision, m["morec_round_s"]
-            )
+        for discriminator in PRECISIONS:
+            for precision in PRECISIONS:
+                m = morec_round(
+                    device, precision, args.morec_steps, "fp32" if precision == "fp32" else discriminator
+                )
+                label = "fp32, as a bf16 run keeps it" if discriminator == "fp32" else "bf16 too"
+                record(
+                    f"MOREC round (2,000 x h 100, stride 10; discriminator {label}), s (lower is better)",
+                    precision,
+                    m["morec_round_s"],
+                )
     res["rows"] = rows
     write_results(args.out / "precision_speed", res, load_before, started, markdown)
 

@@ -31,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from offline_mbrl.core.precision import configure_matmul  # noqa: E402
 from offline_mbrl.data.dataset import Batch  # noqa: E402
 from offline_mbrl.learning.rollout import ModelBuffer, mix, model_rows, rollout  # noqa: E402
 from offline_mbrl.learning.sac import SAC, EDACRegulariser, SACConfig  # noqa: E402
@@ -137,15 +138,21 @@ def learner(
     return (lambda: sac.update(batch, critic_reg=reg, generator=gens)), sac
 
 
-def bench_learners(device, ks, compiled_ks, modes, seconds, flops, bound) -> list[dict]:
+def measures(precisions: list[str], modes: list[bool]) -> list[tuple[str, bool]]:
+    """(precision, compiled) pairs: every precision eager, the first one also compiled."""
+    return [(p, c) for p in precisions for c in modes if not c or p == precisions[0]]
+
+
+def bench_learners(device, ks, compiled_ks, modes, seconds, flops, bound, precisions) -> list[dict]:
     rows = []
     for name in LEARNERS:
-        for k in ks:
-            for compiled in [m for m in modes if not m or k in compiled_ks]:
+        for precision, compiled in measures(precisions, modes):
+            for k in [k for k in ks if not compiled or k in compiled_ks]:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
+                configure_matmul(precision, device)
                 start = time.perf_counter()
-                fn, _ = learner(name, k, device, compiled)
+                fn, _ = learner(name, k, device, compiled, precision)
                 fn()  # the first call compiles
                 sync(device)
                 first = time.perf_counter() - start
@@ -153,6 +160,7 @@ def bench_learners(device, ks, compiled_ks, modes, seconds, flops, bound) -> lis
                 rate = k / sec
                 row = {
                     "learner": name,
+                    "precision": precision,
                     "seeds": k,
                     "compiled": compiled,
                     "updates_per_s": rate,
@@ -235,6 +243,7 @@ def bench_end_to_end(
     total = time.perf_counter() - start
     return {
         "algo": name,
+        "precision": precision,
         "compiled": compiled,
         "steps_per_s": steps / total,
         "rollout_share": t_roll / total,
@@ -251,7 +260,7 @@ def device_name(device: torch.device) -> str:
 def markdown(res: dict) -> str:
     flops = res["flops"]
     memory = bool(res["learners"]) and "peak_memory_mib" in res["learners"][0]
-    head = ["learner", "seeds K", "compiled", "updates/s (all seeds)", "per seed", "x one seed"]
+    head = ["learner", "precision", "seeds K", "compiled", "updates/s (all seeds)", "per seed", "x one seed"]
     head += ["% of matmul bound", "first call s"] + (["peak MiB"] if memory else [])
     lines = [
         f"# Speed on {res['device']}",
@@ -264,11 +273,16 @@ def markdown(res: dict) -> str:
         "| " + " | ".join(head) + " |",
         "|" + " --- |" * len(head),
     ]
-    one = {(r["learner"], r["compiled"]): r["updates_per_s"] for r in res["learners"] if r["seeds"] == 1}
+
+    def tag(r: dict) -> tuple:
+        return r["learner"], r["compiled"], r.get("precision", "fp32")
+
+    one = {tag(r): r["updates_per_s"] for r in res["learners"] if r["seeds"] == 1}
     for r in res["learners"]:
-        base = one.get((r["learner"], r["compiled"]))
+        base = one.get(tag(r))
         cells = [
             r["learner"],
+            r.get("precision", "fp32"),
             str(r["seeds"]),
             "yes" if r["compiled"] else "no",
             f"{r['updates_per_s']:,.1f}",
@@ -278,18 +292,20 @@ def markdown(res: dict) -> str:
             f"{r['first_call_s']:.1f}",
         ] + ([f"{r['peak_memory_mib']:.0f}"] if memory else [])
         lines.append("| " + " | ".join(cells) + " |")
-    rows = [
-        (
-            "rollout transitions/s (50,000 starts, h 5, 7 x 4x200 ensemble)",
-            f"{res['rollout_transitions_per_s']:,.0f}",
-        ),
-        ("dynamics training samples/s (7 x 256 per step)", f"{res['dynamics_train_samples_per_s']:,.0f}"),
-    ]
+    rows = []
+    for precision in res.get("precisions", ["fp32"]):
+        roll = res.get(f"rollout_{precision}", res["rollout_transitions_per_s"])
+        dyn = res.get(f"dynamics_{precision}", res["dynamics_train_samples_per_s"])
+        rows += [
+            (f"rollout transitions/s (50,000 starts, h 5, 7 x 4x200 ensemble), {precision}", f"{roll:,.0f}"),
+            (f"dynamics training samples/s (7 x 256 per step), {precision}", f"{dyn:,.0f}"),
+        ]
     for e in res["end_to_end"]:
         kind = "compiled" if e["compiled"] else "eager"
         rows.append(
             (
-                f"{e['algo']} end to end ({kind}): steps/s, rollout share, 3M steps",
+                f"{e['algo']} end to end ({e.get('precision', 'fp32')}, {kind}): steps/s, rollout share, "
+                "3M steps",
                 f"{e['steps_per_s']:,.1f}, {100 * e['rollout_share']:.0f}%, "
                 f"{e['projected_3M_steps_h']:.1f} h",
             )
@@ -319,6 +335,11 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=6.0, help="timing budget per measure")
     p.add_argument("--e2e-steps", type=int, default=1000)
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help="comma-separated, the first also compiled (default: cuda fp32,fp32-strict,bf16; cpu fp32)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -338,12 +359,27 @@ def main() -> None:
     res["flops"] = count_flops(device)
     compiled_ks = args.compiled_seeds
     bound = res["fp32_matmul_gflops"]
-    res["learners"] = bench_learners(device, ks, compiled_ks, modes, args.seconds, res["flops"], bound)
-    res.update(bench_rollout(device, args.seconds))
-    res.update(bench_dynamics(device, args.seconds))
-    res["end_to_end"] = [
-        bench_end_to_end(device, name, c, args.e2e_steps) for name in LEARNERS for c in modes
-    ]
+    default = "fp32,fp32-strict,bf16" if device.type == "cuda" else "fp32"
+    precisions = (args.precisions or default).split(",")
+    res["precisions"] = precisions
+    res["learners"] = bench_learners(
+        device, ks, compiled_ks, modes, args.seconds, res["flops"], bound, precisions
+    )
+    for precision in precisions:
+        configure_matmul(precision, device)
+        res[f"rollout_{precision}"] = bench_rollout(device, args.seconds, precision)[
+            "rollout_transitions_per_s"
+        ]
+        res[f"dynamics_{precision}"] = bench_dynamics(device, args.seconds, precision)[
+            "dynamics_train_samples_per_s"
+        ]
+    res["rollout_transitions_per_s"] = res[f"rollout_{precisions[0]}"]
+    res["dynamics_train_samples_per_s"] = res[f"dynamics_{precisions[0]}"]
+    res["end_to_end"] = []
+    for name in LEARNERS:
+        for precision, c in measures(precisions, modes):
+            configure_matmul(precision, device)
+            res["end_to_end"].append(bench_end_to_end(device, name, c, args.e2e_steps, precision))
     res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_results(args.out / "speed", res, load_before, started, markdown)
 

@@ -166,3 +166,10 @@ def test_a_bf16_run_records_its_precision_and_a_batched_bf16_seed_reproduces_its
     b = torch.load(run_dir_for(cfgs[1], tmp_path / "lone") / "policy.pt")["actor"]
     assert all(close(a[k], b[k]) for k in a)
     assert lone["normalized_score"] is not None or lone["return_mean"] is not None
+    # the run's rollouts use its fp32-fitted ensemble at the run's precision
+    from offline_mbrl.data.dataset import load_dataset
+    from offline_mbrl.launch import load_dynamics
+
+    model, _ = load_dynamics(load_dataset(tiny_pendulum), cfgs[0].dynamics, "cpu", False, "bf16")
+    assert isinstance(model, DynamicsEnsemble) and model.cfg.precision == "fp32"
+    assert model.net.compute_dtype == torch.bfloat16
