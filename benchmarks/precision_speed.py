@@ -22,6 +22,7 @@ import argparse
 import copy
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +44,17 @@ from speed import (  # noqa: E402
     write_results,
 )
 
+from offline_mbrl.algorithms.mopo import penalty_hook  # noqa: E402
+from offline_mbrl.algorithms.morec.algorithm import FilterConfig  # noqa: E402
+from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter  # noqa: E402
+from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig  # noqa: E402
+from offline_mbrl.algorithms.morec.reward_fit import load_or_fit_reward  # noqa: E402
 from offline_mbrl.core.precision import apply_precision, cpu_bf16_flags, missing_bf16  # noqa: E402
+from offline_mbrl.data.dataset import load_dataset  # noqa: E402
+from offline_mbrl.learning.rollout import compose, rollout  # noqa: E402
+from offline_mbrl.learning.sac import SAC, SACConfig  # noqa: E402
+from offline_mbrl.models.dynamics import DynamicsConfig, load_or_fit  # noqa: E402
+from offline_mbrl.models.termination import termination_fn  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -62,17 +73,6 @@ def batched_matmul_rates(device: torch.device, seconds: float) -> dict[str, floa
 def morec_round(device: torch.device, precision: str, steps: int, discriminator: str) -> dict:
     """Seconds per MOREC model step (2,000 rows, stride 10), and the projected h-100 round: policy and
     ensemble at `precision`, the discriminator at its own (a bf16 run keeps it fp32)."""
-    from offline_mbrl.algorithms.mopo import penalty_hook
-    from offline_mbrl.algorithms.morec.algorithm import FilterConfig
-    from offline_mbrl.algorithms.morec.filter import RewardConsistencyFilter
-    from offline_mbrl.algorithms.morec.reward import DynamicsRewardConfig
-    from offline_mbrl.algorithms.morec.reward_fit import load_or_fit_reward
-    from offline_mbrl.data.dataset import load_dataset
-    from offline_mbrl.learning.rollout import compose, rollout
-    from offline_mbrl.learning.sac import SAC, SACConfig
-    from offline_mbrl.models.dynamics import DynamicsConfig, load_or_fit
-    from offline_mbrl.models.termination import termination_fn
-
     ds = load_dataset("hopper-medium-replay", device=device)
     model, _, key = load_or_fit(ds, DynamicsConfig(max_epochs=10), device=device, progress=False)
     full, _, _ = load_or_fit_reward(ds, model, key, DynamicsRewardConfig(updates=3000), progress=False)
@@ -115,6 +115,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0, help="timing budget per measure")
     p.add_argument("--e2e-steps", type=int, default=1000)
     p.add_argument("--morec-steps", type=int, default=3, help="MOREC model steps timed (0: skip)")
+    p.add_argument("--repeats", type=int, default=3, help="fp32/bf16 pairs of each short measure")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -130,44 +131,38 @@ def main() -> None:
     }
     res["matmul_gflops"] = batched_matmul_rates(device, args.seconds)
     res["flops"] = count_flops(device)
-    rows: dict[str, dict[str, float]] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, precision: str, value: float) -> None:
-        rows.setdefault(name, {})[precision] = value
+        samples.setdefault(name, {}).setdefault(precision, []).append(value)
         print(f"{name} [{precision}]: {value:,.2f}", flush=True)
 
-    for name in ("ravl", "mopo"):
+    # the short measures: fp32 and bf16 alternately, `--repeats` pairs; the table takes each one's median
+    for _ in range(args.repeats):
+        for name in ("ravl", "mopo"):
+            for precision in PRECISIONS:
+                fn, _ = learner(name, 1, device, False, precision)
+                record(f"{name} update, updates/s", precision, 1 / timed(fn, device, args.seconds))
         for precision in PRECISIONS:
-            fn, _ = learner(name, 1, device, False, precision)
-            record(f"{name} update, updates/s", precision, 1 / timed(fn, device, args.seconds))
-    for precision in PRECISIONS:
-        record(
-            "dynamics training, samples/s",
-            precision,
-            bench_dynamics(device, args.seconds, precision)["dynamics_train_samples_per_s"],
-        )
-    for precision in PRECISIONS:
-        record(
-            "rollout round (50,000 x h 5), transitions/s",
-            precision,
-            bench_rollout(device, args.seconds, precision)["rollout_transitions_per_s"],
-        )
+            rate = bench_dynamics(device, args.seconds, precision)["dynamics_train_samples_per_s"]
+            record("dynamics training, samples/s", precision, rate)
+        for precision in PRECISIONS:
+            rate = bench_rollout(device, args.seconds, precision)["rollout_transitions_per_s"]
+            record("rollout round (50,000 x h 5), transitions/s", precision, rate)
     for precision in PRECISIONS:
         e2e = bench_end_to_end(device, "mopo", False, args.e2e_steps, precision)
         record("MOPO end to end (1 round + 1,000 steps), steps/s", precision, e2e["steps_per_s"])
     if args.morec_steps:
+        base = morec_round(device, "fp32", args.morec_steps, "fp32")["morec_round_s"]
         for discriminator in PRECISIONS:
-            for precision in PRECISIONS:
-                m = morec_round(
-                    device, precision, args.morec_steps, "fp32" if precision == "fp32" else discriminator
-                )
-                label = "fp32, as a bf16 run keeps it" if discriminator == "fp32" else "bf16 too"
-                record(
-                    f"MOREC round (2,000 x h 100, stride 10; discriminator {label}), s (lower is better)",
-                    precision,
-                    m["morec_round_s"],
-                )
-    res["rows"] = rows
+            label = "fp32, as a bf16 run keeps it" if discriminator == "fp32" else "bf16 too"
+            name = f"MOREC round (2,000 x h 100, stride 10; discriminator {label}), s (lower is better)"
+            record(name, "fp32", base)
+            record(
+                name, "bf16", morec_round(device, "bf16", args.morec_steps, discriminator)["morec_round_s"]
+            )
+    res["samples"] = samples
+    res["rows"] = {n: {p: statistics.median(v) for p, v in by.items()} for n, by in samples.items()}
     write_results(args.out / "precision_speed", res, load_before, started, markdown)
 
 
@@ -183,6 +178,8 @@ def markdown(res: dict) -> str:
         f"{res['load_after']:.2f} after, {res['seconds']:.0f} s. Batched critic product (10 x 256 x 256, 256 "
         f"rows): fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s "
         f"({mm['bf16'] / mm['fp32']:.2f}x).",
+        "",
+        "Medians over the repeated pairs (each value in precision_speed.json); end to end and MOREC once.",
         "",
         "| workload | fp32 | bf16 | bf16 / fp32 |",
         "| --- | --- | --- | --- |",

@@ -83,6 +83,8 @@ class AlgorithmSpec:
     # every key must exist in the config (checked when the algorithm is registered)
     budgets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     learning_check: LearningCheck | None = None  # the slow test's learning threshold (None: not checked)
+    # the `precision` values its networks implement (core/precision.py); others are refused in one line
+    precisions: tuple[str, ...] = ("fp32", "fp32-strict")
 
 
 def small_steps(steps: int) -> tuple[str, ...]:

@@ -84,6 +84,12 @@ def build_config(
             f"of log_every ({cfg.log_every})"
         )
     check_device(cfg.device)
+    if cfg.precision not in spec.precisions:
+        raise UserError(
+            f"{algo} runs in {' or '.join(spec.precisions)} only (bf16 parity of its networks is not "
+            f"measured): drop --precision {cfg.precision} (compare and reproduce: --set ALGO:precision=bf16 "
+            "sets one algorithm's)"
+        )
     check_precision(cfg.precision, cfg.device)
     check_precision(cfg.dynamics.precision, cfg.device)
     return cfg.resolved()

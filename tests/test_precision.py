@@ -128,6 +128,11 @@ def test_train_refuses_bf16_without_fast_hardware_before_writing(
     assert_one_line_error(code, err, "AVX512-BF16")
     code, _, err = run_cli(capsys, *args[:-1], "fp16", "--results", str(tmp_path / "r"))
     assert_one_line_error(code, err, "fp16")
+    monkeypatch.setenv(precision.ANYWHERE_ENV, "1")
+    bc = ["train", "--algo", "bc", "--dataset", tiny_pendulum, "--steps", "20", "--precision", "bf16"]
+    code, _, err = run_cli(capsys, *bc, "--results", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "bc runs in fp32 or fp32-strict only")
+    assert not (tmp_path / "r").exists()
 
 
 def test_fp32_keeps_the_run_folders_and_dynamics_keys_made_before_the_key_existed():

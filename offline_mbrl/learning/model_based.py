@@ -411,6 +411,7 @@ def model_based_spec(
         "budgets": BUDGETS,
         "learning_check": LEARNING_CHECK,
         "train_seeds": train_seeds,
+        "precisions": ("fp32", "bf16", "fp32-strict"),
     }
     return AlgorithmSpec(name, config_type, train, paper=paper, **{**defaults, **fields})
 
