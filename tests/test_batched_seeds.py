@@ -150,3 +150,19 @@ def test_only_configs_that_differ_by_seed_batch_and_other_algorithms_run_one_by_
     finals = execute_seeds(mobile, tmp_path, progress=False)
     assert [f["seed"] for f in finals] == [0, 1]
     assert all((run_dir_for(c, tmp_path) / "policy.pt").is_file() for c in mobile)
+
+
+def test_seeds_evaluated_together_get_what_each_lone_evaluation_gets():
+    from offline_mbrl.data.dataset import EnvSpec
+    from offline_mbrl.learning.evaluation import evaluate, evaluate_many
+    from offline_mbrl.learning.policies import ActorPolicy
+
+    spec = EnvSpec("Pendulum-v1", "pendulum", 3, 1, (-2.0,), (2.0,), 200, None, None, "none")
+    policies = []
+    for gain in (0.5, -1.0, 2.0):  # three different deterministic policies
+        policies.append(ActorPolicy(lambda o, g=gain: (g * o[:, 2:3]).clamp(-2, 2), torch.device("cpu")))
+    together = evaluate_many(policies, spec, 3, [10, 20, 30])
+    for policy, seed, result in zip(policies, (10, 20, 30), together, strict=True):
+        alone = evaluate(policy, spec, 3, seed)
+        assert (result.returns == alone.returns).all() and (result.lengths == alone.lengths).all()
+    assert len({tuple(r.returns) for r in together}) == 3

@@ -42,7 +42,7 @@ from offline_mbrl.learning.rollout import (
     rollout,
     rollout_seeds,
 )
-from offline_mbrl.learning.run import Run, seed_everything
+from offline_mbrl.learning.run import Run, evaluate_together, seed_everything
 from offline_mbrl.learning.sac import SAC, SACConfig, TanhGaussianActor, UpdateHook
 from offline_mbrl.models.dynamics import Dynamics
 from offline_mbrl.models.seed_dynamics import SeedDynamics
@@ -283,6 +283,8 @@ def train_model_based(
         )
         for k, (run, h) in enumerate(zip(runs, seed_hooks, strict=True))
     ]
+    if not lone:  # the seeds' evaluations as one vectorised environment
+        evaluate_together(runs, [policy(k) for k in range(len(runs))])
     stacked = None if lone else SeedDynamics.of(dynamics)  # the seeds' rollouts as one computation
     step = _lockstep([next(it, None) for it in loops], "batched seeds must start at one step")
     while step is not None:

@@ -24,7 +24,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -38,7 +38,7 @@ from offline_mbrl.core.paths import code_version, stack_versions
 from offline_mbrl.core.progress import stage
 from offline_mbrl.core.run_files import load_checkpoint
 from offline_mbrl.data.dataset import OfflineDataset
-from offline_mbrl.learning.evaluation import EvalResult, Policy, evaluate
+from offline_mbrl.learning.evaluation import EvalResult, Policy, evaluate, evaluate_many
 
 EXPLODING = 1e8  # |loss| or |Q| above this is divergence, not learning
 MAIN = "train"  # the stage that trains the output policy for cfg.steps: its rows carry no `phase`
@@ -58,6 +58,26 @@ def seed_everything(seed: int) -> None:
 def eval_seed(seed: int) -> int:
     """Environment seeds of a run's evaluations: fixed per run seed, so evaluations are comparable."""
     return 10_000 + seed * 100
+
+
+def evaluate_together(runs: Sequence[Run], policies: Sequence[Callable[[], Policy]]) -> None:
+    """The evaluations of K runs in lockstep as one: the first run to evaluate at a step evaluates every
+    run's current policy (`policies[k]()`) in one vectorised environment (`evaluate_many`, each run's
+    environments seeded as its lone evaluation seeds them); the others take their results."""
+    ready: dict[int, tuple[int, EvalResult]] = {}
+
+    def evaluator(k: int) -> Callable[[Policy, int], EvalResult]:
+        def run_k(policy: Policy, episodes: int) -> EvalResult:
+            if ready.get(k, (None,))[0] != episodes:
+                seeds = [eval_seed(r.cfg.seed) for r in runs]
+                found = evaluate_many([p() for p in policies], runs[0].dataset.spec, episodes, seeds)
+                ready.update({i: (episodes, result) for i, result in enumerate(found)})
+            return ready.pop(k)[1]
+
+        return run_k
+
+    for k, run in enumerate(runs):
+        run.evaluator = evaluator(k)
 
 
 def run_dir_for(cfg: TrainConfig, results_root: Path) -> Path:
@@ -85,6 +105,8 @@ class Run:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.progress_enabled = progress
         self.title: str | None = None  # the progress label, when not "ALGO DATASET seed S" (batched seeds)
+        # `(policy, episodes) -> result` in place of a lone evaluation (K seeds: `evaluate_together`)
+        self.evaluator: Callable[[Policy, int], EvalResult] | None = None
         self.artefacts = dict(artefacts or {})  # kind -> key of every cached artefact the run used
         self._ckpt: dict[str, Any] | None = None
         self._entered = False  # a fresh run's first stage clears old rows; later stages append
@@ -248,6 +270,8 @@ class Run:
 
     # --- the loop ------------------------------------------------------------------------------------
     def evaluate(self, policy: Policy, episodes: int) -> EvalResult:
+        if self.evaluator is not None:
+            return self.evaluator(policy, episodes)
         return evaluate(policy, self.dataset.spec, episodes, seed=eval_seed(self.cfg.seed))
 
     def loop(
