@@ -2,7 +2,8 @@
 
 `lower_bound(flat)` reads a run's flattened config (`{dotted key: value}`) and adds the parts that grow
 with its settings: each network's weights with their gradients and Adam moments (and target copies), a
-batch's activations, and the model-rollout buffer (`rollout_batch x horizon x retain_rollouts` rows).
+batch's activations, the model-rollout buffer (`rollout_batch x horizon x retain_rollouts` rows) and one
+rollout step's predictions (`members x rollout_batch`).
 Observation and action sizes count as 1, so the figure is a floor: a run refused by it cannot fit, and
 one it lets through may still need more (the dataset itself, the true simulator's states). The point is
 to refuse in one line, at once, what would otherwise hang the machine in swap or die hours later.
@@ -45,7 +46,11 @@ def lower_bound(flat: Mapping[str, Any]) -> dict[str, int]:
         rounds = int(flat.get("algo.retain_rollouts", 1))
         rows = int(flat["algo.rollout_batch"]) * int(flat["algo.horizon"] or 1) * rounds
         buffer = rows * 6 * FLOAT  # observation, action, reward, next observation, done: 1 wide at least
-    return {"networks": networks, "batches": activations, "model buffer": buffer}
+    step = 0
+    if "algo.rollout_batch" in flat:  # one rollout step's prediction: every member's output, mean and std
+        # (seeds trained together step their rollouts as one: their configs' parts add up)
+        step = int(flat.get("dynamics.members", 1)) * int(flat["algo.rollout_batch"]) * 8 * FLOAT
+    return {"networks": networks, "batches": activations, "model buffer": buffer, "rollout step": step}
 
 
 def available_bytes() -> int | None:
