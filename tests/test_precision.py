@@ -126,6 +126,10 @@ def test_train_refuses_bf16_without_fast_hardware_before_writing(
     assert not (tmp_path / "r").exists()
     code, _, err = run_cli(capsys, "dynamics", "fit", "--dataset", tiny_pendulum, "--precision", "bf16")
     assert_one_line_error(code, err, "AVX512-BF16")
+    code, _, err = run_cli(
+        capsys, "dynamics", "fit", "--dataset", tiny_pendulum, "--set", "dynamics.precision=bf16"
+    )
+    assert_one_line_error(code, err, "AVX512-BF16")
     code, _, err = run_cli(capsys, *args[:-1], "fp16", "--results", str(tmp_path / "r"))
     assert_one_line_error(code, err, "fp16")
     monkeypatch.setenv(precision.ANYWHERE_ENV, "1")

@@ -420,6 +420,9 @@ def dynamics_fit(
     check_device(device)
     dyn_items = [f"dynamics.{o}" for o in precision_overrides(precision, device)] + dyn_items
     cfg = dynamics_config_from_overrides(seed, dyn_items)
+    from offline_mbrl.core.precision import check_precision
+
+    check_precision(cfg.precision, device)  # also a --set dynamics.precision=bf16
     ds = load_dataset(dataset, device=device)
     from offline_mbrl.models.fit_plan import fit_plan
 

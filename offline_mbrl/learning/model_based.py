@@ -236,7 +236,8 @@ def train_model_based(
     reproduces its lone run up to floating-point rounding (tests/test_batched_seeds.py). The seeds'
     rollout rounds run as one computation (`rollout_seeds` through their stacked ensembles,
     `SeedDynamics`), each seed still with its own ensemble, hook and generator; dynamics that cannot stack
-    (the true simulator) roll out seed by seed.
+    (the true simulator) roll out seed by seed. Their evaluations step all seeds' episodes as one
+    vectorised environment (`run.evaluate_together`).
     Every run must start at the same step (`launch.execute_seeds` groups them so).
     """
     a = cfgs[0].algo
