@@ -9,7 +9,7 @@ this class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,6 +85,9 @@ class AlgorithmSpec:
     learning_check: LearningCheck | None = None  # the slow test's learning threshold (None: not checked)
     # the `precision` values its networks implement (core/precision.py); others are refused in one line
     precisions: tuple[str, ...] = ("fp32", "fp32-strict")
+    # checks of the config against the dataset that no config alone can make (UserError), run after the
+    # dataset loads and before anything is written (MBPO's `edge_values=true` needs a simulator's value)
+    preflight: Callable[[TrainConfig[Any], OfflineDataset], None] | None = None
 
 
 def small_steps(steps: int) -> tuple[str, ...]:

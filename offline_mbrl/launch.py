@@ -220,6 +220,8 @@ def execute(
     seed_everything(cfg.seed)
     dataset = load_dataset(cfg.dataset, device=cfg.device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
+    if spec.preflight is not None:
+        spec.preflight(cfg, dataset)
     refuse_if_held([out])  # at once, not after a fit (the lock below is the guarantee)
     if resume and (out / "checkpoint.pt").is_file():
         load_checkpoint(out / "checkpoint.pt")  # a damaged one: one line, before the run rewrites anything
@@ -344,6 +346,8 @@ def _execute_batch(
     assert spec.train_seeds is not None
     dataset = load_dataset(cfgs[0].dataset, device=cfgs[0].device)
     dataset.check_finite()  # before any fit, run folder or checkpoint
+    if spec.preflight is not None:
+        spec.preflight(cfgs[0], dataset)
     outs = [run_dir_for(cfg, results_root) for cfg in cfgs]
     refuse_if_held(outs)
     fitted = [load_dynamics(dataset, cfg.dynamics, cfg.device, progress, cfg.precision) for cfg in cfgs]

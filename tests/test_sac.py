@@ -217,6 +217,7 @@ def test_target_networks_move_by_tau():
         "alpha_loss",
         "entropy",
         "q_mean",
+        "q_max",
         "q_min_mean",
         "target_mean",
         "actor_lr",

@@ -134,6 +134,7 @@ def test_non_finite_next_obs_always_terminates(env):
         "pendulum": 3,
         "inverted-double-pendulum": 9,
         "pointmaze": 6,
+        "point2d": 2,
     }[env]
     obs = torch.zeros(3, dim)
     if env in ("hopper", "walker2d"):

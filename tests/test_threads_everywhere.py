@@ -14,7 +14,7 @@ from offline_mbrl.cli.main import app
 
 COMPUTES = {
     "train", "dynamics fit", "datasets make", "datasets train-behaviour", "diagnose", "evaluate", "compare",
-    "reproduce", "experiment edge-of-reach", "sweep",
+    "reproduce", "experiment edge-of-reach", "sweep", "claims",
 }  # fmt: skip
 READS = {
     "datasets list", "datasets info", "datasets families", "datasets import-d4rl", "config", "cache ls",

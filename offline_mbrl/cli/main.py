@@ -14,6 +14,7 @@ from rich.table import Table
 from offline_mbrl.algorithms import algo_help
 from offline_mbrl.cli import COMPILE, PRECISION, THREADS, precision_overrides
 from offline_mbrl.cli import set_compile as _set_compile
+from offline_mbrl.cli.claims import register as register_claims_command
 from offline_mbrl.cli.report import register as register_report_commands
 from offline_mbrl.cli.sweep import sweep_app
 from offline_mbrl.core.console import console, run_app
@@ -33,6 +34,7 @@ cache_app = typer.Typer(help="List and clear cached artefacts of every kind.", n
 app.add_typer(cache_app, name="cache")
 app.add_typer(sweep_app, name="sweep")
 register_report_commands(app)  # report, evaluate, reproduce, compare
+register_claims_command(app)  # claims
 
 
 @datasets_app.command("list")

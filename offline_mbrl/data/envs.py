@@ -4,8 +4,9 @@ An environment is looked up by the exact gymnasium id (`Hopper-v5`) or by its ex
 (`hopper`), never by a substring of a dataset name (D4RL's `'ant' in name` matched `antmaze`).
 
 Besides the D4RL-style environments (every one has the five tiers), a task environment has one dataset
-made by its own recipe: `pointmaze` (MBRCSL's stitching maze, offline_mbrl/datasets/pointmaze.py). Its
-gymnasium id is registered here, on import, so that every process that loads a dataset can `gym.make` it;
+made by its own recipe: `pointmaze` (MBRCSL's stitching maze, offline_mbrl/data/make/pointmaze.py) and
+`point2d` (the edge-of-reach task, offline_mbrl/data/make/point2d.py). Their
+gymnasium ids are registered here, on import, so that every process that loads a dataset can `gym.make` it;
 the entry point is a string, so Gymnasium-Robotics is imported only when the environment is made.
 """
 
@@ -51,13 +52,21 @@ ENVIRONMENTS: dict[str, Environment] = {
 POINTMAZE_HORIZON = 200
 POINTMAZE = Environment("pointmaze", "offline_mbrl/PointMazeStitch-v0", small=True)
 # environments without D4RL tiers: each has its own made dataset (names.TASK_DATASETS)
-TASK_ENVIRONMENTS: dict[str, Environment] = {POINTMAZE.name: POINTMAZE}
+POINT2D_HORIZON = 50
+POINT2D = Environment("point2d", "offline_mbrl/Point2D-v0", small=True)  # the edge-of-reach task
+TASK_ENVIRONMENTS: dict[str, Environment] = {POINTMAZE.name: POINTMAZE, POINT2D.name: POINT2D}
 
 if POINTMAZE.gym_id not in gym.registry:
     gym.register(
         POINTMAZE.gym_id,
         entry_point="offline_mbrl.data.make.pointmaze:PointMazeStitchEnv",
         max_episode_steps=POINTMAZE_HORIZON,
+    )
+if POINT2D.gym_id not in gym.registry:
+    gym.register(
+        POINT2D.gym_id,
+        entry_point="offline_mbrl.data.make.point2d:Point2DEnv",
+        max_episode_steps=POINT2D_HORIZON,
     )
 
 

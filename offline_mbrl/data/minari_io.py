@@ -179,8 +179,8 @@ def repair_command(dataset_id: str, path: Path | None = None) -> str:
     parts = dataset_id.split("/")
     if len(parts) == 3 and parts[0] == "offline-mbrl":
         env, rest = parts[1], parts[2].removesuffix("-v0")
-        if env == "pointmaze":
-            return f"offline-mbrl datasets make pointmaze-{rest} --overwrite"
+        if env in ("pointmaze", "point2d"):
+            return f"offline-mbrl datasets make {env}-{rest} --overwrite"
         tier = max((t for t in TIERS if rest == t or rest.startswith(t + "-")), key=len, default=None)
         if tier is not None:
             family = rest[len(tier) + 1 :]

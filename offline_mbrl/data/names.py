@@ -27,7 +27,7 @@ from pathlib import Path
 from minari.storage import get_dataset_path
 
 from offline_mbrl.core.errors import UserError
-from offline_mbrl.data.envs import ENVIRONMENTS, POINTMAZE, TIERS
+from offline_mbrl.data.envs import ENVIRONMENTS, POINT2D, POINTMAZE, TIERS
 
 IMPORT_NAMESPACE = "d4rl-import"
 MADE_NAMESPACE = "offline-mbrl"
@@ -66,7 +66,11 @@ class Resolution:
 
 POINTMAZE_STITCH = "pointmaze-stitch"
 # made task datasets outside ENV-TIER: name -> its ShortName (made only, never imported from D4RL)
-TASK_DATASETS: dict[str, ShortName] = {POINTMAZE_STITCH: ShortName(POINTMAZE.name, "stitch", None)}
+POINT2D_PARTIAL = "point2d-partial"
+TASK_DATASETS: dict[str, ShortName] = {
+    POINTMAZE_STITCH: ShortName(POINTMAZE.name, "stitch", None),
+    POINT2D_PARTIAL: ShortName(POINT2D.name, "partial", None),
+}
 
 
 def task_dataset(name: str) -> ShortName | None:

@@ -270,6 +270,9 @@ def train_model_based(
     def actor_state(k: int) -> dict[str, torch.Tensor]:
         return sac.actor.state_dict() if lone else sac.lone_actor_state(k)
 
+    def critic_state(k: int) -> dict[str, torch.Tensor]:
+        return sac.critics.state_dict() if lone else sac.lone_actor_state(k, "critics")
+
     def policy(k: int) -> Callable[[], ActorPolicy]:
         if lone:
             return lambda: ActorPolicy(lambda o: sac.act(o, deterministic=True), device)
@@ -332,7 +335,8 @@ def train_model_based(
                 else {n: v[k] if isinstance(v, torch.Tensor) else v for n, v in metrics.items()}
             )
         step = _lockstep([next(it, None) for it in loops], "batched seeds fell out of step")
-    return [(policy(k)(), {"actor": actor_state(k)}) for k in range(len(runs))]
+    # policy.pt: the actor, and the critics (what Q-value figures, e.g. the edge-of-reach claim's, read)
+    return [(policy(k)(), {"actor": actor_state(k), "critics": critic_state(k)}) for k in range(len(runs))]
 
 
 def _lockstep(steps: list[int | None], problem: str) -> int | None:

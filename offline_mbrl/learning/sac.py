@@ -383,6 +383,7 @@ class SAC(nn.Module):
             alpha=self.alpha(),
             entropy=-sample[1].detach().mean(-1),
             q_mean=q.mean(dim=(-2, -1)),
+            q_max=q.amax(dim=(-2, -1)),  # the largest Q of any critic on the batch (edge-of-reach collapse)
             q_min_mean=q.min(-2).values.mean(-1),
             target_mean=y.mean(-1),
             actor_lr=lr,  # a Python float: a fresh device tensor per update would be a host-to-device copy
@@ -555,14 +556,12 @@ class SAC(nn.Module):
                         views[name][1](state[key]).copy_(value)
         self.updates = ckpt["updates"]
 
-    def lone_actor_state(self, k: int) -> dict[str, Tensor]:
-        """Seed k's actor in the state-dict format of a lone learner's actor (its `policy.pt`)."""
-        prefix = "actor."
+    def lone_actor_state(self, k: int, part: str = "actor") -> dict[str, Tensor]:
+        """Seed k's actor (or `part="critics"`) in a lone learner's state-dict format (its `policy.pt`)."""
+        prefix = f"{part}."
         views = self._seed_views(k)
         return {
-            name[len(prefix) :]: _dense(fn(t.detach()))
-            for name, (t, fn) in views.items()
-            if name.startswith(prefix)
+            n[len(prefix) :]: _dense(fn(t.detach())) for n, (t, fn) in views.items() if n.startswith(prefix)
         }
 
     @classmethod

@@ -35,7 +35,7 @@ Batching, with no Python loop per transition:
   from it, so it runs on `mujoco.batch.Batch` (MuJoCo >= 4), which steps the same state rows on a thread
   pool and copies the bound derived fields out after the call (documented bit-identical to a loop over
   one MjData; on hopper it gave `mujoco.rollout`'s states to the last bit).
-- Pendulum: numpy array arithmetic.
+- Pendulum, point2d (the edge-of-reach task): numpy array arithmetic.
 Threads: `torch.get_num_threads()`, at most `os.cpu_count()` (or `threads=`). Throughput of
 `Simulator.step` for B = 10000 with one thread on this shared 2-core machine
 (`benchmarks/oracle_throughput.py`): hopper 15.6k transitions/s, walker2d 11.5k/s, halfcheetah 37k/s,
@@ -333,7 +333,26 @@ class PendulumSimulator:
         return np.stack([np.cos(new_th), np.sin(new_th), new_thdot], axis=1), reward
 
 
-SUPPORTED = ("halfcheetah", "hopper", "inverted-double-pendulum", "pendulum", "walker2d")
+class Point2DSimulator:
+    """The edge-of-reach task's closed-form step (offline_mbrl/data/make/point2d.py), and its true optimal
+    value (`value`), which no MuJoCo task has."""
+
+    obs_dim, act_dim = 2, 2
+    name = "offline_mbrl/Point2D-v0"
+
+    def step(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from offline_mbrl.data.make import point2d
+
+        _check_batch(obs, act, self.obs_dim, self.act_dim, self.name)
+        return point2d.step(obs, act)
+
+    def value(self, obs: np.ndarray, gamma: float) -> np.ndarray:
+        from offline_mbrl.data.make import point2d
+
+        return point2d.optimal_value(obs, gamma)
+
+
+SUPPORTED = ("halfcheetah", "hopper", "inverted-double-pendulum", "pendulum", "point2d", "walker2d")
 
 
 def simulator(env: str | None, gym_id: str, threads: int | None = None) -> Simulator:
@@ -351,6 +370,8 @@ def simulator(env: str | None, gym_id: str, threads: int | None = None) -> Simul
         return LocomotionSimulator(LOCOMOTION[name], threads)
     if name == "inverted-double-pendulum":
         return InvertedDoublePendulumSimulator(threads)
+    if name == "point2d":
+        return Point2DSimulator()
     return PendulumSimulator()
 
 

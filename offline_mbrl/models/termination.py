@@ -26,7 +26,8 @@ How each rule matches Gymnasium v5, and where it cannot:
   of the final qpos: that height is off by up to ~5e-5 here (tests measure it), so the flag can differ
   only when the tip ends a step within that distance of y = 1 (never in the tests' rollouts). The
   geometric rule on the state is the one a model rollout should use.
-- PointMaze (the stitching task, offline_mbrl/datasets/pointmaze.py): no terminal states. The suite's
+- PointMaze (the stitching task, offline_mbrl/data/make/pointmaze.py) and point2d (the edge-of-reach task,
+  offline_mbrl/data/make/point2d.py): no terminal states. The suite's
   environment drops Gymnasium-Robotics' goal-reached `terminated` flag and runs all 200 steps, as the
   MBRCSL data does, so only a non-finite state ends a model rollout.
 - Data stored as float32 compares against float32-rounded thresholds; a state within ~1e-7 of a bound
@@ -102,6 +103,7 @@ _RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pendulum": _never,
     "inverted-double-pendulum": inverted_double_pendulum_v5_fallen,
     "pointmaze": _never,
+    "point2d": _never,
 }
 
 

@@ -44,8 +44,8 @@ from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.memory import available_bytes, gib
 from offline_mbrl.core.paths import assets_dir, code_version, stack_versions
 from offline_mbrl.core.progress import Stage, stage
-from offline_mbrl.data.envs import ENVIRONMENTS, POINTMAZE, TIERS, d4rl_reference_scores
-from offline_mbrl.data.make import pointmaze
+from offline_mbrl.data.envs import ENVIRONMENTS, POINT2D, POINTMAZE, TIERS, d4rl_reference_scores
+from offline_mbrl.data.make import point2d, pointmaze
 from offline_mbrl.data.make.families import MDPFamily, apply_params, load_family
 from offline_mbrl.data.make.policy import GaussianPolicy, load_policy_file
 from offline_mbrl.data.minari_io import (
@@ -266,6 +266,8 @@ def _made_part(env: str, tier: str, n: int, seed: int, fam: MDPFamily | None) ->
 def default_size(env: str, tier: str) -> int:
     if env == POINTMAZE.name:
         return pointmaze.DEFAULT_SIZE
+    if env == POINT2D.name:
+        return point2d.DEFAULT_EPISODES * point2d.POINT2D_HORIZON
     if tier == "medium-expert":
         return 2 * DEFAULT_SIZE
     if tier == "medium-replay":
@@ -337,9 +339,13 @@ def check_size_fits(gym_id: str, size: int) -> None:
 def _make_task(name: str, size: int | None, seed: int, overwrite: bool, family: str | None) -> MakeSummary:
     if family is not None:
         raise UserError(f"'{name}' has no MDP family: --family applies to ENV-TIER datasets only")
+    task = task_dataset(name)
+    env = POINT2D if task is not None and task.env == POINT2D.name else POINTMAZE
     if size is not None and size > 0:
-        check_size_fits(POINTMAZE.gym_id, size)
+        check_size_fits(env.gym_id, size)
     remove_stale_staging()
+    if env is POINT2D:
+        return point2d.make_point2d_partial(point2d.episodes_for_size(size), seed=seed, overwrite=overwrite)
     s = pointmaze.make_pointmaze_stitch(pointmaze.episodes_for_size(size), seed=seed, overwrite=overwrite)
     return MakeSummary(s.dataset_id, s.path, s.transitions, s.episodes, s.mean_return, s.seconds)
 

@@ -1,0 +1,55 @@
+"""What a claim is: its paper, the claim in one sentence, the experiment, the statistic and its threshold,
+and a function that runs the experiment at a budget and returns its tests (`verdict.Test`) and figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from offline_mbrl.experiments.claims.verdict import Test, Verdict, combine
+
+CLAIM_BUDGETS = ("cpu", "paper")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a claim's run gets: the budget, seeds, where runs live, a staging folder for its figure."""
+
+    budget: str  # "cpu" or "paper"
+    seeds: int
+    results_root: Path
+    figures: Path  # write figures/<claim>.png here
+    device: str = "cpu"
+    reps: int = 2_000  # bootstrap repetitions of each interval
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Outcome:
+    """What a claim's experiment showed: its tests, a table of the numbers behind them, its figure (a
+    path relative to the report folder), and remarks (what the run shows and why, failed cells)."""
+
+    tests: list[Test]
+    table: pd.DataFrame
+    figure: str | None = None
+    figure_caption: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        return combine([t.verdict for t in self.tests])
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str  # the CLI name: edge-of-reach
+    paper: str  # authors, venue, year, title
+    claim: str  # the claim in one sentence
+    experiment: str  # what is run, at each budget
+    statistic: str  # the statistics and their thresholds, in words
+    run: Callable[[Context], Outcome]
+    cpu_minutes: float  # the measured (or planned) minutes at --budget cpu with 3 seeds on 2 cores
