@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from offline_mbrl.data.make import point2d
-from offline_mbrl.experiments.claims import edge_of_reach, penalties
+from offline_mbrl.experiments.claims import edge_of_reach, families, mbrcsl, morec, penalties
 from offline_mbrl.experiments.claims.verdict import Test as ClaimTest
 from offline_mbrl.experiments.claims.verdict import combine, judge, mean_ci, poi_ci
 from offline_mbrl.report.stats import Interval
@@ -163,6 +163,67 @@ def test_correlation_table_ranks_penalties_per_step():
     assert first.loc[names[0], "rank"] == 1 and first.loc[names[-1], "rank"] == len(names)
     assert (table["low"] > 0).all()  # every penalty here tracks the error: each test holds
     assert all(t.verdict == "holds" for t in penalties._tests(table))
+
+
+# ---- MOREC, families and MBRCSL: their tests on hand-made tables -------------------------------------
+
+
+def _scores_table(scores: dict[str, list[float]], **extra: list[float]) -> pd.DataFrame:
+    rows = [
+        {"arm": arm, "method": arm, "seed": s, "score": v, **{k: vals[s] for k, vals in extra.items()}}
+        for arm, values in scores.items()
+        for s, v in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_morec_tests_known_verdicts():
+    table = _scores_table({"mopo": [50, 52, 54], "mopo-long": [10, 12, 11], "morec-mopo": [60, 61, 59]})
+    auc = pd.DataFrame(
+        {"arm": "r_D", "method": "r", "seed": [0, 1, 2], "score": np.nan, "auc": [0.95, 0.97, 0.96]}
+    )
+    tests = morec._tests(pd.concat([auc, table.assign(auc=np.nan)], ignore_index=True), reps=300)
+    assert [t.verdict for t in tests] == ["holds", "holds", "holds"]
+    low_auc = auc.assign(auc=[0.66, 0.70, 0.68])
+    tests = morec._tests(pd.concat([low_auc, table.assign(auc=np.nan)], ignore_index=True), reps=300)
+    assert tests[0].verdict == "does not hold" and combine([t.verdict for t in tests]) == "does not hold"
+
+
+def test_families_tests_known_verdicts():
+    rows = []
+    for arm, nominal, member in (("a", 90.0, 20.0), ("b", 60.0, 40.0), ("c", 30.0, 28.0 + 30.0)):
+        for seed in range(3):
+            rows.append(
+                {
+                    "arm": arm,
+                    "seed": seed,
+                    "nominal": nominal + seed,
+                    **{f"member_{i}": member - i for i in range(8)},
+                }
+            )
+    table = pd.DataFrame(rows)
+    table.loc[table["arm"] == "c", "nominal"] = 70.0  # nominal order a > c > b; over the family c > b > a
+    loss, rank = families.tests_of(table, reps=300)
+    assert rank.interval.point < 1.0 and rank.verdict == "holds"
+    same = table.copy()
+    for i in range(8):
+        same[f"member_{i}"] = same["nominal"] - 5.0  # every member 5 below the nominal: same ranking
+    loss, rank = families.tests_of(same, reps=300)
+    assert loss.verdict == "holds" and loss.interval.point == pytest.approx(5.0)
+    assert rank.interval.point == pytest.approx(1.0) and rank.verdict == "does not hold"
+
+
+def test_mbrcsl_tests_known_verdicts():
+    table = _scores_table(
+        {"mbrcsl": [60, 62, 61], "percent-bc": [30, 35, 33], "mopo": [20, 25, 22], "combo": [45, 44, 13]},
+        **{"return": [80.0, 82.0, 81.0]},
+    )
+    table["data_best_return"] = 47.8
+    tests, rival = mbrcsl.tests_of(table, reps=300)
+    assert rival == "COMBO" and [t.verdict for t in tests] == ["holds", "holds", "holds"]
+    table.loc[table["arm"] == "mbrcsl", "return"] = [40.0, 45.0, 42.0]  # below the data's best episode
+    tests, _ = mbrcsl.tests_of(table, reps=300)
+    assert tests[0].verdict == "does not hold"
 
 
 # ---- the edge-of-reach task -----------------------------------------------------------------------------
@@ -314,7 +375,7 @@ def test_claims_end_to_end_at_a_tiny_budget(isolated_roots, monkeypatch, capsys)
             "bc_steps": 50,
         },
     )
-    code, out, err = run_cli(capsys, "claims", "--seeds", "2", "--reps", "50")
+    code, out, err = run_cli(capsys, "claims", "edge-of-reach", "penalties", "--seeds", "2", "--reps", "50")
     assert code == 0, err
     lines = [ln for ln in out.splitlines() if ln.startswith(("edge-of-reach:", "penalties:"))]
     assert len(lines) == 2
@@ -334,6 +395,93 @@ def test_claims_end_to_end_at_a_tiny_budget(isolated_roots, monkeypatch, capsys)
         assert (folder / figure).stat().st_size > 10_000
     text = (folder / "report.md").read_text()
     assert "## edge-of-reach:" in text and "## penalties:" in text and "Sims et al." in text
-    code, out, err = run_cli(capsys, "claims", "--seeds", "2", "--reps", "50")
+    code, out, err = run_cli(capsys, "claims", "edge-of-reach", "penalties", "--seeds", "2", "--reps", "50")
     assert code == 0 and "0 to run" in out, err
     assert json.loads(json.dumps(verdicts.to_dict("records")))  # plain values: pandas loads it back
+
+
+def test_morec_families_and_mbrcsl_claims_at_a_tiny_budget(isolated_roots, monkeypatch, capsys):
+    """MOREC (diagnose with the dynamics reward, three arms), families (the MOREC cells reused plus BC,
+    every policy on each member of a family) and MBRCSL (on a small pointmaze-stitch) through the real
+    pipeline: verdict lines, per-test rows, tables and figures."""
+    from offline_mbrl.algorithms import get_spec
+    from offline_mbrl.data.make.collect import make_dataset
+
+    monkeypatch.chdir(isolated_roots)
+    tiny_sac = ("algo.sac.actor_hidden=16,16", "algo.sac.critic_hidden=16,16", "algo.rollout_every=20")
+    common = TINY_EDGE[0]
+    dynamics = ("dynamics.max_epochs=1", "dynamics.steps_per_epoch=5")
+    monkeypatch.setitem(
+        morec._BUDGETS,
+        "cpu",
+        {
+            "dataset": "pendulum-medium-replay",
+            "common": common,
+            "dynamics": dynamics,
+            "arms": {
+                "mopo": ("mopo", (*tiny_sac, "algo.rollout_batch=20", "algo.horizon=2")),
+                "mopo-long": ("mopo", (*tiny_sac, "algo.rollout_batch=20", "algo.horizon=6")),
+                "morec-mopo": (
+                    "morec-mopo",
+                    (
+                        *tiny_sac,
+                        *get_spec("morec-mopo").test_settings,
+                        "algo.rollout_batch=20",
+                        "algo.horizon=6",
+                    ),
+                ),
+            },
+            "reward": {  # morec-mopo's test settings' reward, so the fit is shared
+                "updates": 40,
+                "snapshot_every": 2,
+                "stored_every": 2,
+                "max_snapshots": 10,
+                "hidden": (16,),
+                "head_hidden": (16,),
+                "state_embed": 8,
+                "delta_embed": 4,
+                "holdout": 50,
+                "batch_size": 32,
+                "refresh_every": 20,
+                "replay_steps": 2,
+            },
+            "stride": 4,
+            "starts": 40,
+            "bc_steps": 30,
+        },
+    )
+    monkeypatch.setitem(families.FAMILIES, "cpu", "pendulum-physics")
+    make_dataset("pointmaze-stitch", size=2_000)
+    monkeypatch.setitem(
+        mbrcsl._BUDGETS,
+        "cpu",
+        {
+            "common": (*common, *dynamics, "dynamics_seed=0"),
+            "arms": {
+                "mbrcsl": (*get_spec("mbrcsl").test_settings, "algo.behaviour.kind=gaussian"),
+                "percent-bc": (),
+                "mopo": (*tiny_sac, "algo.rollout_batch=20"),
+                "combo": (*tiny_sac, *get_spec("combo").test_settings, "algo.rollout_batch=20"),
+            },
+            "small": False,
+        },
+    )
+    code, out, err = run_cli(capsys, "claims", "morec", "families", "mbrcsl", "--seeds", "2", "--reps", "50")
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if ln.startswith(("morec:", "families:", "mbrcsl:"))]
+    assert len(lines) == 3, out
+    folder = isolated_roots / "reports" / "claims-cpu"
+    verdicts = pd.read_csv(folder / "claims.csv")
+    assert verdicts.groupby("claim").size().to_dict() == {"families": 2, "mbrcsl": 3, "morec": 3}
+    fam = pd.read_csv(folder / "families.csv")
+    assert len(fam) == 4 * 2 and [f"member_{i}" for i in range(8)] == [
+        c for c in fam.columns if c.startswith("member_")
+    ]
+    aucs = pd.read_csv(folder / "morec.csv").dropna(subset=["auc"])["auc"]
+    assert len(aucs) == 2 and ((aucs >= 0) & (aucs <= 1)).all()
+    mb = pd.read_csv(folder / "mbrcsl.csv")
+    assert (
+        set(mb["arm"]) == {"mbrcsl", "percent-bc", "mopo", "combo"} and mb["data_best_return"].nunique() == 1
+    )
+    for name in ("morec", "families", "mbrcsl"):
+        assert (folder / "figures" / f"{name}.png").stat().st_size > 10_000

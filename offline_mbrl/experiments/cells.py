@@ -32,7 +32,7 @@ from offline_mbrl.launch import (
     run_mode,
     same_but_seed,
 )
-from offline_mbrl.learning.run import run_dir_for
+from offline_mbrl.learning.run import DivergedError, run_dir_for
 from offline_mbrl.report.render import Text
 
 
@@ -118,6 +118,7 @@ class CellRun:
     error: str | None = None
     run_dir: Path | None = None
     final: dict | None = None
+    diverged: bool = False  # failed because training diverged (`DivergedError`): its metrics are kept
 
 
 def known_budget(budget: str, budgets: Mapping[str, object]) -> None:
@@ -327,6 +328,7 @@ def run_cells(
         except UserError as exc:
             for cell in group:
                 cell.status, cell.error = "failed", str(exc)
+                cell.diverged = isinstance(exc, DivergedError)
             log(f"  failed: {exc}")
     return _notes(cells, log)
 

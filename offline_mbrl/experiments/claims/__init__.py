@@ -10,8 +10,9 @@ numbers, each claim's table as CSV, its figure) atomically, like every report of
 Claims, one module each:
 - `edge-of-reach` (edge_of_reach.py): Sims et al., NeurIPS 2024.
 - `penalties` (penalties.py): Lu et al., ICLR 2022, the penalty study.
-Not yet here (issue 24): MBRCSL's stitching, MOREC's reward consistency, underspecification over MDP
-families, and the small tier that separates methods.
+- `morec` (morec.py): Luo et al., ICLR 2024, MOREC's reward consistency.
+- `families` (families.py): Jayawardana et al., NeurIPS 2022, task underspecification over MDP families.
+- `mbrcsl` (mbrcsl.py): Zhou et al., ICLR 2024, stitching on pointmaze-stitch.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from offline_mbrl.experiments.claims.verdict import fmt_interval
 
 
 def registry() -> dict[str, Claim]:
-    from offline_mbrl.experiments.claims import edge_of_reach, penalties
+    from offline_mbrl.experiments.claims import edge_of_reach, families, mbrcsl, morec, penalties
 
-    return {c.name: c for c in (edge_of_reach.CLAIM, penalties.CLAIM)}
+    # the order they run in: penalties fits the ensembles morec reuses; families reuses morec's runs
+    claims = (edge_of_reach.CLAIM, penalties.CLAIM, morec.CLAIM, families.CLAIM, mbrcsl.CLAIM)
+    return {c.name: c for c in claims}
 
 
 @dataclass
@@ -44,7 +47,14 @@ class ClaimRun:
     def line(self) -> str:
         """`NAME: VERDICT (first deciding test's statistic = value [low, high]; ...)`."""
         o = self.outcome
-        deciding = [t for t in o.tests if t.verdict == o.verdict] or o.tests
+        # the tests that decide the verdict, the closest call first (an interval end nearest its threshold)
+        deciding = sorted(
+            [t for t in o.tests if t.verdict == o.verdict] or o.tests,
+            key=lambda t: min(
+                abs((t.interval.low or t.interval.point) - t.threshold),
+                abs((t.interval.high or t.interval.point) - t.threshold),
+            ),
+        )
         shown = "; ".join(f"{t.name}: {t.statistic} = {fmt_interval(t.interval)}" for t in deciding[:2])
         more = f"; +{len(deciding) - 2} more" if len(deciding) > 2 else ""
         return f"{self.claim.name}: {o.verdict} ({shown}{more}) [{self.seconds / 60:.1f} min]"

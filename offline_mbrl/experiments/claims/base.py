@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from offline_mbrl.experiments.claims.verdict import Test, Verdict, combine
+from offline_mbrl.experiments.cells import CellRun
+from offline_mbrl.experiments.claims.verdict import DIVERGED, Test, Verdict, combine
 
 CLAIM_BUDGETS = ("cpu", "paper")
 
@@ -53,3 +55,34 @@ class Claim:
     statistic: str  # the statistics and their thresholds, in words
     run: Callable[[Context], Outcome]
     cpu_minutes: float  # the measured (or planned) minutes at --budget cpu with 3 seeds on 2 cores
+
+
+def counted(cell: CellRun) -> bool:
+    """Whether a cell enters a claim's statistics: it finished, or the suite stopped it as diverged."""
+    return cell.final is not None or cell.diverged
+
+
+def score_of(cell: CellRun, key: str = "normalized_score") -> float:
+    """A finished cell's final `key`; `DIVERGED` (-inf: the lowest rank) for a diverged one."""
+    if cell.final is not None:
+        value = cell.final.get(key)
+        return float("nan") if value is None else float(value)
+    return DIVERGED if cell.diverged else float("nan")
+
+
+def failure_notes(cells: list[CellRun]) -> list[str]:
+    def what(c: CellRun) -> str:
+        return "diverged (counted as the lowest score)" if c.diverged else "failed"
+
+    return [f"{c.task} seed {c.seed} {what(c)}: {c.error}" for c in cells if c.error]
+
+
+def save_figure(fig: Any, path: Path) -> str:
+    """Write `fig` to `path` (a PNG in the claims' staging figures folder); its report-relative path."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"figures/{path.name}"

@@ -44,7 +44,15 @@ import torch
 
 from offline_mbrl.config import TrainConfig
 from offline_mbrl.experiments.cells import Budget, CellRun, cell_config, run_cells
-from offline_mbrl.experiments.claims.base import Claim, Context, Outcome
+from offline_mbrl.experiments.claims.base import (
+    Claim,
+    Context,
+    Outcome,
+    counted,
+    failure_notes,
+    save_figure,
+    score_of,
+)
 from offline_mbrl.experiments.claims.verdict import Test, mean_ci, poi_ci
 
 DATASET = "point2d-partial"
@@ -130,7 +138,7 @@ def run(ctx: Context) -> Outcome:
     gamma = next(cfg.algo.sac.gamma for cfg in configs.values() if hasattr(cfg.algo, "sac"))
     rows = []
     for arm, c in cells:
-        if c.final is None:
+        if not counted(c):
             continue
         ratio = _q_ratio(cast(Path, c.run_dir), gamma) if arm.algorithm != "bc" else float("nan")
         rows.append(
@@ -138,19 +146,19 @@ def run(ctx: Context) -> Outcome:
                 "arm": arm.key,
                 "method": arm.label,
                 "seed": c.seed,
-                "score": c.final.get("normalized_score"),
+                "score": score_of(c),
                 "q_ratio": ratio,
+                "diverged": c.diverged,
                 "run_dir": str(c.run_dir),
             }
         )
-    table = pd.DataFrame(rows, columns=["arm", "method", "seed", "score", "q_ratio", "run_dir"])
+    table = pd.DataFrame(rows, columns=["arm", "method", "seed", "score", "q_ratio", "diverged", "run_dir"])
     tests = _tests(table, ctx.reps)
-    notes = [f"{c.task} seed {c.seed} failed: {c.error}" for _, c in cells if c.error]
+    notes = failure_notes([c for _, c in cells])
     figure = None
     if not table.empty:
-        figure = "figures/edge-of-reach.png"
         fig = edge_figure(table, {i: configs[i] for i in range(len(cells))}, cells, gamma)
-        _save(fig, ctx.figures / "edge-of-reach.png")
+        figure = save_figure(fig, ctx.figures / "edge-of-reach.png")
     return Outcome(
         tests,
         table,
@@ -200,14 +208,6 @@ def _tests(table: pd.DataFrame, reps: int) -> list[Test]:
             )
         )
     return tests
-
-
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _value_grid(cfg: TrainConfig, run_dir: Path, n: int = 81) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -271,7 +271,7 @@ def edge_figure(table: pd.DataFrame, configs: dict[int, Any], cells: list, gamma
     sac_arms = [a for a in ARMS if a.algorithm != "bc"]
     colors = method_colors([a.label for a in sac_arms])
     for arm in sac_arms:
-        curves = [_curve(cast(Path, c.run_dir)) for a, c in cells if a is arm and c.final is not None]
+        curves = [_curve(cast(Path, c.run_dir)) for a, c in cells if a is arm and counted(c)]
         for cv in curves:
             right.plot(cv["step"], cv["q_max"], color=colors[arm.label], alpha=0.3, linewidth=0.8)
         if curves:

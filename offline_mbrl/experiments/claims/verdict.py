@@ -32,6 +32,7 @@ from offline_mbrl.report.stats import Interval, mean_interval, seeded
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 Direction = Literal["above", "at_least", "below"]
 VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "inconclusive")
+DIVERGED = -np.inf  # the score of a run the suite stopped as diverged, in a probability of improvement
 _SYMBOL = {"above": ">", "at_least": "≥", "below": "<"}
 
 
@@ -108,12 +109,13 @@ def mean_ci(values: npt.ArrayLike, reps: int = 2_000, seed: int = 0) -> Interval
 
 def poi_ci(x: npt.ArrayLike, y: npt.ArrayLike, reps: int = 2_000, seed: int = 0) -> Interval:
     """P(X > Y) (ties count half) between two methods' per-seed scores on one task, with rliable's
-    bootstrap 95% interval (each method's seeds resampled)."""
+    bootstrap 95% interval (each method's seeds resampled). A run that diverged scores -inf (`DIVERGED`):
+    the statistic is rank-based, so it counts as worse than any finished run."""
     from rliable import library, metrics
 
     a = np.asarray(x, dtype=np.float64).reshape(-1, 1)
     b = np.asarray(y, dtype=np.float64).reshape(-1, 1)
-    if a.size == 0 or b.size == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if a.size == 0 or b.size == 0 or np.isnan(a).any() or np.isnan(b).any():
         return Interval(math.nan, math.nan, math.nan)
     point = float(metrics.probability_of_improvement(a, b))
     if min(a.size, b.size) < 2:
