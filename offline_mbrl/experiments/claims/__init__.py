@@ -96,6 +96,19 @@ def run_claims(
     check_report_out(folder, CLAIMS_OUTPUT)  # before any run: a folder we may not replace is one line
     folder.parent.mkdir(parents=True, exist_ok=True)
     figures = temp_dir_beside(folder.parent) / "figures"
+    if budget == "cpu":
+        total = sum(c.cpu_minutes for c in claims)
+        log(
+            f"plan: {len(claims)} claim(s) at budget cpu, {seeds} seed(s): "
+            + ", ".join(f"{c.name} (~{c.cpu_minutes:.0f} min)" for c in claims)
+            + f"; about {total:.0f} min on a 2-core CPU with empty caches (3 seeds, measured), less for what "
+            f"is already under {results_root} or cached; report into {folder}"
+        )
+    else:
+        log(
+            f"plan: {len(claims)} claim(s) at budget {budget}: {', '.join(c.name for c in claims)}; "
+            f"report into {folder}"
+        )
     done: list[ClaimRun] = []
     try:
         for claim in claims:

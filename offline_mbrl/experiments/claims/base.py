@@ -54,7 +54,7 @@ class Claim:
     experiment: str  # what is run, at each budget
     statistic: str  # the statistics and their thresholds, in words
     run: Callable[[Context], Outcome]
-    cpu_minutes: float  # the measured (or planned) minutes at --budget cpu with 3 seeds on 2 cores
+    cpu_minutes: float  # minutes measured at --budget cpu, 3 seeds, 2 cores, empty caches (the plan line)
 
 
 def counted(cell: CellRun) -> bool:
@@ -86,3 +86,24 @@ def save_figure(fig: Any, path: Path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return f"figures/{path.name}"
+
+
+def seed_strip(ax: Any, i: int, values: Any, color: Any) -> None:
+    """One method's per-seed values at x = i: dots and a bar at their mean; diverged runs (-inf) are not
+    plotted but counted under the bar ("n diverged")."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    if ok.size:
+        ax.bar(i, float(ok.mean()), color=color, alpha=0.5)
+        ax.scatter(np.full(ok.size, i), ok, color=color, zorder=3)
+    if ok.size < v.size:
+        ax.annotate(
+            f"{v.size - ok.size} diverged",
+            (i, 0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )

@@ -308,5 +308,5 @@ CLAIM = Claim(
         "final normalised scores (below BC: P(BC > MBPO) > 0.5; at least BC's: interval low end >= 0.5)"
     ),
     run=run,
-    cpu_minutes=20.0,
+    cpu_minutes=15.0,  # measured on a fresh clone, 2026-12-06 (docs/claims.md)
 )

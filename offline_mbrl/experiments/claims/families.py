@@ -216,5 +216,5 @@ CLAIM = Claim(
         "rankings (< 1), each with a bootstrap 95% interval"
     ),
     run=run,
-    cpu_minutes=5.0,
+    cpu_minutes=2.0,  # measured on a fresh clone, 2026-12-06 (docs/claims.md)
 )
