@@ -84,7 +84,8 @@ def test_list_shows_names_resolution_presence_and_provenance(capsys, tmp_path):
     assert (
         "Minari" in rows["mujoco/pendulum/extra-v0"]
     )  # local datasets outside the short names are listed too
-    assert len([r for r in rows if r != "name"]) == 27
+    assert "offline-mbrl/point2d/partial-v0" in rows["point2d-partial"]  # the task datasets are listed too
+    assert len([r for r in rows if r != "name"]) == 28  # 5 x 5 ENV-TIER, 2 task datasets, the extra one
 
 
 def test_info_prints_return_distribution_and_scores(capsys, tmp_path):
