@@ -325,6 +325,13 @@ def test_claims_command_refuses_bad_input_in_one_line(isolated_roots, monkeypatc
         (["claims", "--budget", "gpu"], "unknown budget 'gpu'"),
         (["claims", "--seeds", "0"], "--seeds"),
         (["claims", "--reps", "3"], "--reps"),
+        (["claims", "--seeds", "nan"], "--seeds"),
+        (
+            ["claims", "--device", "cuda"]
+            if not torch.cuda.is_available()
+            else ["claims", "--device", "tpu"],
+            "--device",
+        ),
     ):
         code, _, err = run_cli(capsys, *args)
         assert_one_line_error(code, err, words)
@@ -334,6 +341,7 @@ def test_claims_command_refuses_bad_input_in_one_line(isolated_roots, monkeypatc
     code, _, err = run_cli(capsys, "claims", "penalties", "--out", str(mine))
     assert_one_line_error(code, err, "no .offline-mbrl-claims marker")
     assert (mine / "notes.txt").read_text() == "keep me" and not (isolated_roots / "results").exists()
+    assert not (isolated_roots / "reports").exists() and not (isolated_roots / "minari").exists()
     code, out, _ = run_cli(capsys, "claims", "--list")
     assert code == 0 and "edge-of-reach" in out and "penalties" in out and "Sims et al." in out
 

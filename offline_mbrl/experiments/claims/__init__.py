@@ -89,6 +89,9 @@ def run_claims(
         raise UserError(f"unknown budget '{budget}'; choose from {', '.join(CLAIM_BUDGETS)}")
     check_option("--seeds", seeds, 1, MAX_SEEDS)
     check_option("--reps", reps, 10, 1_000_000)
+    from offline_mbrl.launch import check_device
+
+    check_device(device)  # a missing GPU is one line before any dataset, run or folder is made
     claims = check_names(names)
     folder = Path(out) if out is not None else Path("reports") / f"claims-{budget}"
     from offline_mbrl.report.build import check_report_out
