@@ -1,6 +1,6 @@
 """Train several algorithms x seeds on one dataset at a small CPU budget and print a score table.
 
-The evidence behind the small-tier numbers (docs/speed.md):
+The evidence behind pendulum-medium-replay's score tables (docs/speed.md):
 
     python benchmarks/compare_small.py --dataset pendulum-medium-replay --seeds 0 1 2 --steps 20000
 

@@ -91,6 +91,6 @@ class AlgorithmSpec:
 
 
 def small_steps(steps: int) -> tuple[str, ...]:
-    """The `small` budget's length for one algorithm: its gradient steps (what 20 minutes per run on a
-    2-core CPU hold at its measured rate, benchmarks/small_cells.py) with 10 evaluations and checkpoints."""
+    """The `small` budget's length for one algorithm: its gradient steps (about 3 minutes of training on
+    one core at its measured rate, benchmarks/results/small_tier.md) with 10 evaluations and checkpoints."""
     return (f"steps={steps}", f"eval_every={steps // 10}", f"checkpoint_every={steps // 10}")

@@ -483,7 +483,7 @@ def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | Non
             f"estimate: about {duration(seconds)} in all ("
             + ", ".join(f"{a} {t} per run" for a, t in each.items())
             + f"; {budget}: seconds per run, dynamics fit included, measured on a {source}; "
-            "seeds batched in one process take less)"
+            "seeds batched in one process: about the same on a CPU, less on a GPU)"
         ]
     rates, source = measured_rates(device)
     unknown = sorted({c.algorithm for c in cfgs if c.algorithm not in rates or not paper_sized(c)})
@@ -501,8 +501,8 @@ def plan_estimate(cfgs: list[TrainConfig], runs_each: int = 1, budget: str | Non
     ]
     if seconds > DAY:
         lines.append(
-            f"warning: that is more than a day on this {device}: a smaller budget (--budget small: at most "
-            "20 minutes per run on a 2-core CPU; --budget smoke: a minute) or a GPU (--device cuda) fits it "
+            f"warning: that is more than a day on this {device}: a smaller budget (--budget small: a few "
+            "minutes per run on a 2-core CPU; --budget smoke: a minute) or a GPU (--device cuda) fits it "
             "better"
         )
     return lines

@@ -20,6 +20,7 @@ from offline_mbrl.experiments.reproduce import load_table, reproduce, task_datas
 
 from .conftest import synthetic_episode, write_minari
 from .test_algorithms import MODEL_BASED, PER_ALGO, TINY
+from .test_cli import assert_one_line_error, run_cli
 
 TASK = "test/pendulum/refs-v0"
 TINY_BC = [*TINY, *PER_ALGO["bc"], "steps=60"]
@@ -96,7 +97,7 @@ def test_budgets_scale_the_paper_preset_and_skip_keys_an_algorithm_lacks():
     bc = cell_config("bc", "hopper-medium-v0", 0, BUDGETS["smoke"], ["algo.lr=0.01"], "cpu", None)
     assert bc.steps == 2000 and bc.algo.lr == 0.01 and bc.dynamics.max_epochs is None  # bc fits no dynamics
     ravl = cell_config("ravl", "pendulum-medium", 0, BUDGETS["small"], [], "cpu", 500)  # no preset: defaults
-    assert ravl.steps == 500 and ravl.algo.rollout_batch == 10_000 and ravl.algo.eta == 1.0
+    assert ravl.steps == 500 and ravl.algo.rollout_batch == 2_000 and ravl.algo.eta == 1.0
 
 
 def test_reproduce_runs_only_missing_cells_marks_published_values_and_reports_failures(
@@ -155,6 +156,29 @@ def test_smoke_makes_an_absent_suite_dataset_at_a_reduced_size_and_paper_refuses
     ):
         prepare_dataset("pendulum-random-v0", BUDGETS["paper"])
     prepare_dataset("pendulum-random-v0", BUDGETS["small"])  # small runs on it, with the note
+
+
+def test_small_makes_an_absent_suite_dataset_at_its_full_size():
+    assert not cells.resolve("point2d-partial").present
+    said: list[str] = []
+    prepare_dataset("point2d-partial", BUDGETS["small"], said.append)
+    assert said == ["making point2d-partial at 10,000 transitions, its full size"]
+    assert cells.reduced_size("point2d-partial") is None and cells.resolve("point2d-partial").present
+
+
+def test_a_comparison_without_algorithms_or_datasets_runs_its_budgets_tier(capsys, tmp_path):
+    six = ["bc", "mopo", "mobile", "combo", "ravl", "morec-mopo"]
+    small = ["pendulum-random", "inverted-double-pendulum-medium-replay", "point2d-partial"]
+    assert cells.tier_defaults("small", [], []) == (six, small)
+    assert cells.tier_defaults("smoke", ["bc"], []) == (["bc"], ["pendulum-medium-replay"])
+    assert cells.tier_defaults("paper", ["bc"], ["hopper-medium"]) == (["bc"], ["hopper-medium"])
+    with pytest.raises(UserError, match=r"^name the algorithms .* at the paper budget; only smoke and small"):
+        cells.tier_defaults("paper", [], ["hopper-medium"])
+
+    # the command says so in one line, before anything runs
+    code, out, err = run_cli(capsys, "compare", "--dataset", "hopper-medium", "--results", str(tmp_path))
+    assert_one_line_error(code, err, "name the algorithms (--algo) and datasets (--dataset)")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_compare_runs_what_is_missing_and_reports(tiny_data, tmp_path, monkeypatch):

@@ -161,8 +161,8 @@ SOURCES = {
     "steps": CORL.at(_CORL, 28, reference=1_000_000, note="3M here, as every algorithm's default"),
 }
 
-# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 40_000
+# the small budget's length: about 3 minutes of training on one core (benchmarks/results/small_tier.md)
+SMALL_STEPS = 20_000
 
 SPEC = AlgorithmSpec(
     name="bc",

@@ -314,8 +314,8 @@ SOURCES = {
     "algo.sac.actor_critics": OFFLINERL_KIT.at(_POLICY, 120),
 }
 
-# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 7_000
+# the small budget's length: about 3 minutes of training on one core (benchmarks/results/small_tier.md)
+SMALL_STEPS = 3_000
 
 SPEC = model_based_spec(
     "combo",

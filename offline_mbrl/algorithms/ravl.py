@@ -137,8 +137,8 @@ SOURCES = {
 # thousand steps on a CPU.
 _CPU_CRITICS = ("algo.sac.critics=5", "algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
 
-# the small budget's length: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS = 15_000
+# the small budget's length: about 3 minutes of training on one core (benchmarks/results/small_tier.md)
+SMALL_STEPS = 8_000
 
 SPEC = model_based_spec(
     "ravl",

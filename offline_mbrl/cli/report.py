@@ -248,8 +248,16 @@ def reproduce_cmd(
 
 
 def compare_cmd(
-    algo: Annotated[list[str], typer.Option(help=algo_help("an algorithm to compare (repeat --algo)"))],
-    dataset: Annotated[list[str], typer.Option(help="a dataset; repeat for several")],
+    algo: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=algo_help("an algorithm to compare (repeat --algo; default: the budget tier's six)")
+        ),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(help="a dataset; repeat for several (default: the smoke or small budget's tier)"),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="seeds 0..K-1 per algorithm and dataset")] = 3,
     budget: Annotated[
         str, typer.Option(help="paper (default: the algorithms' settings), small or smoke")
@@ -262,7 +270,10 @@ def compare_cmd(
     episodes: Annotated[int | None, typer.Option(help="episodes per family member")] = None,
     results: Annotated[Path, typer.Option(help="results root")] = Path("results"),
     out: Annotated[
-        Path | None, typer.Option(help="report folder (default reports/compare-ALGOS-DATASETS)")
+        Path | None,
+        typer.Option(
+            help="report folder (default reports/compare-ALGOS-DATASETS; a whole tier: reports/BUDGET-tier)"
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     reps: Annotated[int, _REPS] = 50_000,
@@ -280,8 +291,8 @@ def compare_cmd(
     from offline_mbrl.experiments.cells import compare
 
     result = compare(
-        algo,
-        dataset,
+        algo or [],
+        dataset or [],
         seeds,
         budget,
         steps,

@@ -43,6 +43,7 @@ class Budget:
     overrides: tuple[str, ...]  # common to every algorithm; then its own (AlgorithmSpec.budgets), then --set
     seeds: int | None  # default seed count (None: the table's)
     dataset_size: int | None = None  # make an absent suite dataset at this size (smoke only)
+    make_absent: bool = False  # make an absent suite dataset at its full size (small)
     full_data: bool = False  # refuse suite datasets made at a reduced size
     scaled: bool = True  # a reduced budget: every algorithm must bring its own settings for it
     # the section of resources/rates.toml holding this budget's measured seconds per cell (None: none)
@@ -71,9 +72,10 @@ BUDGETS = {
     ),
     "small": Budget(
         "small",
-        "at most 20 minutes per run on a 2-core CPU: each algorithm's steps from its measured rate (MOPO "
-        "90,000, RAVL 15,000, COMBO 7,000, ...), 10 evaluations of 5 episodes, dynamics capped at 10 "
-        "epochs of 400 steps, 10,000 rollouts per round; a trend, not the paper's numbers",
+        "a few minutes per run on a 2-core CPU (at most 5): 2x128 networks, each algorithm's steps from its "
+        "measured rate (MOPO 25,000, RAVL 8,000, MOBILE 5,000, COMBO 3,000, ...), 10 evaluations of 5 "
+        "episodes, dynamics capped at 10 epochs of 400 steps, 2,000 rollouts per round; enough to tell "
+        "methods apart on its tier of small tasks, not the paper's numbers",
         (
             "log_every=100",
             "eval_episodes=5",
@@ -82,6 +84,7 @@ BUDGETS = {
             "dynamics.steps_per_epoch=400",
         ),
         seeds=3,
+        make_absent=True,
         measured="small",
     ),
     "paper": Budget(
@@ -94,6 +97,31 @@ BUDGETS = {
         scaled=False,
     ),
 }
+
+
+# What `compare --budget NAME` runs when no --algo or no --dataset is named: the methods its tiers compare,
+# and each budget's datasets (docs/reports.md#tiers). On the small tier those methods differ at the small
+# budget (benchmarks/results/small_tier.md); on the smoke tier, pendulum-medium-replay, they all score alike:
+# it checks the pipeline, not the methods.
+TIER_ALGORITHMS = ("bc", "mopo", "mobile", "combo", "ravl", "morec-mopo")
+TIERS: dict[str, tuple[str, ...]] = {
+    "smoke": ("pendulum-medium-replay",),
+    "small": ("pendulum-random", "inverted-double-pendulum-medium-replay", "point2d-partial"),
+}
+
+
+def tier_defaults(
+    budget: str, algorithms: Sequence[str], datasets: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The algorithms and datasets a comparison runs: those named, else the budget's tier (`TIERS`)."""
+    if algorithms and datasets:
+        return list(algorithms), list(datasets)
+    if budget not in TIERS:
+        raise UserError(
+            f"name the algorithms (--algo) and datasets (--dataset) to compare at the {budget} budget; "
+            f"only {' and '.join(TIERS)} have a default tier"
+        )
+    return list(algorithms or TIER_ALGORITHMS), list(datasets or TIERS[budget])
 
 
 @dataclass(frozen=True)
@@ -223,23 +251,27 @@ def dataset_note(dataset: str) -> str | None:
 
 
 def prepare_dataset(dataset: str, budget: Budget, log: Callable[[str], None] = print) -> None:
-    """Make an absent suite dataset at the smoke size (saying so first, in one line); refuse reduced-size
-    data for the paper budget.
+    """Make an absent suite dataset at the smoke size, or at its full size for the small budget (saying so
+    first, in one line); refuse reduced-size data for the paper budget.
 
     Raises UserError (the cell fails) when the dataset cannot be had at this budget."""
     res = resolve(dataset)
     if res.provenance != "made by offline-mbrl":
         return
-    if not res.present and budget.dataset_size is not None:
+    if not res.present and (budget.dataset_size is not None or budget.make_absent):
         from offline_mbrl.data.make.collect import default_size, make_dataset
 
         short = _short(res)
         env_tier = f"{short.env}-{short.tier}"
         full = default_size(short.env, short.tier)
-        size = min(budget.dataset_size, full)
+        size = min(budget.dataset_size or full, full)
         log(
-            f"making {env_tier} at {size:,} transitions, the {budget.name} budget's size"
-            + (f" (full: {full:,}; its numbers are not the full dataset's)" if size < full else "")
+            f"making {env_tier} at {size:,} transitions, "
+            + (
+                f"the {budget.name} budget's size (full: {full:,}; its numbers are not the full dataset's)"
+                if size < full
+                else "its full size"
+            )
         )
         make_dataset(env_tier, size=size)
         return
@@ -459,9 +491,9 @@ def compare(
     """Run the missing cells of algorithms x datasets x seeds (and evaluate on a family), then report.
 
     With `grid`, the cells are one study's trials shared with every worker running the same command."""
-    if not algorithms or not datasets:
-        raise UserError("compare needs at least one --algo and one --dataset")
     known_budget(budget, BUDGETS)
+    whole_tier = not algorithms and not datasets
+    algorithms, datasets = tier_defaults(budget, algorithms, datasets)
     check_option("--seeds", seeds, 1, MAX_SEEDS)
     if steps is not None:
         check_option("--steps", steps, 1, 10**9)
@@ -494,6 +526,8 @@ def compare(
         for run_dir in done_dirs:
             evaluate_family(run_dir, family, episodes, device, progress=progress)
     default = "compare-" + "-".join(algorithms) + "-" + "-".join(d.replace("/", "_") for d in datasets)
+    if whole_tier:
+        default = f"{budget}-tier"
     folder = Path(out) if out else Path("reports") / default
     preface = [
         Text(f"{note}: its numbers are not those of the full dataset.", "note") for note in notes.values()

@@ -57,21 +57,22 @@ TEST_SETTINGS = (
     "algo.sac.actor_hidden=32,32",
     "algo.sac.critic_hidden=32,32",
 )
-BUDGETS = {
-    "smoke": ("algo.rollout_batch=1000", "algo.rollout_every=250"),
-    "small": ("algo.rollout_batch=10000", *small_steps(90_000)),  # MBPO's and MOPO's length
-}
-# The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
-LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))
 # 2x128 actor and critics: what the learning check of an algorithm with a costly update (MOBILE's penalty
 # on 50 candidate next states per row, COMBO's 30 proposals) affords on a CPU.
 CPU_NETS = ("algo.sac.actor_hidden=128,128", "algo.sac.critic_hidden=128,128")
+BUDGETS = {
+    "smoke": ("algo.rollout_batch=1000", "algo.rollout_every=250"),
+    # 2x128 networks and 2,000 rollouts per round; MBPO's and MOPO's length (the others set their own)
+    "small": ("algo.rollout_batch=2000", *CPU_NETS, *small_steps(25_000)),
+}
+# The slow test's toy task (MBPO's scores ~114 there at 20k steps; the data's mean is ~13).
+LEARNING_CHECK = LearningCheck(steps=6000, margin=50.0, overrides=("algo.rollout_batch=2000",))
 
 
 def budgets_with(smoke: tuple[str, ...] = (), small: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """`BUDGETS` plus an algorithm's own settings: what keeps its smoke cell within 60 s and its small run
-    within 20 minutes on a 2-core CPU where the shared ones do not (benchmarks/smoke_cells.py and
-    benchmarks/small_cells.py measure every algorithm); later settings win (`small_steps`)."""
+    within a few minutes on a 2-core CPU where the shared ones do not (benchmarks/smoke_cells.py and
+    benchmarks/results/small_tier.md measure every algorithm); later settings win (`small_steps`)."""
     return {"smoke": (*BUDGETS["smoke"], *smoke), "small": (*BUDGETS["small"], *small)}
 
 

@@ -320,8 +320,8 @@ TEST_REWARD = (
     "algo.reward.replay_steps=2",
     "algo.filter.snapshot_stride=4",
 )
-# the small budget's lengths: what 20 minutes per run on a 2-core CPU hold (benchmarks/small_cells.py)
-SMALL_STEPS_MOPO, SMALL_STEPS_MOBILE = 75_000, 16_000
+# the small budget's lengths: about 3 minutes of training on one core (benchmarks/results/small_tier.md)
+SMALL_STEPS_MOPO, SMALL_STEPS_MOBILE = 5_000, 3_000
 # CPU budgets: fewer start states, shorter rollouts and a shorter reward fit (every 4th kept snapshot).
 _BUDGETS = {
     "smoke": (
@@ -332,6 +332,7 @@ _BUDGETS = {
         "algo.filter.snapshot_stride=40",
     ),
     "small": (
+        *CPU_NETS,
         "algo.rollout_batch=500",
         "algo.horizon=50",
         "algo.reward.updates=5000",
@@ -373,7 +374,7 @@ SPEC_MOBILE = model_based_spec(
     test_settings=(*TEST_SETTINGS, *TEST_REWARD),
     budgets={  # MOBILE's smoke networks too
         "smoke": (*_BUDGETS["smoke"], *mobile.SMOKE),
-        "small": (*_BUDGETS["small"], *small_steps(SMALL_STEPS_MOBILE)),
+        "small": (*_BUDGETS["small"], *mobile.SMALL_NO_CLAMP, *small_steps(SMALL_STEPS_MOBILE)),
     },
     learning_check=LearningCheck(
         _CHECK.steps, _CHECK.margin, (*_CHECK.overrides, "algo.sac.target_min=none")
