@@ -151,10 +151,27 @@ def _finished_bc_run(results: Path) -> Path:
             "--out",
             "reports/c",
         ],
+        [
+            "compare",
+            "--algo",
+            "mbpo",
+            "--algo",
+            "bc",
+            "--dataset",
+            DS,
+            "--budget",
+            "smoke",
+            "--seeds",
+            "2",
+            "--workers",
+            "2",
+            "--out",
+            "reports/w",
+        ],
         ["evaluate", "RUN", "--family", "FAMILY", "--episodes", "2000"],
         ["diagnose", "--dataset", DS, "--run", "RUN", "--starts", "200000", "--horizon", "50", "--out", "d"],
     ],
-    ids=["dynamics fit", "compare", "evaluate", "diagnose"],
+    ids=["dynamics fit", "compare", "compare on worker processes", "evaluate", "diagnose"],
 )
 def test_every_long_command_interrupted_through_the_cli_names_the_command_that_continues(root, command):  # noqa: F811
     run = _finished_bc_run(Path("results"))

@@ -205,6 +205,22 @@ def test_compare_runs_what_is_missing_and_reports(tiny_data, tmp_path, monkeypat
         compare(["bc"], [tiny_data], overrides=["algo.rollout_batch=3"], log=lambda _: None)
 
 
+def test_cells_on_two_worker_processes_give_what_one_process_gives(tiny_data, tmp_path):
+    overrides = [*TINY, *(f"mopo:{o}" for o in MODEL_BASED), "bc:algo.hidden=32,32"]
+    kwargs = dict(seeds=2, steps=60, overrides=overrides, reps=50, progress=False, log=lambda _: None)
+    lines: list[str] = []
+    two = compare(["mopo", "bc"], [tiny_data], results_root=tmp_path / "two", out=tmp_path / "r2",
+                  workers=2, **{**kwargs, "log": lines.append})  # fmt: skip
+    one = compare(["mopo", "bc"], [tiny_data], results_root=tmp_path / "one", out=tmp_path / "r1", **kwargs)
+    assert [c.status for c in two.cells] == ["ran"] * 4
+    assert "running 3 groups of cells on 2 worker processes of one thread each" in lines
+    # mopo's two seeds are one batched group; bc's seeds one group each; one thread everywhere here
+    assert [c.final["return_mean"] for c in two.cells] == [c.final["return_mean"] for c in one.cells]
+    assert [c.run_dir.name for c in two.cells] == [c.run_dir.name for c in one.cells]
+    with pytest.raises(UserError, match="--workers"):
+        compare(["bc"], [tiny_data], workers=0, log=lambda _: None)
+
+
 def test_reproduce_and_compare_commands(tiny_data, tmp_path):
     app = typer.Typer()
     register(app)

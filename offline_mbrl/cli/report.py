@@ -283,6 +283,9 @@ def compare_cmd(
     storage: STORAGE = None,
     study: STUDY = None,
     heartbeat: HEARTBEAT = 60,
+    workers: Annotated[
+        int, typer.Option(help="processes of one torch thread training cells side by side (2 on 2 cores)")
+    ] = 1,
 ) -> None:
     """Run what is missing of algorithms x datasets x seeds, then write their report."""
     grid = _grid(storage, study, heartbeat)
@@ -305,6 +308,7 @@ def compare_cmd(
         reps,
         log=console.print,
         grid=grid,
+        workers=workers,
     )
     _print_report(result.report)
     failed = [c for c in result.cells if c.status == "failed"]

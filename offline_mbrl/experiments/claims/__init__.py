@@ -80,6 +80,7 @@ def run_claims(
     reps: int = 2_000,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> tuple[list[ClaimRun], Path]:
     """Run the claims (all when `names` is empty); returns their runs and the report folder."""
     from offline_mbrl.core.cache import temp_dir_beside
@@ -89,6 +90,7 @@ def run_claims(
         raise UserError(f"unknown budget '{budget}'; choose from {', '.join(CLAIM_BUDGETS)}")
     check_option("--seeds", seeds, 1, MAX_SEEDS)
     check_option("--reps", reps, 10, 1_000_000)
+    check_option("--workers", workers, 1, 64)
     from offline_mbrl.launch import check_device
 
     check_device(device)  # a missing GPU is one line before any dataset, run or folder is made
@@ -104,7 +106,8 @@ def run_claims(
         log(
             f"plan: {len(claims)} claim(s) at budget cpu, {seeds} seed(s): "
             + ", ".join(f"{c.name} (~{c.cpu_minutes:.0f} min)" for c in claims)
-            + f"; about {total:.0f} min on a 2-core CPU with empty caches (3 seeds, measured), less for what "
+            + f"; about {total:.0f} min on a 2-core CPU with empty caches (3 seeds, measured with one "
+            "process" + (f"; {workers} workers take less" if workers > 1 else "") + "), less for what "
             f"is already under {results_root} or cached; report into {folder}"
         )
     else:
@@ -117,7 +120,7 @@ def run_claims(
         for claim in claims:
             log(f"claim {claim.name} ({claim.paper}): {claim.claim}")
             start = time.time()
-            ctx = Context(budget, seeds, Path(results_root), figures, device, reps, progress, log)
+            ctx = Context(budget, seeds, Path(results_root), figures, device, reps, progress, log, workers)
             outcome = claim.run(ctx)
             done.append(ClaimRun(claim, outcome, time.time() - start))
             for test in outcome.tests:

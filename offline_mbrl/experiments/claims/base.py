@@ -28,6 +28,7 @@ class Context:
     reps: int = 2_000  # bootstrap repetitions of each interval
     progress: bool = True
     log: Callable[[str], None] = print
+    workers: int = 1  # processes of one torch thread running its cells side by side (`run_cells`)
 
 
 @dataclass

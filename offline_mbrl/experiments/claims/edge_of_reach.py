@@ -134,7 +134,7 @@ def run(ctx: Context) -> Outcome:
         i: cell_config(arm.algorithm, DATASET, c.seed, b, _overrides(arm, ctx.budget), ctx.device, None)
         for i, (arm, c) in enumerate(cells)
     }
-    run_cells([c for _, c in cells], configs, b, ctx.results_root, ctx.progress, ctx.log)
+    run_cells([c for _, c in cells], configs, b, ctx.results_root, ctx.progress, ctx.log, workers=ctx.workers)
     gamma = next(cfg.algo.sac.gamma for cfg in configs.values() if hasattr(cfg.algo, "sac"))
     rows = []
     for arm, c in cells:

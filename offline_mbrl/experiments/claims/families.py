@@ -119,7 +119,9 @@ def run(ctx: Context) -> Outcome:
         i: cell_config(c.algorithm, dataset, c.seed, budget, list(arms[key][1]), ctx.device, None)
         for i, (key, c) in enumerate(cells)
     }
-    run_cells([c for _, c in cells], configs, budget, ctx.results_root, ctx.progress, ctx.log)
+    run_cells(
+        [c for _, c in cells], configs, budget, ctx.results_root, ctx.progress, ctx.log, workers=ctx.workers
+    )
     rows = []
     for key, c in cells:
         if c.final is None:

@@ -111,7 +111,7 @@ def run(ctx: Context) -> Outcome:
         )
         for i, c in enumerate(cells)
     }
-    run_cells(cells, configs, budget, ctx.results_root, ctx.progress, ctx.log)
+    run_cells(cells, configs, budget, ctx.results_root, ctx.progress, ctx.log, workers=ctx.workers)
     best = best_data_return()
     rows = [
         {

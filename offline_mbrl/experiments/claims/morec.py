@@ -139,7 +139,9 @@ def run(ctx: Context) -> Outcome:
         i: cell_config(c.algorithm, dataset, c.seed, budget, list(b["arms"][key][1]), ctx.device, None)
         for i, (key, c) in enumerate(cells)
     }
-    run_cells([c for _, c in cells], configs, budget, ctx.results_root, ctx.progress, ctx.log)
+    run_cells(
+        [c for _, c in cells], configs, budget, ctx.results_root, ctx.progress, ctx.log, workers=ctx.workers
+    )
     rows = [
         {"arm": "r_D", "method": "dynamics reward", "seed": s, "score": np.nan, "auc": a}
         for s, a in enumerate(aucs)
