@@ -219,6 +219,8 @@ def test_cells_on_two_worker_processes_give_what_one_process_gives(tiny_data, tm
     assert [c.run_dir.name for c in two.cells] == [c.run_dir.name for c in one.cells]
     with pytest.raises(UserError, match="--workers"):
         compare(["bc"], [tiny_data], workers=0, log=lambda _: None)
+    with pytest.raises(UserError, match="a grid .--study. has its workers already"):
+        compare(["bc"], [tiny_data], workers=2, grid=cells.GridOptions("g"), log=lambda _: None)
 
 
 def test_reproduce_and_compare_commands(tiny_data, tmp_path):

@@ -569,6 +569,12 @@ def compare(
     check_option("--seeds", seeds, 1, MAX_SEEDS)
     if steps is not None:
         check_option("--steps", steps, 1, 10**9)
+    check_option("--workers", workers, 1, 64)
+    if grid is not None and workers > 1:
+        raise UserError(
+            "--workers runs one machine's cells side by side; a grid (--study) has its workers already: "
+            "start the same command once per worker instead"
+        )
     algorithms = list(dict.fromkeys(algorithms))
     b = BUDGETS[budget]
     per_algo = split_overrides(overrides, algorithms)
@@ -586,7 +592,6 @@ def compare(
         def after(run_dir: Path) -> None:
             evaluate_family(run_dir, family, episodes, device, progress=progress)
 
-    check_option("--workers", workers, 1, 64)
     notes = run_cells(cells, configs, b, Path(results_root), progress, log, grid, title, after, workers)
     failed = [c for c in cells if c.status == "failed"]
     done = [c for c in cells if c.final is not None]
