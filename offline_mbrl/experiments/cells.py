@@ -23,6 +23,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.ranges import MAX_SEEDS, check_option
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
+from offline_mbrl.experiments.cell_workers import run_in_workers, shown_score
 from offline_mbrl.launch import (
     build_config,
     execute_seeds,
@@ -348,7 +349,7 @@ def run_cells(
                 for cell in group:
                     cell.status, cell.error = "failed", str(exc)
         live = [g for g in groups if g[0].status == "pending"]
-        _run_in_workers(live, [[cast(TrainConfig, configs[cells.index(c)]) for c in g] for g in live],
+        run_in_workers(live, [[cast(TrainConfig, configs[cells.index(c)]) for c in g] for g in live],
                         results_root, workers, log)  # fmt: skip
         return _notes(cells, log)
     done = 0
@@ -370,70 +371,13 @@ def run_cells(
             finals = execute_seeds(group_cfgs, results_root, resume="auto", progress=progress)
             for cell, final in zip(group, finals, strict=True):
                 cell.final, cell.status = final, "ran"
-            log(f"  done in {time.time() - start:.0f} s: " + "; ".join(_shown_score(f) for f in finals))
+            log(f"  done in {time.time() - start:.0f} s: " + "; ".join(shown_score(f) for f in finals))
         except UserError as exc:
             for cell in group:
                 cell.status, cell.error = "failed", str(exc)
                 cell.diverged = isinstance(exc, DivergedError)
             log(f"  failed: {exc}")
     return _notes(cells, log)
-
-
-def _group_in_worker(cfgs: list[TrainConfig], results_root: Path) -> tuple[str, list[dict] | str]:
-    """One seed group, in a worker process of one torch thread: ("ran", finals) or (failure kind, why)."""
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        return "ran", execute_seeds(cfgs, results_root, resume="auto", progress=False)
-    except DivergedError as exc:
-        return "diverged", str(exc)
-    except UserError as exc:
-        return "failed", str(exc)
-
-
-def _run_in_workers(
-    groups: list[list[CellRun]],
-    cfgs: list[list[TrainConfig]],
-    results_root: Path,
-    workers: int,
-    log: Callable[[str], None],
-) -> None:
-    """The seed groups on `workers` processes of one torch thread each (spawned: no state shared but the
-    files), the batched groups first. On a 2-core CPU two 1-thread processes train these small networks
-    about twice as fast as one 2-thread process (docs/claims.md). An interrupted group resumes from its
-    checkpoint when the command runs again, as a group run in this process does."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    order = sorted(range(len(groups)), key=lambda k: -len(groups[k]))  # stable: ties keep their order
-    groups, cfgs = [groups[k] for k in order], [cfgs[k] for k in order]
-    total = sum(len(g) for g in groups)
-    log(f"running {len(groups)} groups of cells on {workers} worker processes of one thread each")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        started = time.time()
-        futures = {
-            pool.submit(_group_in_worker, c, results_root): g for g, c in zip(groups, cfgs, strict=True)
-        }
-        done = 0
-        for future in as_completed(futures):
-            group = futures[future]
-            kind, result = future.result()
-            done += len(group)
-            first = group[0]
-            seeds = ", ".join(str(c.seed) for c in group)
-            where = f"[{done}/{total}] {first.algorithm} on {first.dataset} seed(s) {seeds}"
-            if kind == "ran":
-                finals = cast(list[dict], result)
-                for cell, final in zip(group, finals, strict=True):
-                    cell.final, cell.status = final, "ran"
-                scores = "; ".join(_shown_score(f) for f in finals)
-                log(f"{where}: done at {time.time() - started:.0f} s: {scores}")
-            else:
-                for cell in group:
-                    cell.status, cell.error, cell.diverged = "failed", str(result), kind == "diverged"
-                log(f"{where}: failed: {result}")
 
 
 def _notes(cells: list[CellRun], log: Callable[[str], None]) -> dict[str, str]:
@@ -494,7 +438,7 @@ def run_grid(
                 log(f"  resuming {out} from its checkpoint")
             start = time.time()
             (final,) = execute_seeds([cfg], results_root, resume="auto", progress=progress)
-            log(f"  done in {time.time() - start:.0f} s: {_shown_score(final)}")
+            log(f"  done in {time.time() - start:.0f} s: {shown_score(final)}")
             if after is not None:
                 after(out)
             return record(out, Path(results_root))
@@ -527,12 +471,6 @@ def _seed_groups(cells: list[CellRun], cfgs: list[TrainConfig]) -> list[list[Cel
         else:
             groups.append((cfg, [cell]))
     return [members for _, members in groups]
-
-
-def _shown_score(final: dict) -> str:
-    if final.get("normalized_score") is not None:
-        return f"normalised score {final['normalized_score']:.1f}"
-    return f"return {final['return_mean']:.1f}"
 
 
 @dataclass
