@@ -23,17 +23,38 @@ def shown_score(final: dict) -> str:
     return f"return {final['return_mean']:.1f}"
 
 
-def _group_in_worker(cfgs: list[TrainConfig], results_root: Path) -> tuple[str, list[dict] | str]:
-    """One seed group, in a worker process of one torch thread: ("ran", finals) or (failure kind, why)."""
-    import torch
+Outcome = tuple[str, "list[dict] | str"]  # ("ran", finals) or ("diverged" | "failed", why)
 
-    torch.set_num_threads(1)
+
+def run_group(cfgs: list[TrainConfig], results_root: Path, progress: bool) -> Outcome:
+    """One seed group trained (or reused) here; a UserError is its outcome, not raised."""
     try:
-        return "ran", execute_seeds(cfgs, results_root, resume="auto", progress=False)
+        return "ran", execute_seeds(cfgs, results_root, resume="auto", progress=progress)
     except DivergedError as exc:
         return "diverged", str(exc)
     except UserError as exc:
         return "failed", str(exc)
+
+
+def settle(group: list[CellRun], outcome: Outcome) -> str:
+    """Record a group's outcome on its cells; returns what the log line says of it."""
+    kind, result = outcome
+    if kind == "ran":
+        finals = cast(list[dict], result)
+        for cell, final in zip(group, finals, strict=True):
+            cell.final, cell.status = final, "ran"
+        return "; ".join(shown_score(f) for f in finals)
+    for cell in group:
+        cell.status, cell.error, cell.diverged = "failed", str(result), kind == "diverged"
+    return f"failed: {result}"
+
+
+def _group_in_worker(cfgs: list[TrainConfig], results_root: Path) -> Outcome:
+    """One seed group, in a worker process of one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_group(cfgs, results_root, progress=False)
 
 
 def run_in_workers(
@@ -63,18 +84,14 @@ def run_in_workers(
         done = 0
         for future in as_completed(futures):
             group = futures[future]
-            kind, result = future.result()
+            outcome = future.result()
             done += len(group)
             first = group[0]
             seeds = ", ".join(str(c.seed) for c in group)
             where = f"[{done}/{total}] {first.algorithm} on {first.dataset} seed(s) {seeds}"
-            if kind == "ran":
-                finals = cast(list[dict], result)
-                for cell, final in zip(group, finals, strict=True):
-                    cell.final, cell.status = final, "ran"
-                scores = "; ".join(shown_score(f) for f in finals)
-                log(f"{where}: done at {time.time() - started:.0f} s: {scores}")
-            else:
-                for cell in group:
-                    cell.status, cell.error, cell.diverged = "failed", str(result), kind == "diverged"
-                log(f"{where}: failed: {result}")
+            said = settle(group, outcome)
+            log(
+                f"{where}: done at {time.time() - started:.0f} s: {said}"
+                if outcome[0] == "ran"
+                else f"{where}: {said}"
+            )

@@ -23,7 +23,7 @@ from offline_mbrl.config import TrainConfig
 from offline_mbrl.core.errors import UserError
 from offline_mbrl.core.ranges import MAX_SEEDS, check_option
 from offline_mbrl.data.names import Resolution, ShortName, preset_task, resolve
-from offline_mbrl.experiments.cell_workers import run_in_workers, shown_score
+from offline_mbrl.experiments.cell_workers import Outcome, run_in_workers, settle, shown_score
 from offline_mbrl.launch import (
     build_config,
     execute_seeds,
@@ -368,15 +368,14 @@ def run_cells(
         start = time.time()
         try:
             _prepare_once(first.dataset, budget, prepared, log)
-            finals = execute_seeds(group_cfgs, results_root, resume="auto", progress=progress)
-            for cell, final in zip(group, finals, strict=True):
-                cell.final, cell.status = final, "ran"
-            log(f"  done in {time.time() - start:.0f} s: " + "; ".join(shown_score(f) for f in finals))
-        except UserError as exc:
-            for cell in group:
-                cell.status, cell.error = "failed", str(exc)
-                cell.diverged = isinstance(exc, DivergedError)
-            log(f"  failed: {exc}")
+            outcome: Outcome = (
+                "ran",
+                execute_seeds(group_cfgs, results_root, resume="auto", progress=progress),
+            )
+        except UserError as exc:  # a DivergedError among them
+            outcome = ("diverged" if isinstance(exc, DivergedError) else "failed", str(exc))
+        said = settle(group, outcome)
+        log(f"  done in {time.time() - start:.0f} s: {said}" if outcome[0] == "ran" else f"  {said}")
     return _notes(cells, log)
 
 
